@@ -1,0 +1,216 @@
+package configs
+
+import (
+	"fmt"
+	"net/mail"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// Names that Validate accepts.
+var (
+	logLevels    = []string{"debug", "info", "warn", "error"}
+	storageTypes = []string{"local", "prometheus", "influxdb", "victoriametrics"}
+	protocols    = []string{"http", "dns", "tls", "smtp", "ssh", "quic", "http2", "ftp", "dhcp", "ntp", "smb"}
+	channelTypes = []string{"email", "webhook", "prometheus-alertmanager"}
+)
+
+// Limits that Validate enforces.
+const (
+	MinSnaplen       = 64
+	MaxSnaplen       = 262144
+	MaxThreads       = 1024
+	MaxBatchSize     = 65536
+	MinMemoryLimitMB = 16
+	MaxFragments     = 1 << 20
+	MinAPITokenLen   = 16
+)
+
+// Validate checks that c makes sense: values in range, names known, ports
+// apart, the API not open to the network without a token. It returns an
+// *Errors listing every problem, each message starting with the dotted key
+// and saying what to do, or nil. Parse and Load do not call it; LoadChecked
+// does.
+func (c *Config) Validate() error {
+	var v validator
+
+	v.oneOf("log_level", c.LogLevel, logLevels)
+
+	v.port("api_port", c.APIPort)
+	v.port("web_port", c.WebPort)
+	if c.EnableAPI && c.EnableWeb && c.APIPort == c.WebPort {
+		v.add("web_port", "%d is api_port too; give the web dashboard a port of its own, e.g. 9090", c.WebPort)
+	}
+	loopback := true
+	switch addr, err := netip.ParseAddr(c.APIListen); {
+	case c.APIListen == "localhost":
+	case c.APIListen == "":
+		v.add("api_listen", "empty; set an IP address, 127.0.0.1 for this host only or 0.0.0.0 for all")
+	case err != nil:
+		v.add("api_listen", "%q is not an IP address; use e.g. 127.0.0.1 (this host only) or 0.0.0.0 (all interfaces)", c.APIListen)
+	default:
+		loopback = addr.IsLoopback()
+	}
+	switch {
+	case c.APIToken == "":
+		if c.EnableAPI && !loopback {
+			v.add("api_token", "empty, but api_listen %q is not a loopback address, which opens the API to the network; set api_token, or listen on 127.0.0.1", c.APIListen)
+		}
+	case strings.ContainsFunc(c.APIToken, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		v.add("api_token", "contains spaces or control characters, which cannot be sent in a header; use e.g. the output of `openssl rand -hex 32`")
+	case len(c.APIToken) < MinAPITokenLen:
+		v.add("api_token", "too short (%d characters); use at least %d random characters, e.g. the output of `openssl rand -hex 32`", len(c.APIToken), MinAPITokenLen)
+	}
+
+	if c.CaptureInterface != "" {
+		v.ifname("capture_interface", c.CaptureInterface)
+	}
+	for i, name := range c.NetworkAnalysis.CaptureInterfaces {
+		key := fmt.Sprintf("network_analysis.capture_interfaces[%d]", i)
+		v.ifname(key, name)
+		if j := slices.Index(c.NetworkAnalysis.CaptureInterfaces[:i], name); j >= 0 {
+			v.add(key, "%q is listed twice (also at [%d]); list each interface once", name, j)
+		}
+	}
+	if c.EnablePacketCapture && len(c.Interfaces()) == 0 {
+		v.add("capture_interface", "empty, and so is network_analysis.capture_interfaces; name an interface to capture on, e.g. eth0, or set enable_packet_capture: false")
+	}
+
+	na := &c.NetworkAnalysis
+	v.between("network_analysis.capture_snaplen", na.CaptureSnaplen, MinSnaplen, MaxSnaplen)
+	for i, p := range na.Protocols {
+		key := fmt.Sprintf("network_analysis.protocols[%d]", i)
+		v.oneOf(key, p, protocols)
+		if j := slices.Index(na.Protocols[:i], p); j >= 0 && slices.Contains(protocols, p) {
+			v.add(key, "%q is listed twice (also at [%d]); list each protocol once", p, j)
+		}
+	}
+
+	st := &c.Storage
+	v.oneOf("storage.type", st.Type, storageTypes)
+	if st.RetentionDays < 1 {
+		v.add("storage.retention_days", "%d; keep data for at least 1 day", st.RetentionDays)
+	}
+	if st.Type == "local" && !filepath.IsAbs(st.LocalPath) {
+		v.add("storage.local_path", "%q is not an absolute path; use e.g. /var/lib/netsentry/data", st.LocalPath)
+	}
+	if st.Type != "local" && slices.Contains(storageTypes, st.Type) && st.RemoteURL == "" {
+		v.add("storage.remote_url", "empty, but storage.type %q sends data to a server; set its URL, e.g. http://%s:PORT", st.Type, st.Type)
+	} else if st.RemoteURL != "" {
+		v.httpURL("storage.remote_url", st.RemoteURL)
+	}
+
+	for i, ch := range c.Alerts.NotificationChannels {
+		key := fmt.Sprintf("alerts.notification_channels[%d]", i)
+		v.oneOf(key+".type", ch.Type, channelTypes)
+		switch ch.Type {
+		case "email":
+			if len(ch.Recipients) == 0 {
+				v.add(key+".recipients", "empty; an email channel needs at least one address, e.g. [\"admin@example.com\"]")
+			}
+			for j, r := range ch.Recipients {
+				if _, err := mail.ParseAddress(r); err != nil {
+					v.add(fmt.Sprintf("%s.recipients[%d]", key, j), "%q is not an email address", r)
+				}
+			}
+			if ch.URL != "" {
+				v.add(key+".url", "an email channel has no url; remove it, or use type webhook")
+			}
+		case "webhook", "prometheus-alertmanager":
+			if ch.URL == "" {
+				v.add(key+".url", "empty; a %s channel needs the http(s) URL to post alerts to", ch.Type)
+			} else {
+				v.httpURL(key+".url", ch.URL)
+			}
+			if len(ch.Recipients) > 0 {
+				v.add(key+".recipients", "a %s channel has no recipients; remove them, or use type email", ch.Type)
+			}
+		}
+	}
+
+	p := &c.Performance
+	v.between("performance.threads", p.Threads, 0, MaxThreads)
+	v.between("performance.packet_batch_size", p.PacketBatchSize, 1, MaxBatchSize)
+	if p.MemoryLimitMB < MinMemoryLimitMB {
+		v.add("performance.memory_limit_mb", "%d; NetSentry needs at least %d MiB", p.MemoryLimitMB, MinMemoryLimitMB)
+	}
+
+	f := &c.Flows
+	v.positive("flows.idle_timeout", f.IdleTimeout)
+	v.positive("flows.udp_idle_timeout", f.UDPIdleTimeout)
+	v.positive("flows.active_timeout", f.ActiveTimeout)
+	v.positive("flows.tcp_closed_linger", f.TCPClosedLinger)
+	v.positive("flows.fragment_timeout", f.FragmentTimeout)
+	longest, longestKey := f.IdleTimeout, "flows.idle_timeout"
+	if f.UDPIdleTimeout.Duration > longest.Duration {
+		longest, longestKey = f.UDPIdleTimeout, "flows.udp_idle_timeout"
+	}
+	if f.ActiveTimeout.Duration > 0 && f.ActiveTimeout.Duration < longest.Duration {
+		v.add("flows.active_timeout", "%s is shorter than %s (%s); make it at least as long",
+			formatDuration(f.ActiveTimeout.Duration), longestKey, formatDuration(longest.Duration))
+	}
+	v.between("flows.max_fragments", f.MaxFragments, 1, MaxFragments)
+
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &Errors{Problems: v.problems}
+}
+
+type validator struct {
+	problems []Problem
+}
+
+func (v *validator) add(key, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Key: key, Msg: key + ": " + fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) oneOf(key, value string, allowed []string) {
+	if !slices.Contains(allowed, value) {
+		v.add(key, "%q is not one of %s", value, strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) between(key string, value, lo, hi int) {
+	if value < lo || value > hi {
+		v.add(key, "%d is out of range; use %d to %d", value, lo, hi)
+	}
+}
+
+func (v *validator) port(key string, port int) {
+	if port < 1 || port > 65535 {
+		v.add(key, "%d is not a TCP port; use 1 to 65535", port)
+	}
+}
+
+func (v *validator) positive(key string, d Duration) {
+	if d.Duration <= 0 {
+		v.add(key, "%s; use a duration above zero, e.g. \"30s\"", formatDuration(d.Duration))
+	}
+}
+
+func (v *validator) httpURL(key, s string) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add(key, "%q is not an http(s) URL; write it like https://host:port/path", s)
+	}
+}
+
+// ifname checks a Linux interface name as the kernel would (dev_valid_name).
+func (v *validator) ifname(key, name string) {
+	const maxLen = 15 // IFNAMSIZ less the NUL
+	switch {
+	case name == "":
+		v.add(key, "empty; name an interface, e.g. eth0")
+	case len(name) > maxLen:
+		v.add(key, "%q is longer than %d bytes, which no interface name is", name, maxLen)
+	case name == "." || name == ".." || strings.ContainsFunc(name, func(r rune) bool {
+		return r == '/' || r == ':' || unicode.IsSpace(r) || unicode.IsControl(r)
+	}):
+		v.add(key, "%q is not a valid interface name", name)
+	}
+}
