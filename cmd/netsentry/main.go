@@ -1,0 +1,202 @@
+// Command netsentry is the NetSentry network sensor: it captures live on
+// interfaces or replays pcap files, tracks every flow, and reports them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/netsentry/netsentry/configs"
+	"github.com/netsentry/netsentry/engine"
+	"github.com/netsentry/netsentry/flowtable"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type options struct {
+	configPath  string
+	checkConfig bool
+	showVersion bool
+	iface       string
+	replay      string
+	replaySpeed string
+	flowsOut    string
+	topN        int
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("netsentry", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.configPath, "config", "", "configuration file (default: the embedded defaults, as in configs/netsentry.yaml)")
+	fs.BoolVar(&o.checkConfig, "check-config", false, "check the configuration, print what is wrong or \"ok\", and exit")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	fs.StringVar(&o.iface, "interface", "", "capture live on this interface (overrides capture_interface)")
+	fs.StringVar(&o.replay, "replay", "", "replay this pcap or pcapng file instead of capturing live")
+	fs.StringVar(&o.replaySpeed, "replay-speed", "max", "replay pace: max (as fast as possible) or 1x (real time)")
+	fs.StringVar(&o.flowsOut, "flows-out", "", "write every ended flow as a JSON line to this file (- for stdout)")
+	fs.IntVar(&o.topN, "top", 5, "how many connections and hosts the summary lists")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "netsentry: unexpected argument %q (flags start with --; see --help)\n", fs.Arg(0))
+		return 2
+	}
+	if o.showVersion {
+		fmt.Fprintf(stdout, "netsentry %s (%s)\n", version, goVersion())
+		return 0
+	}
+	cfg, err := loadConfig(o.configPath)
+	if o.checkConfig {
+		if err != nil {
+			fmt.Fprintln(stdout, err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "ok")
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "netsentry: %v\n(run netsentry --check-config --config FILE to list every problem)\n", err)
+		return 2
+	}
+	if o.replaySpeed != "max" && o.replaySpeed != "1x" {
+		fmt.Fprintf(stderr, "netsentry: --replay-speed %q: want max or 1x\n", o.replaySpeed)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.replay != "" {
+		return replay(ctx, cfg, o, stdout, stderr)
+	}
+	if o.iface != "" {
+		cfg.CaptureInterface = o.iface
+		cfg.NetworkAnalysis.CaptureInterfaces = nil
+	}
+	return live(ctx, cfg, o, stdout, stderr)
+}
+
+func loadConfig(path string) (configs.Config, error) {
+	if path == "" {
+		c := configs.Default()
+		return c, c.Validate()
+	}
+	return configs.LoadChecked(path)
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return "unknown go"
+}
+
+// shardConfig derives a flow-table configuration for nShards shards from cfg.
+func shardConfig(cfg configs.Config, nShards int) flowtable.Config {
+	maxFlows, maxHosts := flowtable.Limits(cfg.Performance.MemoryLimitMB, nShards)
+	return flowtable.Config{
+		MaxFlows:        maxFlows,
+		MaxHosts:        maxHosts,
+		MaxFragments:    cfg.Flows.MaxFragments,
+		IdleTimeout:     cfg.Flows.IdleTimeout.Duration,
+		UDPIdleTimeout:  cfg.Flows.UDPIdleTimeout.Duration,
+		ActiveTimeout:   cfg.Flows.ActiveTimeout.Duration,
+		Linger:          cfg.Flows.TCPClosedLinger.Duration,
+		FragmentTimeout: cfg.Flows.FragmentTimeout.Duration,
+	}
+}
+
+// flowSinks opens the --flows-out writer (if any) and the summary's top-N sink.
+func flowSinks(o options, stdout io.Writer) (*engine.TopFlows, []engine.Sink, error) {
+	top := engine.NewTopFlows(o.topN)
+	sinks := []engine.Sink{top}
+	switch o.flowsOut {
+	case "":
+	case "-":
+		sinks = append(sinks, engine.NewJSONLines(stdout, nil))
+	default:
+		f, err := os.Create(o.flowsOut)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open --flows-out: %w", err)
+		}
+		sinks = append(sinks, engine.NewJSONLines(f, f))
+	}
+	return top, sinks, nil
+}
+
+func replay(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.Writer) int {
+	rf, err := engine.OpenFile(o.replay)
+	if err != nil {
+		fmt.Fprintf(stderr, "netsentry: %v\n", err)
+		return 1
+	}
+	defer rf.Close()
+	top, sinks, err := flowSinks(o, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "netsentry: %v\n", err)
+		return 1
+	}
+	exp := engine.NewExporter(64, true, sinks...)
+	shard, err := flowtable.New(shardConfig(cfg, 1), exp.Send)
+	if err != nil {
+		fmt.Fprintf(stderr, "netsentry: %v\n", err)
+		return 1
+	}
+	w := engine.NewWorker(shard)
+	opt := engine.ReplayOptions{RealTime: o.replaySpeed == "1x", BatchSize: cfg.Performance.PacketBatchSize}
+	if isTerminal(stderr) {
+		opt.Progress = func(st engine.ReplayStats) { progress(stderr, st) }
+	}
+	st, rerr := engine.Replay(ctx, rf, w, opt)
+	if opt.Progress != nil {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+	if err := exp.Close(); err != nil {
+		fmt.Fprintf(stderr, "netsentry: %v\n", err)
+		return 1
+	}
+	if o.flowsOut != "-" {
+		printSummary(stdout, summaryOf(w, top, o.topN))
+	}
+	if st.Stop != nil {
+		fmt.Fprintf(stderr, "netsentry: %s: %v\n", o.replay, st.Stop)
+	}
+	if rerr != nil {
+		fmt.Fprintf(stderr, "netsentry: %v\n", rerr)
+		return 1
+	}
+	return 0
+}
+
+func progress(w io.Writer, st engine.ReplayStats) {
+	pct := 0.0
+	if st.Size > 0 {
+		pct = 100 * float64(st.Offset) / float64(st.Size)
+	}
+	rate := float64(st.Packets) / st.Duration.Seconds()
+	fmt.Fprintf(w, "\r\033[Kreplay: %5.1f%%  %d packets  %.1f MB  %.2f Mpps", pct, st.Packets, float64(st.Offset)/1e6, rate/1e6)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

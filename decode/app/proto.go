@@ -1,0 +1,139 @@
+package app
+
+// Proto is an application protocol.
+type Proto uint8
+
+// Application protocols. The order is part of no format: persist names
+// (String), never numbers.
+const (
+	Unknown Proto = iota
+	HTTP          // HTTP/1.x
+	HTTP2         // HTTP/2 in clear text (connection preface seen)
+	TLS           // TLS (any version, SSL 3.0 and 2.0 ClientHellos too)
+	DNS           // DNS over UDP or TCP
+	SMTP          // SMTP, also after STARTTLS
+	SSH           // SSH (version banners)
+	QUIC          // IETF QUIC (v1, v2, drafts) and Google QUIC
+	FTP           // FTP control connection
+	DHCP          // DHCP (BOOTP with the DHCP magic cookie)
+	NTP           // NTP
+	MDNS          // multicast DNS (port 5353)
+	LLMNR         // link-local multicast name resolution (port 5355)
+	SSDP          // SSDP (HTTP over UDP on port 1900)
+	POP3          // POP3
+	IMAP          // IMAP
+	DHCPv6        // DHCPv6
+	numProto
+)
+
+var protoNames = [numProto]string{
+	Unknown: "Unknown",
+	HTTP:    "HTTP",
+	HTTP2:   "HTTP2",
+	TLS:     "TLS",
+	DNS:     "DNS",
+	SMTP:    "SMTP",
+	SSH:     "SSH",
+	QUIC:    "QUIC",
+	FTP:     "FTP",
+	DHCP:    "DHCP",
+	NTP:     "NTP",
+	MDNS:    "MDNS",
+	LLMNR:   "LLMNR",
+	SSDP:    "SSDP",
+	POP3:    "POP3",
+	IMAP:    "IMAP",
+	DHCPv6:  "DHCPv6",
+}
+
+// jsonKeys name each protocol's object in AppendJSON. The DNS family shares
+// "dns" and SSDP shares "http" (same fields, same parser).
+var jsonKeys = [numProto]string{
+	HTTP:   "http",
+	HTTP2:  "http2",
+	TLS:    "tls",
+	DNS:    "dns",
+	SMTP:   "smtp",
+	SSH:    "ssh",
+	QUIC:   "quic",
+	FTP:    "ftp",
+	DHCP:   "dhcp",
+	NTP:    "ntp",
+	MDNS:   "dns",
+	LLMNR:  "dns",
+	SSDP:   "http",
+	POP3:   "pop3",
+	IMAP:   "imap",
+	DHCPv6: "dhcpv6",
+}
+
+// String returns the product name of p: "HTTP", "TLS", "DNS", ... and
+// "Unknown" for Unknown or an out-of-range value.
+func (p Proto) String() string {
+	if p < numProto {
+		return protoNames[p]
+	}
+	return "Unknown"
+}
+
+// Name returns the name to show for protocol p on a flow whose server (the
+// responder) listens on serverPort. It is p.String() except that TLS to port
+// 443 is "HTTPS", the name users expect for it. No other port renames a
+// protocol: TLS on 993 stays "TLS", since the name must keep agreeing with
+// what the bytes showed.
+func Name(p Proto, serverPort uint16) string {
+	if p == TLS && serverPort == 443 {
+		return "HTTPS"
+	}
+	return p.String()
+}
+
+// isDNSFamily reports protocols carried in DNS messages.
+func (p Proto) isDNSFamily() bool { return p == DNS || p == MDNS || p == LLMNR }
+
+// portGuess returns the protocol conventionally served on port for the given
+// transport (6 TCP, 17 UDP), Unknown when there is none.
+func portGuess(l4 uint8, port uint16) Proto {
+	if l4 == 6 {
+		switch port {
+		case 20, 21:
+			return FTP
+		case 22:
+			return SSH
+		case 25, 587, 2525:
+			return SMTP
+		case 53:
+			return DNS
+		case 80, 81, 8000, 8008, 8080, 8181:
+			return HTTP
+		case 110:
+			return POP3
+		case 143:
+			return IMAP
+		case 443, 465, 853, 993, 995, 8443:
+			return TLS
+		}
+		return Unknown
+	}
+	if l4 == 17 {
+		switch port {
+		case 53:
+			return DNS
+		case 67, 68:
+			return DHCP
+		case 123:
+			return NTP
+		case 443:
+			return QUIC
+		case 546, 547:
+			return DHCPv6
+		case 1900:
+			return SSDP
+		case 5353:
+			return MDNS
+		case 5355:
+			return LLMNR
+		}
+	}
+	return Unknown
+}

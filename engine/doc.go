@@ -1,0 +1,15 @@
+// Package engine owns the packet sources and the workers that consume them.
+//
+// A source hands frames to a Worker: the pcap/pcapng replay source (Replay)
+// here, the TPACKET_V3 ring queues in the live engine. A Worker decodes each
+// frame (package decode) and accounts it in its own flow-table shard (package
+// flowtable); nothing after the source knows where frames came from.
+//
+// Threading: one goroutine per Worker; a Worker, its shard and its Counters
+// are touched by that goroutine only. Ended flows leave through the shard's
+// onEnd callback, which the Exporter turns into a bounded queue drained by
+// writer goroutines.
+//
+// Lifetimes: frames passed to Worker.Handle are not retained; ring memory
+// never outlives its block.
+package engine

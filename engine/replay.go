@@ -1,0 +1,219 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/netsentry/netsentry/flowtable"
+)
+
+// ErrNoPackets is returned (wrapped) when a file could not be read at all.
+var ErrNoPackets = errors.New("no packet could be read")
+
+// File is a pcap or pcapng capture opened for replay. The format is sniffed
+// from the magic number, never from the file name.
+type File struct {
+	path   string
+	f      *os.File
+	cr     *countingReader
+	pcap   *pcapgo.Reader
+	ng     *pcapgo.NgReader
+	link   uint16
+	links  []uint16 // pcapng: link type per interface
+	size   int64
+	Format string // "pcap" or "pcapng"
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// OpenFile opens a capture file for replay.
+func OpenFile(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open capture: %w", err)
+	}
+	rf := &File{path: path, f: f}
+	if st, err := f.Stat(); err == nil {
+		rf.size = st.Size()
+	}
+	rf.cr = &countingReader{r: f}
+	br := bufio.NewReaderSize(rf.cr, 1<<20)
+	magic, err := br.Peek(4)
+	if err != nil {
+		f.Close()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("open capture %s: file is empty or shorter than a capture header: %w", path, ErrNoPackets)
+		}
+		return nil, fmt.Errorf("open capture %s: %w", path, err)
+	}
+	switch binary.LittleEndian.Uint32(magic) {
+	case 0x0a0d0d0a:
+		rf.Format = "pcapng"
+		rf.ng, err = pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
+		rf.Format = "pcap"
+		rf.pcap, err = pcapgo.NewReader(br)
+		if err == nil {
+			rf.link = uint16(rf.pcap.LinkType())
+			rf.pcap.SetSnaplen(262144)
+		}
+	default:
+		err = fmt.Errorf("not a pcap or pcapng file (magic %x); convert it with editcap or capture with tcpdump -w", magic)
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("%w: file ends inside its header", err)
+		}
+		return nil, fmt.Errorf("open capture %s: %w", path, err)
+	}
+	return rf, nil
+}
+
+// Close closes the file.
+func (rf *File) Close() error { return rf.f.Close() }
+
+// Size is the file's size in bytes; Offset how far it has been read.
+func (rf *File) Size() int64   { return rf.size }
+func (rf *File) Offset() int64 { return rf.cr.n }
+
+// next returns the next record. data is valid until the following call.
+func (rf *File) next() (data []byte, ci gopacket.CaptureInfo, link uint16, err error) {
+	if rf.pcap != nil {
+		data, ci, err = rf.pcap.ZeroCopyReadPacketData()
+		return data, ci, rf.link, err
+	}
+	data, ci, err = rf.ng.ZeroCopyReadPacketData()
+	if err != nil {
+		return
+	}
+	i := ci.InterfaceIndex
+	if i >= len(rf.links) || rf.ng.NInterfaces() != len(rf.links) {
+		rf.links = rf.links[:0]
+		for j := 0; j < rf.ng.NInterfaces(); j++ {
+			iface, _ := rf.ng.Interface(j)
+			rf.links = append(rf.links, uint16(iface.LinkType))
+		}
+	}
+	if i < len(rf.links) {
+		link = rf.links[i]
+	}
+	return data, ci, link, nil
+}
+
+// ReplayOptions control Replay.
+type ReplayOptions struct {
+	// RealTime paces packets at their recorded gaps (--replay-speed 1x);
+	// otherwise the file is read as fast as possible.
+	RealTime bool
+	// BatchSize is how many packets pass between batch ends (expiry).
+	BatchSize int
+	// Progress, if not nil, is called about once a second with the state so far.
+	Progress func(ReplayStats)
+}
+
+// ReplayStats describe a replay.
+type ReplayStats struct {
+	Packets  uint64
+	Bytes    uint64 // wire bytes
+	Offset   int64  // bytes of the file read
+	Size     int64  // file size
+	Stop     error  // why reading stopped early (truncated or corrupt), nil at a clean end
+	Duration time.Duration
+}
+
+// Replay feeds every record of rf to w in file order, using packet
+// timestamps as the clock, and flushes every open flow at the end with reason
+// end-of-capture. A damaged file keeps every good packet: reading stops at the
+// damage and the reason is in ReplayStats.Stop. The returned error is non-nil
+// only when nothing could be read or ctx was cancelled.
+func Replay(ctx context.Context, rf *File, w *Worker, opt ReplayOptions) (ReplayStats, error) {
+	batch := opt.BatchSize
+	if batch <= 0 {
+		batch = 1024
+	}
+	var st ReplayStats
+	st.Size = rf.size
+	start := time.Now()
+	lastProgress := start
+	var firstTS, now int64
+	var err error
+	for {
+		for i := 0; i < batch; i++ {
+			data, ci, link, rerr := rf.next()
+			if rerr != nil {
+				err = rerr
+				break
+			}
+			ts := ci.Timestamp.UnixNano()
+			if ci.Timestamp.IsZero() {
+				ts = 0
+			}
+			if opt.RealTime {
+				if st.Packets == 0 {
+					firstTS = ts
+				} else if wait := time.Duration(ts-firstTS) - time.Since(start); wait > time.Millisecond {
+					w.EndBatch(now)
+					select {
+					case <-ctx.Done():
+						return st, ctx.Err()
+					case <-time.After(wait):
+					}
+				}
+			}
+			if ts > now {
+				now = ts
+			}
+			w.Handle(data, uint32(ci.Length), link, ts)
+			st.Packets++
+			st.Bytes += uint64(max(ci.Length, len(data)))
+		}
+		w.EndBatch(now)
+		if err != nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		if opt.Progress != nil {
+			if t := time.Now(); t.Sub(lastProgress) >= time.Second {
+				lastProgress = t
+				st.Offset, st.Duration = rf.Offset(), t.Sub(start)
+				opt.Progress(st)
+			}
+		}
+	}
+	st.Offset, st.Duration = rf.Offset(), time.Since(start)
+	if !errors.Is(err, io.EOF) {
+		st.Stop = describeStop(err, st.Packets)
+	}
+	w.Shard().Flush(flowtable.EndEndOfCapture)
+	if st.Packets == 0 && st.Stop != nil {
+		return st, fmt.Errorf("replay %s: %w: %w", rf.path, ErrNoPackets, st.Stop)
+	}
+	return st, nil
+}
+
+func describeStop(err error, n uint64) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("file is cut short in the middle of a packet record after %d good packets (kept)", n)
+	}
+	return fmt.Errorf("file is damaged after %d good packets (kept): %w", n, err)
+}

@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"github.com/netsentry/netsentry/decode"
+	"github.com/netsentry/netsentry/flowtable"
+)
+
+// Counters are a worker's packet counters. Each worker owns its Counters and
+// writes them without synchronisation; the padding keeps two workers'
+// counters off one cache line.
+type Counters struct {
+	Packets uint64
+	Bytes   uint64
+	NonIP   uint64 // frames without IP (ARP, LLDP, ...): counted, not errors
+	Decode  [decode.NumReasons]uint64
+	_       [64]byte
+}
+
+// Malformed returns the number of frames that failed to decode completely.
+func (c *Counters) Malformed() uint64 {
+	var n uint64
+	for r := decode.ReasonNone + 1; r < decode.NumReasons; r++ {
+		n += c.Decode[r]
+	}
+	return n
+}
+
+// Worker decodes frames and accounts them in its own flow-table shard. A
+// source (a ring queue, a pcap file) calls Handle for each frame and
+// EndBatch after each batch; both run on the worker's goroutine only.
+type Worker struct {
+	shard *flowtable.Shard
+	pkt   decode.Packet
+	c     Counters
+}
+
+// NewWorker returns a worker that accounts into shard.
+func NewWorker(shard *flowtable.Shard) *Worker {
+	return &Worker{shard: shard}
+}
+
+// Handle decodes one frame captured at ts (Unix nanoseconds) on a link of
+// type link and accounts it. frame is not retained.
+func (w *Worker) Handle(frame []byte, wireLen uint32, link uint16, ts int64) {
+	p := &w.pkt
+	decode.Parse(frame, wireLen, link, p)
+	w.c.Packets++
+	w.c.Bytes += uint64(p.WireLen)
+	w.c.Decode[p.Err]++
+	if p.NonIP {
+		w.c.NonIP++
+	}
+	w.shard.Packet(p, ts)
+}
+
+// EndBatch runs the between-batch work: flow expiry at the clock now (the
+// latest packet time for replay, the ring's clock when live).
+func (w *Worker) EndBatch(now int64) {
+	w.shard.Expire(now)
+}
+
+// Counters returns a copy of the worker's counters; call it from the
+// worker's goroutine or after the worker stopped.
+func (w *Worker) Counters() Counters { return w.c }
+
+// Shard returns the worker's flow table.
+func (w *Worker) Shard() *flowtable.Shard { return w.shard }

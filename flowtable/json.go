@@ -1,0 +1,141 @@
+package flowtable
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/netsentry/netsentry/decode"
+)
+
+// IP returns a as a netip.Addr of the given IP version.
+func IP(a *decode.Addr, version uint8) netip.Addr {
+	if version == 4 {
+		return netip.AddrFrom4([4]byte(a[:4]))
+	}
+	return netip.AddrFrom16(*a)
+}
+
+// AppendJSON appends r as one JSON object (no newline) with the product's
+// connection fields. extra, if not nil, is called to append further fields
+// (it must start each with a comma).
+func (r *Record) AppendJSON(b []byte, extra func([]byte) []byte) []byte {
+	b = append(b, `{"source_ip":"`...)
+	b = IP(&r.Src, r.IPVersion).AppendTo(b)
+	b = append(b, `","source_port":`...)
+	b = strconv.AppendUint(b, uint64(r.SrcPort), 10)
+	b = append(b, `,"dest_ip":"`...)
+	b = IP(&r.Dst, r.IPVersion).AppendTo(b)
+	b = append(b, `","dest_port":`...)
+	b = strconv.AppendUint(b, uint64(r.DstPort), 10)
+	b = append(b, `,"protocol":"`...)
+	b = append(b, ProtoName(r.Proto)...)
+	b = append(b, `","bytes_tx":`...)
+	b = strconv.AppendUint(b, r.BytesTx, 10)
+	b = append(b, `,"bytes_rx":`...)
+	b = strconv.AppendUint(b, r.BytesRx, 10)
+	b = append(b, `,"packets_tx":`...)
+	b = strconv.AppendUint(b, r.PacketsTx, 10)
+	b = append(b, `,"packets_rx":`...)
+	b = strconv.AppendUint(b, r.PacketsRx, 10)
+	b = append(b, `,"duration_sec":`...)
+	b = strconv.AppendFloat(b, float64(r.Last-r.First)/1e9, 'f', -1, 64)
+	b = append(b, `,"state":"`...)
+	b = append(b, r.State.String()...)
+	b = append(b, `","vlan":`...)
+	b = strconv.AppendUint(b, uint64(r.VLAN), 10)
+	if r.InnerVLAN != 0 {
+		b = append(b, `,"inner_vlan":`...)
+		b = strconv.AppendUint(b, uint64(r.InnerVLAN), 10)
+	}
+	b = append(b, `,"ip_version":`...)
+	b = strconv.AppendUint(b, uint64(r.IPVersion), 10)
+	b = append(b, `,"first_seen":"`...)
+	b = time.Unix(0, r.First).UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","last_seen":"`...)
+	b = time.Unix(0, r.Last).UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if r.Proto == 6 {
+		b = append(b, `,"tcp_flags":"`...)
+		b = appendHex8(b, r.FlagsTx|r.FlagsRx)
+		b = append(b, `","tcp_flags_tx":"`...)
+		b = appendHex8(b, r.FlagsTx)
+		b = append(b, `","tcp_flags_rx":"`...)
+		b = appendHex8(b, r.FlagsRx)
+		b = append(b, '"')
+	}
+	if r.Tunnel != decode.TunnelNone {
+		b = append(b, `,"tunnel":"`...)
+		b = append(b, r.Tunnel.String()...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"end_reason":"`...)
+	b = append(b, r.End.String()...)
+	b = append(b, `","community_id":"`...)
+	b = r.AppendCommunityID(b, 0)
+	b = append(b, '"')
+	if extra != nil {
+		b = extra(b)
+	}
+	return append(b, '}')
+}
+
+func appendHex8(b []byte, v uint8) []byte {
+	const hex = "0123456789abcdef"
+	return append(b, hex[v>>4], hex[v&15])
+}
+
+// AppendCommunityID appends the Community ID v1 flow hash of r ("1:" and
+// base64 of SHA-1) with the given seed, as Zeek and Suricata print it.
+func (r *Record) AppendCommunityID(b []byte, seed uint16) []byte {
+	alen := 4
+	if r.IPVersion == 6 {
+		alen = 16
+	}
+	src, dst := r.Src[:alen], r.Dst[:alen]
+	sp, dp := r.SrcPort, r.DstPort
+	oneWay := false
+	if r.Proto == 1 || r.Proto == 58 {
+		// The ports hold (type, counterpart type or code) already.
+		oneWay = decode.ICMPOneWay(uint8(sp), r.Proto == 58)
+	}
+	if !oneWay && !communityOrdered(src, dst, sp, dp) {
+		src, dst, sp, dp = dst, src, dp, sp
+	}
+	var buf [2 + 16 + 16 + 2 + 4]byte
+	binary.BigEndian.PutUint16(buf[0:], seed)
+	n := 2
+	n += copy(buf[n:], src)
+	n += copy(buf[n:], dst)
+	buf[n] = r.Proto
+	buf[n+1] = 0
+	n += 2
+	if hasPorts(r.Proto) {
+		binary.BigEndian.PutUint16(buf[n:], sp)
+		binary.BigEndian.PutUint16(buf[n+2:], dp)
+		n += 4
+	}
+	sum := sha1.Sum(buf[:n])
+	b = append(b, "1:"...)
+	return base64.StdEncoding.AppendEncode(b, sum[:])
+}
+
+func hasPorts(proto uint8) bool {
+	switch proto {
+	case 1, 6, 17, 58, 132:
+		return true
+	}
+	return false
+}
+
+func communityOrdered(a, b []byte, pa, pb uint16) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return pa <= pb
+}

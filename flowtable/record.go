@@ -1,0 +1,119 @@
+package flowtable
+
+import (
+	"github.com/netsentry/netsentry/decode"
+)
+
+// State is a flow's connection state. TCP flows move through SYN_SENT,
+// ESTABLISHED, FIN_WAIT, CLOSED or RESET; other protocols stay Active.
+type State uint8
+
+// Flow states.
+const (
+	StateActive State = iota
+	StateSynSent
+	StateEstablished
+	StateFinWait
+	StateClosed
+	StateReset
+)
+
+var stateNames = [...]string{"ACTIVE", "SYN_SENT", "ESTABLISHED", "FIN_WAIT", "CLOSED", "RESET"}
+
+// String returns the state's name as the API shows it, e.g. "ESTABLISHED".
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "UNKNOWN"
+}
+
+// EndReason says why a flow record was exported.
+type EndReason uint8
+
+// End reasons.
+const (
+	EndNone         EndReason = iota // still open (a snapshot)
+	EndFin                           // TCP closed by FIN from both sides, after the linger
+	EndRst                           // TCP reset, after the linger
+	EndIdle                          // no packet for the idle timeout
+	EndActive                        // open longer than the active timeout; a new record continues it
+	EndEviction                      // the table was full and this was the oldest idle flow
+	EndEndOfCapture                  // the replayed file ended
+	EndShutdown                      // the sensor stopped capturing
+)
+
+var endNames = [...]string{"", "fin", "rst", "idle", "active", "eviction", "end-of-capture", "shutdown"}
+
+// String returns the reason as written in flow records, e.g. "idle".
+func (r EndReason) String() string {
+	if int(r) < len(endNames) {
+		return endNames[r]
+	}
+	return "unknown"
+}
+
+// Record is one flow as exported or snapshotted: oriented so that Src is the
+// initiator (the SYN sender, else the first packet's source) and "Tx" counts
+// what the initiator sent. Records are copies; they hold no reference into a
+// shard.
+type Record struct {
+	Src, Dst         decode.Addr
+	SrcPort, DstPort uint16
+	VLAN, InnerVLAN  uint16
+	Proto            uint8
+	IPVersion        uint8
+	Tunnel           decode.Tunnel
+	State            State
+	End              EndReason
+	FlagsTx, FlagsRx uint8
+	PacketsTx        uint64
+	PacketsRx        uint64
+	BytesTx          uint64 // wire bytes of whole frames, initiator to responder
+	BytesRx          uint64
+	First, Last      int64 // packet timestamps, Unix nanoseconds
+}
+
+// ProtoName returns the transport protocol's name ("TCP", "UDP", "ICMP", ...)
+// or its number as text.
+func ProtoName(p uint8) string {
+	switch p {
+	case 6:
+		return "TCP"
+	case 17:
+		return "UDP"
+	case 1:
+		return "ICMP"
+	case 58:
+		return "ICMPv6"
+	case 132:
+		return "SCTP"
+	case 47:
+		return "GRE"
+	case 50:
+		return "ESP"
+	case 136:
+		return "UDPLite"
+	case 33:
+		return "DCCP"
+	case 2:
+		return "IGMP"
+	case 89:
+		return "OSPF"
+	}
+	return protoNumbers[p]
+}
+
+var protoNumbers = func() (t [256]string) {
+	for i := range t {
+		t[i] = itoa(i)
+	}
+	return t
+}()
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}

@@ -1,0 +1,556 @@
+package flowtable
+
+import (
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/netsentry/netsentry/decode"
+)
+
+// Config sets a shard's bounds and timeouts. Zero durations take the defaults
+// of DefaultConfig.
+type Config struct {
+	// MaxFlows bounds the entries of one shard; at the bound the oldest idle
+	// flow is evicted (and counted) to make room.
+	MaxFlows int
+	// MaxHosts bounds the host table of one shard.
+	MaxHosts int
+	// MaxFragments bounds the IP fragment table of one shard.
+	MaxFragments int
+	// IdleTimeout ends a TCP flow that saw no packet for this long.
+	IdleTimeout time.Duration
+	// UDPIdleTimeout ends a flow of any other protocol that saw no packet for this long.
+	UDPIdleTimeout time.Duration
+	// ActiveTimeout cuts a long flow into records of at most this length.
+	ActiveTimeout time.Duration
+	// Linger keeps a closed (FIN from both sides) or reset TCP flow this long
+	// to absorb the last ACKs and retransmissions before it is exported.
+	Linger time.Duration
+	// FragmentTimeout forgets an IP datagram's fragments this long after the last.
+	FragmentTimeout time.Duration
+}
+
+// DefaultConfig returns the bounds and timeouts used when a field is zero.
+func DefaultConfig() Config {
+	return Config{
+		MaxFlows:        1 << 20,
+		MaxHosts:        1 << 18,
+		MaxFragments:    8192,
+		IdleTimeout:     120 * time.Second,
+		UDPIdleTimeout:  60 * time.Second,
+		ActiveTimeout:   30 * time.Minute,
+		Linger:          5 * time.Second,
+		FragmentTimeout: 30 * time.Second,
+	}
+}
+
+// EntrySize is the size in bytes of one flow entry in a shard's slab.
+const EntrySize = int(unsafe.Sizeof(entry{}))
+
+// perFlowBytes is what one flow costs with its share of the hash index and
+// the expiry queue.
+const perFlowBytes = EntrySize + 2*4 + 2*16
+
+// Limits splits a memory budget (MiB) between flows and hosts of nShards
+// shards: three quarters for flows, an eighth for hosts.
+func Limits(memoryMB, nShards int) (maxFlows, maxHosts int) {
+	if nShards < 1 {
+		nShards = 1
+	}
+	budget := memoryMB << 20
+	maxFlows = budget * 3 / 4 / perFlowBytes / nShards
+	maxHosts = budget / 8 / hostEntryBytes / nShards
+	return max(maxFlows, 1024), max(maxHosts, 1024)
+}
+
+// entry is one flow in the slab. Direction 0 is A to B.
+type entry struct {
+	key   Key
+	flags [2]uint8 // TCP flags seen, per direction
+	state State
+	initB bool // the initiator is B
+	tun   decode.Tunnel
+	q     uint8 // the expiry queue that owns the entry (queueNone when free)
+	end   EndReason
+	pkts  [2]uint64
+	bytes [2]uint64
+	first int64
+	last  int64
+	next  uint32 // hash chain, or free list
+	gen   uint32 // bumped when the slot is freed or requeued, so stale queue items are recognised
+	hash  uint32
+}
+
+const (
+	queueTCP = iota
+	queueOther
+	queueLinger
+	numQueues
+	queueNone = 0xff
+)
+
+const (
+	chunkBits = 14
+	chunkSize = 1 << chunkBits
+	chunkMask = chunkSize - 1
+)
+
+// Stats are a shard's counters. They are written by the shard's owner only;
+// read them from that goroutine or through a snapshot.
+type Stats struct {
+	Packets       uint64 // packets seen by Packet
+	Bytes         uint64 // wire bytes seen by Packet
+	FlowsCreated  uint64
+	FlowsEnded    uint64
+	FlowsEvicted  uint64
+	Active        int    // flows in the table now
+	Fragments     uint64 // IP fragments seen
+	FragOrphans   uint64 // fragments whose first fragment never came (exported with ports 0)
+	FragEvicted   uint64 // fragment-table slots overwritten while still pending
+	HostsOverflow uint64 // host updates dropped because the host table was full
+}
+
+// Shard is one worker's flow table. It has a single owner: every method must
+// be called from the same goroutine, and none takes a lock.
+type Shard struct {
+	cfg       Config
+	timeouts  [numQueues]int64
+	active    int64
+	chunks    [][]entry
+	used      uint32 // slots handed out so far (slot 0 is never used)
+	free      uint32 // head of the free list
+	buckets   []uint32
+	mask      uint32
+	now       int64
+	queues    [numQueues]fifo
+	frags     fragTable
+	hosts     Hosts
+	ended     []Record
+	stats     Stats
+	key       Key // scratch
+	onEnd     func([]Record)
+	endBuffer int
+}
+
+// New returns an empty shard. onEnd, if not nil, receives ended flows in
+// batches from Flush and Expire; the slice is reused after onEnd returns.
+func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
+	def := DefaultConfig()
+	if cfg.MaxFlows == 0 {
+		cfg.MaxFlows = def.MaxFlows
+	}
+	if cfg.MaxHosts == 0 {
+		cfg.MaxHosts = def.MaxHosts
+	}
+	if cfg.MaxFragments == 0 {
+		cfg.MaxFragments = def.MaxFragments
+	}
+	for _, d := range []*time.Duration{&cfg.IdleTimeout, &cfg.UDPIdleTimeout, &cfg.ActiveTimeout, &cfg.Linger, &cfg.FragmentTimeout} {
+		if *d < 0 {
+			return nil, fmt.Errorf("new flow table: negative timeout %v", *d)
+		}
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = def.IdleTimeout
+	}
+	if cfg.UDPIdleTimeout == 0 {
+		cfg.UDPIdleTimeout = def.UDPIdleTimeout
+	}
+	if cfg.ActiveTimeout == 0 {
+		cfg.ActiveTimeout = def.ActiveTimeout
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = def.Linger
+	}
+	if cfg.FragmentTimeout == 0 {
+		cfg.FragmentTimeout = def.FragmentTimeout
+	}
+	if cfg.MaxFlows < 1 || cfg.MaxFlows > 1<<31 {
+		return nil, fmt.Errorf("new flow table: max flows %d out of range", cfg.MaxFlows)
+	}
+	s := &Shard{cfg: cfg, onEnd: onEnd, endBuffer: 256}
+	s.timeouts = [numQueues]int64{int64(cfg.IdleTimeout), int64(cfg.UDPIdleTimeout), int64(cfg.Linger)}
+	s.active = int64(cfg.ActiveTimeout)
+	s.buckets = make([]uint32, 1024)
+	s.mask = 1023
+	s.used = 1
+	s.ended = make([]Record, 0, s.endBuffer)
+	s.frags.init(cfg.MaxFragments, int64(cfg.FragmentTimeout))
+	s.hosts.init(cfg.MaxHosts)
+	return s, nil
+}
+
+// Config returns the shard's effective configuration.
+func (s *Shard) Config() Config { return s.cfg }
+
+// Stats returns a copy of the shard's counters.
+func (s *Shard) Stats() Stats {
+	st := s.stats
+	st.HostsOverflow = s.hosts.overflow
+	return st
+}
+
+// Hosts returns the shard's host table (owned by the shard's goroutine).
+func (s *Shard) Hosts() *Hosts { return &s.hosts }
+
+// Now returns the shard's clock: the latest packet timestamp seen.
+func (s *Shard) Now() int64 { return s.now }
+
+func (s *Shard) slot(i uint32) *entry {
+	return &s.chunks[i>>chunkBits][i&chunkMask]
+}
+
+// Packet accounts one decoded frame captured at ts (Unix nanoseconds): its
+// hosts, its flow, and for UDP tunnels the outer flow as well.
+func (s *Shard) Packet(p *decode.Packet, ts int64) {
+	if ts > s.now {
+		s.now = ts
+	}
+	s.stats.Packets++
+	s.stats.Bytes += uint64(p.WireLen)
+	for i := 0; i < int(p.NumIP); i++ {
+		l := &p.IP[i]
+		s.hosts.add(&l.Src, &l.Dst, l.IPVersion, p.WireLen)
+	}
+	if p.IsFragment {
+		s.stats.Fragments++
+		if p.NeedPorts {
+			s.frags.later(p, ts, s)
+			return
+		}
+		s.frags.first(p, ts, s)
+	}
+	if p.HasOuter {
+		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, p.WireLen, ts)
+	}
+	if !p.HasFlow {
+		return
+	}
+	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, p.WireLen, ts)
+}
+
+// update adds one packet of n wire bytes, seen at ts, to the flow of t.
+func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, n uint32, ts int64) {
+	s.add(t, vlan, inner, tun, flags, 1, uint64(n), ts, ts)
+}
+
+// updateMany adds pkts packets of bytes wire bytes, seen from first to last,
+// to the flow of t (fragments held back until their datagram's ports were known).
+func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, pkts uint32, bytes uint64, first, last int64) {
+	s.add(t, vlan, inner, tun, 0, uint64(pkts), bytes, first, last)
+}
+
+func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, pkts, bytes uint64, first, ts int64) {
+	k := &s.key
+	srcIsB := makeKey(t, vlan, inner, k)
+	h := k.hash()
+	var e *entry
+	i := s.buckets[h&s.mask]
+	for i != 0 {
+		c := s.slot(i)
+		if c.hash == h && c.key == *k {
+			e = c
+			break
+		}
+		i = c.next
+	}
+	if e == nil {
+		i = s.insert(k, h, first)
+		e = s.slot(i)
+		e.tun = tun
+		// The initiator is the SYN sender: a SYN-ACK seen first names its destination.
+		e.initB = srcIsB
+		if t.Proto == 6 && flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn|decode.TCPAck {
+			e.initB = !srcIsB
+		}
+		if t.Proto == 6 {
+			e.state = StateEstablished
+			if flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn {
+				e.state = StateSynSent
+			}
+		}
+	} else if ts-e.first >= s.active && e.first != 0 {
+		s.cut(e, EndActive, ts)
+	}
+	dir := 0
+	if srcIsB {
+		dir = 1
+	}
+	if t.Proto == 6 {
+		s.tcp(i, e, flags, dir, srcIsB, ts)
+	}
+	e.pkts[dir] += pkts
+	e.bytes[dir] += bytes
+	if ts > e.last {
+		e.last = ts
+	}
+	if first < e.first {
+		e.first = first
+	}
+}
+
+// tcp advances the TCP state of e for one segment with flags sent in
+// direction dir. A new SYN on a closed connection ends the old record and
+// starts a new one in the same slot.
+func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts int64) {
+	if flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn && (e.state == StateClosed || e.state == StateReset) {
+		s.cut(e, e.end, ts)
+		e.initB = srcIsB
+		e.state = StateSynSent
+		e.flags = [2]uint8{}
+		s.requeue(i, e, queueTCP)
+	}
+	e.flags[dir] |= flags
+	switch {
+	case flags&decode.TCPRst != 0:
+		if e.state != StateReset && e.state != StateClosed {
+			e.state, e.end = StateReset, EndRst
+			s.requeue(i, e, queueLinger)
+		}
+	case flags&decode.TCPFin != 0:
+		if e.state == StateClosed || e.state == StateReset {
+			break
+		}
+		if e.flags[1-dir]&decode.TCPFin != 0 {
+			e.state, e.end = StateClosed, EndFin
+			s.requeue(i, e, queueLinger)
+		} else {
+			e.state = StateFinWait
+		}
+	case flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn|decode.TCPAck:
+		if e.state == StateSynSent {
+			e.state = StateEstablished
+		}
+	case flags&decode.TCPAck != 0:
+		if e.state == StateSynSent && e.flags[1-dir]&decode.TCPSyn != 0 {
+			e.state = StateEstablished
+		}
+	}
+}
+
+// insert takes a free slot for k, evicting the oldest idle flow at the bound.
+func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
+	if int(s.stats.Active) >= s.cfg.MaxFlows {
+		s.evict()
+	}
+	var i uint32
+	if s.free != 0 {
+		i = s.free
+		s.free = s.slot(i).next
+	} else {
+		i = s.used
+		if int(i>>chunkBits) >= len(s.chunks) {
+			s.chunks = append(s.chunks, make([]entry, chunkSize))
+		}
+		s.used++
+	}
+	e := s.slot(i)
+	gen := e.gen
+	*e = entry{key: *k, hash: h, gen: gen, first: ts, last: ts, q: queueNone}
+	b := &s.buckets[h&s.mask]
+	e.next = *b
+	*b = i
+	s.stats.Active++
+	s.stats.FlowsCreated++
+	q := queueOther
+	if k.Proto == 6 {
+		q = queueTCP
+	}
+	s.enqueue(i, e, q, s.now+s.timeouts[q])
+	if s.stats.Active > len(s.buckets) {
+		s.grow()
+	}
+	return i
+}
+
+// grow doubles the hash index and rehashes every live entry.
+func (s *Shard) grow() {
+	n := len(s.buckets) * 2
+	s.buckets = make([]uint32, n)
+	s.mask = uint32(n - 1)
+	for i := uint32(1); i < s.used; i++ {
+		e := s.slot(i)
+		if e.q == queueNone {
+			continue
+		}
+		b := &s.buckets[e.hash&s.mask]
+		e.next = *b
+		*b = i
+	}
+}
+
+func (s *Shard) enqueue(i uint32, e *entry, q int, due int64) {
+	e.q = uint8(q)
+	s.queues[q].push(item{slot: i, gen: e.gen, due: due})
+}
+
+// requeue moves e to queue q; the item left in its old queue goes stale.
+func (s *Shard) requeue(i uint32, e *entry, q int) {
+	if int(e.q) == q {
+		return
+	}
+	e.gen++ // the item in the old queue goes stale
+	s.enqueue(i, e, q, max(e.last, s.now)+s.timeouts[q])
+}
+
+// record copies e into an oriented Record.
+func (e *entry) record(r *Record, end EndReason) {
+	k := &e.key
+	*r = Record{VLAN: k.VLAN, InnerVLAN: k.InnerVLAN, Proto: k.Proto, IPVersion: k.IPVersion,
+		Tunnel: e.tun, State: e.state, End: end, First: e.first, Last: e.last}
+	a, b := 0, 1
+	r.Src, r.Dst, r.SrcPort, r.DstPort = k.A, k.B, k.PortA, k.PortB
+	if e.initB {
+		a, b = 1, 0
+		r.Src, r.Dst, r.SrcPort, r.DstPort = k.B, k.A, k.PortB, k.PortA
+	}
+	r.PacketsTx, r.PacketsRx = e.pkts[a], e.pkts[b]
+	r.BytesTx, r.BytesRx = e.bytes[a], e.bytes[b]
+	r.FlagsTx, r.FlagsRx = e.flags[a], e.flags[b]
+}
+
+// emit appends e's record to the ended batch, handing a full batch to onEnd.
+func (s *Shard) emit(e *entry, end EndReason) {
+	if e.pkts[0]+e.pkts[1] == 0 {
+		return
+	}
+	s.ended = append(s.ended, Record{})
+	e.record(&s.ended[len(s.ended)-1], end)
+	s.stats.FlowsEnded++
+	if len(s.ended) >= s.endBuffer {
+		s.deliver()
+	}
+}
+
+func (s *Shard) deliver() {
+	if len(s.ended) > 0 && s.onEnd != nil {
+		s.onEnd(s.ended)
+	}
+	s.ended = s.ended[:0]
+}
+
+// cut exports e's counters so far with reason end and starts a new record
+// in the same slot, keeping the connection's key, initiator and state.
+func (s *Shard) cut(e *entry, end EndReason, ts int64) {
+	s.emit(e, end)
+	e.pkts, e.bytes = [2]uint64{}, [2]uint64{}
+	e.first, e.last = ts, ts
+	e.end = EndNone
+}
+
+// remove exports e with reason end and frees its slot.
+func (s *Shard) remove(i uint32, e *entry, end EndReason) {
+	s.emit(e, end)
+	p := &s.buckets[e.hash&s.mask]
+	for *p != i {
+		if *p == 0 {
+			panic("BUG: flow entry missing from its hash chain")
+		}
+		p = &s.slot(*p).next
+	}
+	*p = e.next
+	e.q = queueNone
+	e.gen++
+	e.next = s.free
+	s.free = i
+	s.stats.Active--
+}
+
+// evict removes the flow that has waited longest: a closed one first, then the
+// oldest of the idle queues' heads.
+func (s *Shard) evict() {
+	for {
+		best := -1
+		if s.queues[queueLinger].len() > 0 {
+			best = queueLinger
+		} else {
+			var bestDue int64
+			for q := range queueLinger {
+				if it, ok := s.queues[q].peek(); ok && (best < 0 || it.due < bestDue) {
+					best, bestDue = q, it.due
+				}
+			}
+		}
+		if best < 0 {
+			panic("BUG: flow table full with empty expiry queues")
+		}
+		it := s.queues[best].pop()
+		e := s.slot(it.slot)
+		if e.gen != it.gen || int(e.q) != best {
+			continue // stale item
+		}
+		s.stats.FlowsEvicted++
+		s.remove(it.slot, e, EndEviction)
+		return
+	}
+}
+
+// Expire ends every flow whose timeout passed by now (Unix nanoseconds; the
+// packet clock for replay, the ring's clock live) and hands ended flows to
+// onEnd. Call it between batches.
+func (s *Shard) Expire(now int64) {
+	if now > s.now {
+		s.now = now
+	}
+	now = s.now
+	for q := range s.queues {
+		fq := &s.queues[q]
+		for {
+			it, ok := fq.peek()
+			if !ok || it.due > now {
+				break
+			}
+			fq.pop()
+			e := s.slot(it.slot)
+			if e.gen != it.gen || int(e.q) != q {
+				continue
+			}
+			if q == queueLinger {
+				s.remove(it.slot, e, e.end)
+				continue
+			}
+			if due := e.last + s.timeouts[q]; due > now {
+				fq.push(item{slot: it.slot, gen: e.gen, due: due})
+				continue
+			}
+			s.remove(it.slot, e, EndIdle)
+		}
+	}
+	s.frags.expire(now, s)
+	s.deliver()
+}
+
+// Flush ends every open flow with reason end (end of capture, shutdown) and
+// hands them to onEnd.
+func (s *Shard) Flush(end EndReason) {
+	s.frags.flush(s)
+	for i := uint32(1); i < s.used; i++ {
+		e := s.slot(i)
+		if e.q == queueNone {
+			continue
+		}
+		r := end
+		if e.end != EndNone { // closed or reset, still lingering
+			r = e.end
+		}
+		s.remove(i, e, r)
+	}
+	for q := range s.queues {
+		s.queues[q].reset()
+	}
+	s.deliver()
+}
+
+// Snapshot appends a Record (End = EndNone) for every open flow to dst.
+func (s *Shard) Snapshot(dst []Record) []Record {
+	for i := uint32(1); i < s.used; i++ {
+		e := s.slot(i)
+		if e.q == queueNone || e.pkts[0]+e.pkts[1] == 0 {
+			continue
+		}
+		dst = append(dst, Record{})
+		e.record(&dst[len(dst)-1], EndNone)
+	}
+	return dst
+}
