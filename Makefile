@@ -1,0 +1,68 @@
+# NetSentry build, test and benchmark entry points.
+#   make run    build and run the sensor with the embedded default config
+#   make test   install what the tests need (Debian packages), then run every test
+#   make bench  replay benchmark against tcpdump and ndpiReader
+
+GO        ?= go
+BIN       := bin/netsentry
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+RUN_ARGS  ?=
+# Debian packages the tests and benchmarks use (installed only when missing).
+DEB_PKGS  := tshark tcpdump tcpreplay libndpi-bin netsniff-ng iproute2 ethtool clang llvm libbpf-dev libpcap-dev python3
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
+
+.PHONY: all build run test test-short deps lint fuzz bench bench-live install clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/netsentry
+
+run: build
+	./$(BIN) $(RUN_ARGS)
+
+# deps installs the Debian packages that are missing; a no-op when all are there.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (or install:$$missing)"; exit 1; fi; \
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@2025.1.1
+
+lint: $(STATICCHECK)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+test: deps lint
+	$(GO) test -count=1 ./...
+
+test-short:
+	$(GO) test -short ./...
+
+# fuzz runs every fuzz target briefly (FUZZTIME each).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$t"; $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench: deps build
+	$(GO) run ./bench/replay -netsentry $(BIN)
+
+bench-live: deps build
+	$(GO) run ./bench/live -netsentry $(BIN)
+
+clean:
+	rm -rf bin
