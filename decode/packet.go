@@ -119,6 +119,7 @@ type Packet struct {
 	FragLayer     uint8
 	FragProto     uint8
 	FragOffset    uint16
+	FragDataLen   uint16 // bytes of the datagram this fragment carries (from its IP header)
 	FragID        uint32
 
 	// HasOuter reports a UDP tunnel (VXLAN, GENEVE, GTP-U) whose outer UDP flow

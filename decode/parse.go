@@ -340,6 +340,9 @@ func (d *parser) ipv4(off int) {
 		p.FragID = uint32(be16(b[off+4:]))
 		p.FragLayer = p.NumIP - 1
 		p.FragProto = proto
+		if total := int(be16(b[off+2:])); total > ihl {
+			p.FragDataLen = uint16(total - ihl)
+		}
 		if p.FragOffset != 0 {
 			p.HasFlow = true
 			p.NeedPorts = true
@@ -395,6 +398,7 @@ func (d *parser) ipv6(off int) {
 		end = off + 40 + plen
 	}
 	next := b[off+6]
+	ipEnd := off + 40 + int(be16(b[off+4:]))
 	t := &p.Flow
 	*t = Tuple{IPVersion: 6}
 	copy(t.Src[:], b[off+8:off+24])
@@ -432,6 +436,9 @@ func (d *parser) ipv6(off int) {
 			p.FragID = be32(b[off-4:])
 			p.FragLayer = p.NumIP - 1
 			p.FragProto = next
+			if ipEnd > off {
+				p.FragDataLen = uint16(ipEnd - off)
+			}
 			if p.FragOffset != 0 {
 				t.Proto = next
 				p.HasFlow = true

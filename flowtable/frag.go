@@ -33,6 +33,14 @@ type fragSlot struct {
 	bytes uint64
 	first int64
 	last  int64
+	// Reassembly progress: data bytes seen, and the datagram's length once
+	// its last fragment came. The IP layers inside the datagram (and an IPv6
+	// fragmented layer itself) count for their hosts once, on the frame that
+	// completes it, as tshark's endpoint table counts them.
+	got, total uint32
+	done       bool
+	nLayers    uint8
+	layers     [decode.MaxIPLayers]decode.IPLayer
 }
 
 // fragTable is a direct-mapped, fixed-size table: a datagram whose slot is
@@ -77,8 +85,45 @@ func (f *fragTable) first(p *decode.Packet, ts int64, s *Shard) {
 	*sl = fragSlot{key: f.key, used: true, resolved: true, expires: ts + f.timeout,
 		hasFlow: p.HasFlow, hasOuter: p.HasOuter, tun: p.Tunnel, vlan: p.VLAN, inner: p.InnerVLAN,
 		flow: p.Flow, outer: p.Outer}
+	if held.used {
+		sl.got, sl.total = held.got, held.total
+	}
+	from := deferredLayers(p)
+	sl.nLayers = uint8(copy(sl.layers[:], p.IP[from:p.NumIP]))
 	if held.used && !held.resolved && held.pkts > 0 {
 		f.apply(sl, held.pkts, held.bytes, held.first, held.last, s)
+	}
+	f.progress(sl, p, s)
+}
+
+// deferredLayers returns the index of p's first IP layer whose hosts are
+// counted only when the datagram is complete: the layers inside the
+// fragmented one, and for IPv6 the fragmented layer itself.
+func deferredLayers(p *decode.Packet) int {
+	n := int(p.FragLayer) + 1
+	if p.IP[p.FragLayer].IPVersion == 6 {
+		n--
+	}
+	return min(n, int(p.NumIP))
+}
+
+// progress adds fragment p to its datagram's reassembly state and, on the
+// frame that completes the datagram, counts the deferred layers' hosts.
+func (f *fragTable) progress(sl *fragSlot, p *decode.Packet, s *Shard) {
+	if sl.done {
+		return
+	}
+	sl.got += uint32(p.FragDataLen)
+	if !p.MoreFragments {
+		sl.total = uint32(p.FragOffset) + uint32(p.FragDataLen)
+	}
+	if !sl.resolved || sl.total == 0 || sl.got < sl.total {
+		return
+	}
+	sl.done = true
+	for i := 0; i < int(sl.nLayers); i++ {
+		l := &sl.layers[i]
+		s.hosts.add(&l.Src, &l.Dst, l.IPVersion, p.WireLen)
 	}
 }
 
@@ -102,11 +147,13 @@ func (f *fragTable) later(p *decode.Packet, ts int64, s *Shard) {
 	if sl.used && sl.resolved {
 		sl.expires = ts + f.timeout
 		f.apply(sl, 1, uint64(p.WireLen), ts, ts, s)
+		f.progress(sl, p, s)
 		return
 	}
 	if !sl.used {
 		*sl = fragSlot{key: f.key, used: true, first: ts, last: ts, vlan: p.VLAN, inner: p.InnerVLAN}
 	}
+	f.progress(sl, p, s)
 	sl.pkts++
 	sl.bytes += uint64(p.WireLen)
 	sl.first = min(sl.first, ts)

@@ -209,7 +209,11 @@ func (s *Shard) Packet(p *decode.Packet, ts int64) {
 	}
 	s.stats.Packets++
 	s.stats.Bytes += uint64(p.WireLen)
-	for i := 0; i < int(p.NumIP); i++ {
+	nHosts := int(p.NumIP)
+	if p.IsFragment {
+		nHosts = deferredLayers(p) // the rest count when the datagram completes
+	}
+	for i := 0; i < nHosts; i++ {
 		l := &p.IP[i]
 		s.hosts.add(&l.Src, &l.Dst, l.IPVersion, p.WireLen)
 	}

@@ -1,0 +1,294 @@
+package app
+
+// maxQuestions bounds how many questions of one DNS message are read.
+const maxQuestions = 8
+
+// isDNSMessage reports whether b starts with a plausible DNS header. With
+// strict (used when no DNS port vouches for the flow) it must be a standard
+// query for one name, nothing else in the message but an EDNS OPT record.
+func isDNSMessage(b []byte, strict bool) bool {
+	if len(b) < 12 {
+		return false
+	}
+	flags := be16(b[2:])
+	switch flags >> 11 & 0xf { // opcode
+	case 0, 1, 2, 4, 5, 6:
+	default:
+		return false
+	}
+	qd, an, ns, ar := be16(b[4:]), be16(b[6:]), be16(b[8:]), be16(b[10:])
+	if !strict {
+		return qd <= 64 && an <= 4096 && ns <= 4096 && ar <= 4096
+	}
+	if flags&0xf840 != 0 || qd != 1 || an != 0 || ns != 0 || ar > 1 {
+		return false
+	}
+	var name [256]byte
+	_, end, ok := dnsName(b, 12, &name)
+	if !ok || end+4 > len(b) {
+		return false
+	}
+	qtype, class := be16(b[end:]), be16(b[end+2:])&0x7fff
+	end += 4
+	if qtype == 0 || (class != 1 && class != 3 && class != 255) {
+		return false
+	}
+	if ar == 0 {
+		return end == len(b)
+	}
+	return end+11 <= len(b) && b[end] == 0 && be16(b[end+1:]) == 41
+}
+
+// isDNSOverTCP reports a DNS message behind the two-byte length of DNS over
+// TCP (RFC 1035 section 4.2.2).
+func isDNSOverTCP(b []byte) bool {
+	return len(b) >= 14 && be16(b) >= 12 && isDNSMessage(b[2:], false)
+}
+
+// dnsFeed counts and parses the DNS messages of one packet: one datagram, or
+// the length-prefixed messages of a TCP segment (which may end in the
+// middle of a message; the rest is skipped when it comes).
+func (s *State) dnsFeed(b []byte, d uint8) {
+	if s.l4 != 6 {
+		s.dnsMessage(b, d)
+		return
+	}
+	for len(b) > 0 {
+		if skip := int(s.dnsSkip[d]); skip > 0 {
+			n := min(skip, len(b))
+			s.dnsSkip[d] -= uint16(n)
+			b = b[n:]
+			continue
+		}
+		var n int
+		if h := s.dnsHalf[d]; h != 0 {
+			n = int(h&0xff)<<8 | int(b[0])
+			s.dnsHalf[d] = 0
+			b = b[1:]
+		} else if len(b) == 1 {
+			s.dnsHalf[d] = 0x100 | uint16(b[0])
+			return
+		} else {
+			n = int(be16(b))
+			b = b[2:]
+		}
+		m := b[:min(n, len(b))]
+		s.dnsMessage(m, d)
+		s.dnsSkip[d] = uint16(n - len(m))
+		b = b[len(m):]
+	}
+}
+
+// dnsMessage counts one DNS message and records its question names; from a
+// response, also the rcode and the answer count.
+func (s *State) dnsMessage(m []byte, d uint8) {
+	if len(m) < 12 {
+		return
+	}
+	flags := be16(m[2:])
+	if flags&0x8000 == 0 {
+		s.queries++
+		s.setClient(d)
+	} else {
+		s.replies++
+		s.flags |= flDNSResp
+		s.rcode = uint8(flags & 0xf)
+		s.answers = be16(m[6:])
+		s.setClient(1 - d)
+	}
+	qd := int(be16(m[4:]))
+	off := 12
+	var name [256]byte
+	for i := 0; i < qd && i < maxQuestions; i++ {
+		n, end, ok := dnsName(m, off, &name)
+		if !ok {
+			return
+		}
+		qtype := uint16(0)
+		if end+2 <= len(m) {
+			qtype = be16(m[end:])
+		}
+		s.addName(name[:n], qtype)
+		off = end + 4
+	}
+}
+
+// addName keeps a question name: the first one as the query (with its
+// type), later distinct ones (ignoring case) in the arena while it has room.
+func (s *State) addName(name []byte, qtype uint16) {
+	if s.slen[fQuery] == 0 {
+		s.set(fQuery, name)
+		s.qtype = qtype
+		return
+	}
+	if equalFold(s.get(fQuery), name) {
+		return
+	}
+	off := int(s.nameOff)
+	for i := 0; i < int(s.names); i++ {
+		n := int(s.arena[off])
+		if equalFold(s.arena[off+1:off+1+n], name) {
+			return
+		}
+		off += 1 + n
+	}
+	n := min(len(name), int(fieldCap[fQuery]))
+	if s.names == 255 || int(s.used)+1+n > arenaSize {
+		return
+	}
+	if s.names == 0 {
+		s.nameOff = s.used
+	}
+	s.arena[s.used] = byte(n)
+	copy(s.arena[s.used+1:], name[:n])
+	s.used += uint16(1 + n)
+	s.names++
+}
+
+// extraName returns the i-th kept name after the first and the offset of
+// the next one.
+func (s *State) extraName(off int) ([]byte, int) {
+	n := int(s.arena[off])
+	return s.arena[off+1 : off+1+n], off + 1 + n
+}
+
+// equalFold compares two names ignoring ASCII case.
+func equalFold(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if upper(a[i]) != upper(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// dnsName decodes the domain name at m[off:] into out, following
+// compression pointers. It returns the name's length in out, the offset just
+// after the name in m, and false for a malformed name. The root name is
+// written as "<Root>", as Wireshark prints it; names longer than out are
+// truncated.
+func dnsName(m []byte, off int, out *[256]byte) (n, end int, ok bool) {
+	end = -1
+	for hops := 0; ; {
+		if off >= len(m) {
+			return 0, 0, false
+		}
+		l := int(m[off])
+		switch {
+		case l == 0:
+			if end < 0 {
+				end = off + 1
+			}
+			if n == 0 {
+				n = copy(out[:], "<Root>")
+			}
+			return n, end, true
+		case l&0xc0 == 0xc0:
+			if off+1 >= len(m) || hops == 16 {
+				return 0, 0, false
+			}
+			if end < 0 {
+				end = off + 2
+			}
+			off = (l&0x3f)<<8 | int(m[off+1])
+			hops++
+			continue
+		case l&0xc0 != 0:
+			return 0, 0, false
+		}
+		if off+1+l > len(m) {
+			return 0, 0, false
+		}
+		if n > 0 && n < len(out) {
+			out[n] = '.'
+			n++
+		}
+		n += copy(out[n:], m[off+1:off+1+l])
+		off += 1 + l
+	}
+}
+
+// qtypeName returns the mnemonic of a DNS RR type, or "" for others.
+func qtypeName(t uint16) string {
+	switch t {
+	case 1:
+		return "A"
+	case 2:
+		return "NS"
+	case 5:
+		return "CNAME"
+	case 6:
+		return "SOA"
+	case 10:
+		return "NULL"
+	case 12:
+		return "PTR"
+	case 13:
+		return "HINFO"
+	case 15:
+		return "MX"
+	case 16:
+		return "TXT"
+	case 28:
+		return "AAAA"
+	case 33:
+		return "SRV"
+	case 35:
+		return "NAPTR"
+	case 41:
+		return "OPT"
+	case 43:
+		return "DS"
+	case 46:
+		return "RRSIG"
+	case 47:
+		return "NSEC"
+	case 48:
+		return "DNSKEY"
+	case 64:
+		return "SVCB"
+	case 65:
+		return "HTTPS"
+	case 251:
+		return "IXFR"
+	case 252:
+		return "AXFR"
+	case 255:
+		return "ANY"
+	case 257:
+		return "CAA"
+	}
+	return ""
+}
+
+// rcodeName returns the mnemonic of a DNS response code, or "" for others.
+func rcodeName(r uint8) string {
+	switch r {
+	case 0:
+		return "NOERROR"
+	case 1:
+		return "FORMERR"
+	case 2:
+		return "SERVFAIL"
+	case 3:
+		return "NXDOMAIN"
+	case 4:
+		return "NOTIMP"
+	case 5:
+		return "REFUSED"
+	case 6:
+		return "YXDOMAIN"
+	case 7:
+		return "YXRRSET"
+	case 8:
+		return "NXRRSET"
+	case 9:
+		return "NOTAUTH"
+	case 10:
+		return "NOTZONE"
+	}
+	return ""
+}
