@@ -274,7 +274,7 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 				e.state = StateSynSent
 			}
 		}
-	} else if ts-e.first >= s.active && e.first != 0 {
+	} else if ts-e.first >= s.active {
 		s.cut(e, EndActive, ts)
 	}
 	dir := 0

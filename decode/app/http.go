@@ -83,7 +83,7 @@ func (s *State) httpFeed(p *Pool, b []byte, d uint8) {
 func (s *State) httpAppend(p *Pool, b []byte) {
 	m := p.slot(s.slot, s.ticket)
 	if m == nil {
-		s.Release(p)
+		s.free(p)
 		return
 	}
 	if s.isRetransmit(m, b) {
@@ -92,7 +92,7 @@ func (s *State) httpAppend(p *Pool, b []byte) {
 	s.blen += uint16(copy(m[s.blen:BufSize], b))
 	if headerEnd(m[:s.blen]) >= 0 || s.blen == BufSize {
 		s.httpRequest(m[:s.blen], true)
-		s.Release(p)
+		s.free(p)
 	}
 }
 

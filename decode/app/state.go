@@ -96,32 +96,32 @@ type State struct {
 	// HTTP
 	status uint16
 	// DNS
-	qtype    uint16
-	answers  uint16
-	rcode    uint8
-	names    uint8  // question names kept in the arena after the first
-	nameOff  uint16 // arena offset of the first kept extra name
-	queries  uint32 // DNS messages with QR=0
-	replies  uint32 // DNS messages with QR=1
-	dnsSkip  [2]uint16
-	dnsHalf  [2]uint16 // DNS over TCP: 0x100|first byte of a split length prefix
-	msgType  uint8     // DHCP message type, NTP mode
-	msgVer   uint8     // NTP version
-	tlsRec   uint16    // record-layer version of the first ClientHello record
-	tlsCli   uint16    // ClientHello legacy_version
-	tlsMax   uint16    // highest supported_versions entry of the ClientHello
-	tlsSrv   uint16    // version the server chose (ServerHello)
-	quicVer  uint32    // QUIC version of the first long-header packet
-	ja3      [16]byte  // MD5 of the JA3 string (valid with flHelloAll)
-	slot     uint32    // reassembly slot in the caller's Pool
-	ticket   uint32    // proof that the slot is still ours
-	blen     uint16    // bytes collected in the slot
-	bkind    uint8     // what is being reassembled, kindNone when nothing
-	bdir     uint8     // direction being reassembled
-	used     uint16    // arena bytes in use
-	soff     [numFields]uint16
-	slen     [numFields]uint8
-	arena    [arenaSize]byte
+	qtype   uint16
+	answers uint16
+	rcode   uint8
+	names   uint8  // question names kept in the arena after the first
+	nameOff uint16 // arena offset of the first kept extra name
+	queries uint32 // DNS messages with QR=0
+	replies uint32 // DNS messages with QR=1
+	dnsSkip [2]uint16
+	dnsHalf [2]uint16 // DNS over TCP: 0x100|first byte of a split length prefix
+	msgType uint8     // DHCP message type, NTP mode
+	msgVer  uint8     // NTP version
+	tlsRec  uint16    // record-layer version of the first ClientHello record
+	tlsCli  uint16    // ClientHello legacy_version
+	tlsMax  uint16    // highest supported_versions entry of the ClientHello
+	tlsSrv  uint16    // version the server chose (ServerHello)
+	quicVer uint32    // QUIC version of the first long-header packet
+	ja3     [16]byte  // MD5 of the JA3 string (valid with flHelloAll)
+	slot    uint32    // reassembly slot in the caller's Pool
+	ticket  uint32    // proof that the slot is still ours
+	blen    uint16    // bytes collected in the slot
+	bkind   uint8     // what is being reassembled, kindNone when nothing
+	bdir    uint8     // direction being reassembled
+	used    uint16    // arena bytes in use
+	soff    [numFields]uint16
+	slen    [numFields]uint8
+	arena   [arenaSize]byte
 }
 
 // Feed examines the transport payload of one packet of the flow. Call it for
@@ -184,15 +184,37 @@ func (s *State) exhausted() bool {
 	return (a > MaxPackets && b > MaxPackets) || a+b > 3*MaxPackets
 }
 
-// Release gives back the reassembly buffer the State may hold. Call it when
-// the flow is dropped before Done; Feed releases it by itself otherwise.
+// Release parses whatever part of a message the State has collected (a
+// ClientHello or request header still incomplete) and gives its reassembly
+// buffer back to p. Call it before recording a flow that is not Done; Feed
+// does it by itself when the State becomes Done.
 func (s *State) Release(p *Pool) {
-	if s.slot != 0 || s.ticket != 0 {
-		if p != nil {
-			p.release(s.slot, s.ticket)
-		}
-		s.slot, s.ticket, s.blen, s.bkind = 0, 0, 0, kindNone
+	if s.bkind == kindNone {
+		return
 	}
+	if m := p.slot(s.slot, s.ticket); m != nil {
+		switch s.bkind {
+		case kindTLS:
+			var tmp [BufSize]byte
+			hs, whole := tlsHandshake(m[:s.blen], &tmp)
+			s.clientHello(hs, 't', whole)
+		case kindHTTP:
+			s.httpRequest(m[:s.blen], true)
+		case kindQUIC:
+			if n := prefixLen(m[slotBitmap:slotDCID]); n >= 4 {
+				s.clientHello(m[:n], 'q', false)
+			}
+		}
+	}
+	s.free(p)
+}
+
+// free gives the reassembly slot back without looking at its contents.
+func (s *State) free(p *Pool) {
+	if s.bkind != kindNone {
+		p.release(s.slot, s.ticket)
+	}
+	s.slot, s.ticket, s.blen, s.bkind = 0, 0, 0, kindNone
 }
 
 // ServerPort returns the port of the flow's server: the side that did not

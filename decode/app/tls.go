@@ -91,7 +91,7 @@ func (s *State) tlsClientStart(p *Pool, b []byte, d uint8) {
 func (s *State) tlsAppend(p *Pool, b []byte) {
 	m := p.slot(s.slot, s.ticket)
 	if m == nil { // the pool took the slot back: go on without
-		s.Release(p)
+		s.free(p)
 		s.flags |= flHello
 		return
 	}
@@ -103,7 +103,7 @@ func (s *State) tlsAppend(p *Pool, b []byte) {
 	hs, complete := tlsHandshake(m[:s.blen], &tmp)
 	if complete || s.blen == BufSize {
 		s.clientHello(hs, 't', complete)
-		s.Release(p)
+		s.free(p)
 	}
 }
 

@@ -1,0 +1,268 @@
+package app
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the flow's application object to dst and returns the
+// extended slice: one member per protocol seen, named by protocol, e.g.
+//
+//	{"tls":{"sni":"example.com","alpn":"h2","version":"TLS 1.3","ja3":"…","ja4":"t13d…"}}
+//	{"dns":{"query":"example.com","qtype":"A","rcode":"NOERROR","answers":2,"queries":3}}
+//	{"http":{"method":"GET","host":"example.com","path":"/","status":200,"user_agent":"…"}}
+//	{"smtp":{"banner":"220 …","helo":"…","starttls":true},"tls":{"sni":"…"}}
+//	{"ssh":{"client":"SSH-2.0-…","server":"SSH-2.0-…"}}
+//	{"quic":{"version":"1","sni":"…","alpn":"h3","ja4":"q13d…"}}
+//
+// and {} when nothing is known (a port-based guess carries no fields).
+// Strings are JSON-escaped; bytes that are not UTF-8 become U+FFFD.
+func (s *State) AppendJSON(dst []byte) []byte {
+	w := jsonWriter{b: append(dst, '{')}
+	if s.Guess || s.Proto == Unknown {
+		return append(w.b, '}')
+	}
+	switch s.Proto {
+	case HTTP, SSDP:
+		w.open(jsonKeys[s.Proto])
+		w.str("method", s.get(fMethod))
+		w.str("host", s.get(fHost))
+		w.str("path", s.get(fPath))
+		if s.flags&flResp != 0 {
+			w.num("status", uint64(s.status))
+		}
+		w.str("user_agent", s.get(fUA))
+		w.close()
+	case TLS:
+		s.tlsJSON(&w)
+	case DNS, MDNS, LLMNR:
+		w.open("dns")
+		w.str("query", s.get(fQuery))
+		if s.slen[fQuery] != 0 {
+			w.name("qtype", qtypeName(s.qtype), "TYPE", uint64(s.qtype))
+		}
+		if s.flags&flDNSResp != 0 {
+			w.name("rcode", rcodeName(s.rcode), "RCODE", uint64(s.rcode))
+			w.num("answers", uint64(s.answers))
+		}
+		w.num("queries", uint64(s.queries))
+		w.num("responses", uint64(s.replies))
+		if s.names > 0 {
+			w.key("names")
+			w.b = append(w.b, '[')
+			off := int(s.nameOff)
+			for i := 0; i < int(s.names); i++ {
+				if i > 0 {
+					w.b = append(w.b, ',')
+				}
+				var name []byte
+				name, off = s.extraName(off)
+				w.b = appendJSONString(w.b, name)
+			}
+			w.b = append(w.b, ']')
+		}
+		w.close()
+	case SSH:
+		w.open("ssh")
+		w.str("client", s.get(fSSHClient))
+		w.str("server", s.get(fSSHServer))
+		w.close()
+	case QUIC:
+		w.open("quic")
+		if s.quicVer != 0 {
+			w.key("version")
+			w.b = append(w.b, '"')
+			w.b = appendQUICVersion(w.b, s.quicVer)
+			w.b = append(w.b, '"')
+		}
+		w.str("sni", s.get(fSNI))
+		w.str("alpn", s.get(fALPN))
+		s.fingerprintJSON(&w)
+		w.str("user_agent", s.get(fUA))
+		w.close()
+	case SMTP, FTP, POP3, IMAP:
+		w.open(jsonKeys[s.Proto])
+		w.str("banner", s.get(fBanner))
+		w.str("helo", s.get(fHelo))
+		w.str("user", s.get(fUser))
+		if s.flags&flStartTLS != 0 {
+			w.key("starttls")
+			w.b = append(w.b, "true"...)
+		}
+		w.close()
+		if s.flags&(flHello|flSrvHello) != 0 {
+			s.tlsJSON(&w)
+		}
+	case HTTP2:
+		w.open("http2")
+		w.close()
+	case DHCP:
+		w.open("dhcp")
+		if s.msgType != 0 {
+			w.name("type", dhcpTypeName(s.msgType), "TYPE", uint64(s.msgType))
+		}
+		w.str("hostname", s.get(fHostname))
+		w.close()
+	case NTP:
+		w.open("ntp")
+		w.num("version", uint64(s.msgVer))
+		w.num("mode", uint64(s.msgType))
+		w.close()
+	case DHCPv6:
+		w.open("dhcpv6")
+		w.num("type", uint64(s.msgType))
+		w.close()
+	}
+	if s.Proto == HTTP && s.flags&(flHello|flSrvHello) != 0 { // CONNECT tunnel
+		s.tlsJSON(&w)
+	}
+	return append(w.b, '}')
+}
+
+// tlsJSON writes the "tls" member.
+func (s *State) tlsJSON(w *jsonWriter) {
+	w.open("tls")
+	w.str("sni", s.get(fSNI))
+	w.str("alpn", s.get(fALPN))
+	v := s.tlsCli
+	switch {
+	case s.flags&flSrvHello != 0:
+		v = s.tlsSrv
+	case s.tlsMax != 0:
+		v = s.tlsMax
+	}
+	w.version("version", v)
+	w.version("record_version", s.tlsRec)
+	w.version("client_version", s.tlsCli)
+	s.fingerprintJSON(w)
+	w.close()
+}
+
+// fingerprintJSON writes "ja3" and "ja4" when the whole ClientHello was seen.
+func (s *State) fingerprintJSON(w *jsonWriter) {
+	if s.flags&flHelloAll == 0 {
+		return
+	}
+	w.key("ja3")
+	w.b = append(w.b, '"')
+	for _, c := range s.ja3 {
+		w.b = append(w.b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	w.b = append(w.b, '"')
+	w.str("ja4", s.get(fJA4))
+}
+
+func dhcpTypeName(t uint8) string {
+	names := [...]string{"", "DISCOVER", "OFFER", "REQUEST", "DECLINE", "ACK", "NAK", "RELEASE", "INFORM"}
+	if int(t) < len(names) {
+		return names[t]
+	}
+	return ""
+}
+
+// jsonWriter appends JSON object members, tracking commas.
+type jsonWriter struct {
+	b     []byte
+	n     int // members written in the innermost open object
+	outer int // members of the enclosing object
+}
+
+func (w *jsonWriter) key(k string) {
+	if w.n > 0 {
+		w.b = append(w.b, ',')
+	}
+	w.n++
+	w.b = append(w.b, '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, '"', ':')
+}
+
+// open starts a nested object member (one level deep).
+func (w *jsonWriter) open(k string) {
+	w.key(k)
+	w.b = append(w.b, '{')
+	w.outer, w.n = w.n, 0
+}
+
+func (w *jsonWriter) close() {
+	w.b = append(w.b, '}')
+	w.n = w.outer
+}
+
+// str writes a string member, nothing when v is empty.
+func (w *jsonWriter) str(k string, v []byte) {
+	if len(v) == 0 {
+		return
+	}
+	w.key(k)
+	w.b = appendJSONString(w.b, v)
+}
+
+func (w *jsonWriter) num(k string, v uint64) {
+	w.key(k)
+	w.b = strconv.AppendUint(w.b, v, 10)
+}
+
+// name writes a mnemonic, or prefix and number when there is none
+// ("TYPE65280").
+func (w *jsonWriter) name(k, mnemonic, prefix string, v uint64) {
+	w.key(k)
+	w.b = append(w.b, '"')
+	if mnemonic != "" {
+		w.b = append(w.b, mnemonic...)
+	} else {
+		w.b = strconv.AppendUint(append(w.b, prefix...), v, 10)
+	}
+	w.b = append(w.b, '"')
+}
+
+// version writes a TLS version by name ("TLS 1.2"), or in hex; nothing for 0.
+func (w *jsonWriter) version(k string, v uint16) {
+	if v == 0 {
+		return
+	}
+	w.key(k)
+	w.b = append(w.b, '"')
+	if n := tlsVersionName(v); n != "" {
+		w.b = append(w.b, n...)
+	} else {
+		w.b = append(w.b, '0', 'x', hexDigits[v>>12], hexDigits[v>>8&0xf], hexDigits[v>>4&0xf], hexDigits[v&0xf])
+	}
+	w.b = append(w.b, '"')
+}
+
+// appendJSONString appends v as a JSON string: quotes and backslashes
+// escaped, control characters as \uXXXX (or \n, \r, \t), invalid UTF-8 as
+// U+FFFD.
+func appendJSONString(dst, v []byte) []byte {
+	dst = append(dst, '"')
+	for len(v) > 0 {
+		c := v[0]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			v = v[1:]
+			continue
+		}
+		r, size := utf8.DecodeRune(v)
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, "\ufffd"...)
+		} else {
+			dst = append(dst, v[:size]...)
+		}
+		v = v[size:]
+	}
+	return append(dst, '"')
+}

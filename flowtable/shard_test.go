@@ -1,0 +1,284 @@
+package flowtable
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/netsentry/netsentry/decode"
+)
+
+func addr(s string) (decode.Addr, uint8) {
+	ip := netip.MustParseAddr(s)
+	var a decode.Addr
+	if ip.Is4() {
+		b := ip.As4()
+		copy(a[:], b[:])
+		return a, 4
+	}
+	return ip.As16(), 6
+}
+
+// pkt builds a decoded packet of proto from src:sp to dst:dp.
+func pkt(proto uint8, src string, sp uint16, dst string, dp uint16, flags uint8, n uint32) *decode.Packet {
+	s, v := addr(src)
+	d, _ := addr(dst)
+	p := &decode.Packet{WireLen: n, HasFlow: true, TCPFlags: flags, NumIP: 1}
+	p.Flow = decode.Tuple{Src: s, Dst: d, SrcPort: sp, DstPort: dp, Proto: proto, IPVersion: v}
+	p.IP[0] = decode.IPLayer{Src: s, Dst: d, IPVersion: v}
+	return p
+}
+
+type sink struct{ recs []Record }
+
+func (s *sink) take(r []Record) { s.recs = append(s.recs, r...) }
+
+func newShard(t *testing.T, cfg Config) (*Shard, *sink) {
+	t.Helper()
+	out := &sink{}
+	s, err := New(cfg, out.take)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, out
+}
+
+const sec = int64(time.Second)
+
+func TestEntrySize(t *testing.T) {
+	// The flow entry is documented as at most 128 bytes (two cache lines).
+	if EntrySize > 128 {
+		t.Fatalf("flow entry is %d bytes, want <= 128", EntrySize)
+	}
+	t.Logf("flow entry: %d bytes; %d bytes per flow with index and expiry queue", EntrySize, perFlowBytes)
+}
+
+func TestCommunityID(t *testing.T) {
+	// Published Community ID v1 vectors (community-id-spec and its ports).
+	for _, tc := range []struct {
+		proto    uint8
+		src, dst string
+		sp, dp   uint16
+		want     string
+	}{
+		{6, "128.232.110.120", "66.35.250.204", 34855, 80, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="},
+		{6, "66.35.250.204", "128.232.110.120", 80, 34855, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="},
+		{17, "192.168.1.52", "8.8.8.8", 54585, 53, "1:d/FP5EW3wiY1vCndhwleRRKHowQ="},
+		{6, "2001:470:e5bf:dead:4957:2174:e82c:4887", "2607:f8b0:400c:c03::1a", 63943, 25, "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4="},
+		{132, "192.168.170.8", "192.168.170.56", 7, 80, "1:jQgCxbku+pNGw8WPbEc/TS/uTpQ="},
+		{132, "192.168.170.56", "192.168.170.8", 80, 7, "1:jQgCxbku+pNGw8WPbEc/TS/uTpQ="},
+		{1, "192.168.0.89", "192.168.0.1", 8, 0, "1:X0snYXpgwiv9TZtqg64sgzUn6Dk="},
+		{58, "3ffe:501:0:1802:260:97ff:feb6:7ff0", "3ffe:507:0:1:200:86ff:fe05:80da", 3, 0, "1:bnQKq8A2r//dWnkRW2EYcMhShjc="},
+	} {
+		s, v := addr(tc.src)
+		d, _ := addr(tc.dst)
+		r := Record{Src: s, Dst: d, SrcPort: tc.sp, DstPort: tc.dp, Proto: tc.proto, IPVersion: v}
+		if got := string(r.AppendCommunityID(nil, 0)); got != tc.want {
+			t.Errorf("%d %s:%d -> %s:%d: got %s, want %s", tc.proto, tc.src, tc.sp, tc.dst, tc.dp, got, tc.want)
+		}
+	}
+}
+
+func TestTCPLifecycle(t *testing.T) {
+	s, out := newShard(t, Config{Linger: 2 * time.Second, IdleTimeout: 100 * time.Second})
+	c, srv := "10.0.0.1", "10.0.0.2"
+	steps := []struct {
+		p     *decode.Packet
+		state State
+	}{
+		{pkt(6, c, 40000, srv, 80, decode.TCPSyn, 74), StateSynSent},
+		{pkt(6, srv, 80, c, 40000, decode.TCPSyn|decode.TCPAck, 74), StateEstablished},
+		{pkt(6, c, 40000, srv, 80, decode.TCPAck, 66), StateEstablished},
+		{pkt(6, c, 40000, srv, 80, decode.TCPAck|decode.TCPPsh, 500), StateEstablished},
+		{pkt(6, srv, 80, c, 40000, decode.TCPFin|decode.TCPAck, 66), StateFinWait},
+		{pkt(6, c, 40000, srv, 80, decode.TCPFin|decode.TCPAck, 66), StateClosed},
+		{pkt(6, srv, 80, c, 40000, decode.TCPAck, 66), StateClosed},
+	}
+	for i, st := range steps {
+		s.Packet(st.p, int64(i)*sec/10)
+		recs := s.Snapshot(nil)
+		if len(recs) != 1 || recs[0].State != st.state {
+			t.Fatalf("step %d: state %v, want %v", i, recs, st.state)
+		}
+	}
+	s.Expire(1 * sec) // linger not over yet
+	if len(out.recs) != 0 {
+		t.Fatalf("exported during linger: %+v", out.recs)
+	}
+	s.Expire(3 * sec)
+	if len(out.recs) != 1 {
+		t.Fatalf("want 1 record after linger, got %d", len(out.recs))
+	}
+	r := out.recs[0]
+	src, _ := addr(c)
+	if r.Src != src || r.SrcPort != 40000 || r.End != EndFin || r.State != StateClosed {
+		t.Errorf("record %+v: want initiator %s:40000, end fin, state CLOSED", r, c)
+	}
+	if r.PacketsTx != 4 || r.PacketsRx != 3 || r.BytesTx != 74+66+500+66 || r.BytesRx != 74+66+66 {
+		t.Errorf("counters tx %d/%d rx %d/%d", r.PacketsTx, r.BytesTx, r.PacketsRx, r.BytesRx)
+	}
+	if r.FlagsTx != decode.TCPSyn|decode.TCPAck|decode.TCPPsh|decode.TCPFin || r.FlagsRx != decode.TCPSyn|decode.TCPAck|decode.TCPFin {
+		t.Errorf("flags tx %x rx %x", r.FlagsTx, r.FlagsRx)
+	}
+	if s.Stats().Active != 0 {
+		t.Errorf("%d flows still active", s.Stats().Active)
+	}
+}
+
+func TestSynAckFirstNamesTheClient(t *testing.T) {
+	s, out := newShard(t, Config{})
+	s.Packet(pkt(6, "192.150.187.43", 80, "141.142.228.5", 59856, decode.TCPSyn|decode.TCPAck, 60), 0)
+	s.Packet(pkt(6, "141.142.228.5", 59856, "192.150.187.43", 80, decode.TCPSyn, 60), 1)
+	s.Flush(EndEndOfCapture)
+	if len(out.recs) != 1 {
+		t.Fatalf("got %d records", len(out.recs))
+	}
+	r := out.recs[0]
+	if r.SrcPort != 59856 || r.End != EndEndOfCapture || r.PacketsTx != 1 || r.PacketsRx != 1 {
+		t.Errorf("record %+v: want the SYN sender as initiator", r)
+	}
+}
+
+func TestResetAndReuse(t *testing.T) {
+	s, out := newShard(t, Config{Linger: time.Second})
+	s.Packet(pkt(6, "10.0.0.1", 1000, "10.0.0.2", 22, decode.TCPSyn, 60), 0)
+	s.Packet(pkt(6, "10.0.0.2", 22, "10.0.0.1", 1000, decode.TCPRst|decode.TCPAck, 60), sec/10)
+	// A new SYN on the same 4-tuple during the linger starts a new record.
+	s.Packet(pkt(6, "10.0.0.1", 1000, "10.0.0.2", 22, decode.TCPSyn, 60), sec/5)
+	if len(out.recs) != 0 {
+		s.Expire(sec / 5)
+	}
+	s.Expire(sec / 5)
+	if len(out.recs) != 1 || out.recs[0].End != EndRst || out.recs[0].PacketsTx+out.recs[0].PacketsRx != 2 {
+		t.Fatalf("after reuse: %+v, want the reset connection ended with rst", out.recs)
+	}
+	s.Flush(EndShutdown)
+	if len(out.recs) != 2 || out.recs[1].End != EndShutdown || out.recs[1].State != StateSynSent {
+		t.Fatalf("after flush: %+v", out.recs)
+	}
+}
+
+func TestIdleAndActiveTimeouts(t *testing.T) {
+	s, out := newShard(t, Config{UDPIdleTimeout: 10 * time.Second, ActiveTimeout: 30 * time.Second})
+	// A UDP flow with a packet every 5 s for 70 s: never idle, cut by the active timeout.
+	for i := int64(0); i <= 14; i++ {
+		s.Packet(pkt(17, "10.1.0.1", 5353, "10.1.0.2", 53, 0, 100), i*5*sec)
+		s.Expire(i * 5 * sec)
+	}
+	// A second UDP flow that goes idle.
+	s.Packet(pkt(17, "10.1.0.3", 5000, "10.1.0.4", 123, 0, 90), 70*sec)
+	s.Expire(79 * sec)
+	if n := len(out.recs); n != 2 {
+		t.Fatalf("before idle: %d records (%+v), want the 2 active cuts", n, out.recs)
+	}
+	for _, r := range out.recs {
+		if r.End != EndActive || r.PacketsTx != 6 {
+			t.Errorf("active cut %+v: want 6 packets, end active", r)
+		}
+	}
+	s.Expire(81 * sec)
+	var idle int
+	for _, r := range out.recs {
+		if r.End == EndIdle {
+			idle++
+		}
+	}
+	if idle != 2 {
+		t.Errorf("idle records: %d, want 2 (%+v)", idle, out.recs)
+	}
+	var pkts uint64
+	for _, r := range out.recs {
+		pkts += r.PacketsTx + r.PacketsRx
+	}
+	if pkts != 16 {
+		t.Errorf("records hold %d packets, want all 16", pkts)
+	}
+}
+
+func TestEvictionAtBound(t *testing.T) {
+	s, out := newShard(t, Config{MaxFlows: 100})
+	for i := range 150 {
+		p := pkt(17, "10.2.0.1", uint16(10000+i), "10.2.0.2", 53, 0, 80)
+		s.Packet(p, int64(i)*sec/100)
+	}
+	st := s.Stats()
+	if st.Active != 100 || st.FlowsEvicted != 50 {
+		t.Fatalf("active %d evicted %d, want 100 and 50", st.Active, st.FlowsEvicted)
+	}
+	// The evicted ones are the oldest.
+	for i, r := range out.recs {
+		if r.End != EndEviction || r.SrcPort != uint16(10000+i) {
+			t.Fatalf("eviction %d: %+v, want port %d", i, r, 10000+i)
+		}
+	}
+	s.Flush(EndEndOfCapture)
+	if len(out.recs) != 150 {
+		t.Errorf("%d records in all, want 150 (nothing dropped)", len(out.recs))
+	}
+}
+
+func TestGrowKeepsFlows(t *testing.T) {
+	s, out := newShard(t, Config{})
+	const n = 20000
+	for round := range 2 {
+		for i := range n {
+			p := pkt(6, "10.3.0.1", uint16(i), "10.3.0.2", 443, decode.TCPAck, 60)
+			s.Packet(p, int64(round))
+		}
+	}
+	if st := s.Stats(); st.Active != n || st.FlowsCreated != n {
+		t.Fatalf("active %d created %d, want %d", st.Active, st.FlowsCreated, n)
+	}
+	s.Flush(EndEndOfCapture)
+	for _, r := range out.recs {
+		if r.PacketsTx != 2 {
+			t.Fatalf("flow %d has %d packets, want 2", r.SrcPort, r.PacketsTx)
+		}
+	}
+}
+
+func TestHostBound(t *testing.T) {
+	s, _ := newShard(t, Config{MaxHosts: 1024})
+	for i := range 5000 {
+		src := netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}).String()
+		s.Packet(pkt(17, src, 1, "10.255.0.1", 2, 0, 60), 0)
+	}
+	if n := s.Hosts().Len(); n != 1024 {
+		t.Errorf("hosts %d, want the bound 1024", n)
+	}
+	if s.Stats().HostsOverflow == 0 {
+		t.Error("overflow not counted")
+	}
+}
+
+func TestPacketAllocs(t *testing.T) {
+	s, _ := newShard(t, Config{})
+	ps := []*decode.Packet{
+		pkt(6, "10.0.0.1", 1, "10.0.0.2", 2, decode.TCPAck, 60),
+		pkt(6, "10.0.0.2", 2, "10.0.0.1", 1, decode.TCPAck, 1500),
+		pkt(17, "2001:db8::1", 53, "2001:db8::2", 5353, 0, 90),
+	}
+	var ts int64
+	n := testing.AllocsPerRun(1000, func() {
+		for _, p := range ps {
+			ts++
+			s.Packet(p, ts)
+		}
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per packet batch, want 0", n)
+	}
+}
+
+func BenchmarkPacket(b *testing.B) {
+	s, _ := New(Config{}, nil)
+	var ps []*decode.Packet
+	for i := range 100000 {
+		ps = append(ps, pkt(6, "10.0.0.1", uint16(i), netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}).String(), 443, decode.TCPAck, 600))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Packet(ps[i%len(ps)], int64(i))
+	}
+}
