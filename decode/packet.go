@@ -125,8 +125,9 @@ type Packet struct {
 	// HasOuter reports a UDP tunnel (VXLAN, GENEVE, GTP-U) whose outer UDP flow
 	// is tracked too, as tshark counts both.
 	HasOuter bool
-	// Outer is the outer UDP tuple when HasOuter.
-	Outer Tuple
+	// Outer is the outer UDP tuple when HasOuter, carried by IP[OuterLayer].
+	Outer      Tuple
+	OuterLayer uint8
 
 	// NumIP is how many entries of IP are filled, outermost first.
 	NumIP uint8

@@ -556,6 +556,7 @@ func (d *parser) udpTunnel(off, end int) {
 	if !p.HasOuter {
 		p.HasOuter = true
 		p.Outer = *t
+		p.OuterLayer = p.NumIP - 1
 	}
 	p.Tunnel = kind
 	p.HasFlow = false

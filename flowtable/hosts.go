@@ -1,6 +1,7 @@
 package flowtable
 
 import (
+	"encoding/binary"
 	"sort"
 	"unsafe"
 
@@ -24,88 +25,118 @@ func (h *HostCounters) Bytes() uint64 { return h.BytesTx + h.BytesRx }
 
 type hostSlot struct {
 	HostCounters
-	used bool
 }
 
-const hostEntryBytes = int(unsafe.Sizeof(hostSlot{})) * 2
+const hostEntryBytes = int(unsafe.Sizeof(hostSlot{})) + 2*4
 
-// Hosts is a shard's host table: open addressing with linear probing, bounded
-// by MaxHosts; updates for new hosts beyond the bound are counted as overflow.
+// Hosts is a shard's host table. Host entries live in a chunked slab and
+// never move, so a flow keeps the slab index of its two hosts and counts a
+// packet for them without a lookup; an open-addressing index of slab numbers
+// finds a host by address. At MaxHosts new hosts are not added; their
+// updates are counted as overflow.
 type Hosts struct {
-	slots    []hostSlot
+	chunks   [][]hostSlot
+	used     uint32 // slab slots handed out (slot 0 is never used)
+	index    []uint32
 	mask     uint32
-	n        int
 	max      int
 	overflow uint64
 }
 
 func (h *Hosts) init(max int) {
 	h.max = max
-	h.slots = make([]hostSlot, 1024)
+	h.used = 1
+	h.index = make([]uint32, 1024)
 	h.mask = 1023
 }
 
-func (h *Hosts) find(a *decode.Addr, v uint8) *hostSlot {
-	k := Key{A: *a, IPVersion: v}
-	i := k.hash() & h.mask
+func (h *Hosts) at(i uint32) *hostSlot { return &h.chunks[i>>chunkBits][i&chunkMask] }
+
+func hostHash(a *decode.Addr, v uint8) uint32 {
+	w0 := binary.LittleEndian.Uint64(a[0:8])
+	w1 := binary.LittleEndian.Uint64(a[8:16])
+	x := mix(w0^hashM1, w1^hashSeed^uint64(v))
+	return uint32(x ^ x>>32)
+}
+
+// lookup returns the slab index of a's entry, creating it; 0 when the
+// table is full.
+func (h *Hosts) lookup(a *decode.Addr, v uint8) uint32 {
+	i := hostHash(a, v) & h.mask
 	for {
-		sl := &h.slots[i]
-		if !sl.used {
-			if h.n >= h.max {
-				h.overflow++
-				return nil
-			}
-			if 2*(h.n+1) > len(h.slots) {
-				h.grow()
-				return h.find(a, v)
-			}
-			sl.used, sl.Addr, sl.IPVersion = true, *a, v
-			h.n++
-			return sl
+		j := h.index[i]
+		if j == 0 {
+			break
 		}
-		if sl.Addr == *a && sl.IPVersion == v {
-			return sl
+		if sl := h.at(j); sl.Addr == *a && sl.IPVersion == v {
+			return j
 		}
 		i = (i + 1) & h.mask
 	}
+	n := int(h.used) - 1
+	if n >= h.max {
+		return 0
+	}
+	if 2*(n+1) > len(h.index) {
+		h.grow()
+		return h.lookup(a, v)
+	}
+	j := h.used
+	if int(j>>chunkBits) >= len(h.chunks) {
+		h.chunks = append(h.chunks, make([]hostSlot, chunkSize))
+	}
+	h.used++
+	sl := h.at(j)
+	sl.Addr, sl.IPVersion = *a, v
+	h.index[i] = j
+	return j
 }
 
 func (h *Hosts) grow() {
-	old := h.slots
-	h.slots = make([]hostSlot, 2*len(old))
-	h.mask = uint32(len(h.slots) - 1)
-	for i := range old {
-		if !old[i].used {
-			continue
+	h.index = make([]uint32, 2*len(h.index))
+	h.mask = uint32(len(h.index) - 1)
+	for j := uint32(1); j < h.used; j++ {
+		sl := h.at(j)
+		i := hostHash(&sl.Addr, sl.IPVersion) & h.mask
+		for h.index[i] != 0 {
+			i = (i + 1) & h.mask
 		}
-		k := Key{A: old[i].Addr, IPVersion: old[i].IPVersion}
-		j := k.hash() & h.mask
-		for h.slots[j].used {
-			j = (j + 1) & h.mask
-		}
-		h.slots[j] = old[i]
+		h.index[i] = j
 	}
 }
 
+// count adds one frame of n bytes sent by host src to host dst (slab
+// indices; 0 means the host did not fit and the update is counted as overflow).
+func (h *Hosts) count(src, dst uint32, n uint32) {
+	if src != 0 {
+		sl := h.at(src)
+		sl.PacketsTx++
+		sl.BytesTx += uint64(n)
+	} else {
+		h.overflow++
+	}
+	if dst != 0 {
+		sl := h.at(dst)
+		sl.PacketsRx++
+		sl.BytesRx += uint64(n)
+	} else {
+		h.overflow++
+	}
+}
+
+// add counts one frame of n bytes from src to dst, looking both up.
 func (h *Hosts) add(src, dst *decode.Addr, v uint8, n uint32) {
-	if s := h.find(src, v); s != nil {
-		s.PacketsTx++
-		s.BytesTx += uint64(n)
-	}
-	if d := h.find(dst, v); d != nil {
-		d.PacketsRx++
-		d.BytesRx += uint64(n)
-	}
+	h.count(h.lookup(src, v), h.lookup(dst, v), n)
 }
 
 // Len returns the number of hosts in the table.
-func (h *Hosts) Len() int { return h.n }
+func (h *Hosts) Len() int { return int(h.used) - 1 }
 
 // Snapshot appends a copy of every host's counters to dst.
 func (h *Hosts) Snapshot(dst []HostCounters) []HostCounters {
-	for i := range h.slots {
-		if h.slots[i].used {
-			dst = append(dst, h.slots[i].HostCounters)
+	for j := uint32(1); j < h.used; j++ {
+		if sl := h.at(j); sl.PacketsTx+sl.PacketsRx > 0 {
+			dst = append(dst, sl.HostCounters)
 		}
 	}
 	return dst

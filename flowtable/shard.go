@@ -80,6 +80,7 @@ type entry struct {
 	next  uint32 // hash chain, or free list
 	gen   uint32 // bumped when the slot is freed or requeued, so stale queue items are recognised
 	hash  uint32
+	host  [2]uint32 // host-table slab indices of A and B (0: not in the table)
 }
 
 const (
@@ -209,13 +210,25 @@ func (s *Shard) Packet(p *decode.Packet, ts int64) {
 	}
 	s.stats.Packets++
 	s.stats.Bytes += uint64(p.WireLen)
-	nHosts := int(p.NumIP)
+	// Host accounting: each IP layer counted now (see deferredLayers) is
+	// counted through the flow that carries it when there is one (the flow
+	// keeps its hosts' slab indices), else looked up.
+	nNow := int(p.NumIP)
 	if p.IsFragment {
-		nHosts = deferredLayers(p) // the rest count when the datagram completes
+		nNow = deferredLayers(p) // the rest count when the datagram completes
 	}
-	for i := 0; i < nHosts; i++ {
-		l := &p.IP[i]
-		s.hosts.add(&l.Src, &l.Dst, l.IPVersion, p.WireLen)
+	outerLayer, flowLayer := -1, -1
+	if p.HasOuter && int(p.OuterLayer) < nNow {
+		outerLayer = int(p.OuterLayer)
+	}
+	if p.HasFlow && !p.NeedPorts && int(p.NumIP)-1 < nNow {
+		flowLayer = int(p.NumIP) - 1
+	}
+	for i := 0; i < nNow; i++ {
+		if i != outerLayer && i != flowLayer {
+			l := &p.IP[i]
+			s.hosts.add(&l.Src, &l.Dst, l.IPVersion, p.WireLen)
+		}
 	}
 	if p.IsFragment {
 		s.stats.Fragments++
@@ -226,17 +239,25 @@ func (s *Shard) Packet(p *decode.Packet, ts int64) {
 		s.frags.first(p, ts, s)
 	}
 	if p.HasOuter {
-		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, p.WireLen, ts)
+		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, p.WireLen, ts, outerLayer >= 0)
 	}
 	if !p.HasFlow {
 		return
 	}
-	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, p.WireLen, ts)
+	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, p.WireLen, ts, flowLayer >= 0)
 }
 
 // update adds one packet of n wire bytes, seen at ts, to the flow of t.
-func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, n uint32, ts int64) {
-	s.add(t, vlan, inner, tun, flags, 1, uint64(n), ts, ts)
+// With hosts set, the frame also counts for the flow's two hosts.
+func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, n uint32, ts int64, hosts bool) {
+	e, srcIsB := s.add(t, vlan, inner, tun, flags, 1, uint64(n), ts, ts)
+	if hosts {
+		a, b := e.host[0], e.host[1]
+		if srcIsB {
+			a, b = b, a
+		}
+		s.hosts.count(a, b, n)
+	}
 }
 
 // updateMany adds pkts packets of bytes wire bytes, seen from first to last,
@@ -245,7 +266,7 @@ func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunne
 	s.add(t, vlan, inner, tun, 0, uint64(pkts), bytes, first, last)
 }
 
-func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, pkts, bytes uint64, first, ts int64) {
+func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, pkts, bytes uint64, first, ts int64) (*entry, bool) {
 	k := &s.key
 	srcIsB := makeKey(t, vlan, inner, k)
 	h := k.hash()
@@ -292,6 +313,7 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 	if first < e.first {
 		e.first = first
 	}
+	return e, srcIsB
 }
 
 // tcp advances the TCP state of e for one segment with flags sent in
@@ -352,6 +374,8 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 	e := s.slot(i)
 	gen := e.gen
 	*e = entry{key: *k, hash: h, gen: gen, first: ts, last: ts, q: queueNone}
+	e.host[0] = s.hosts.lookup(&k.A, k.IPVersion)
+	e.host[1] = s.hosts.lookup(&k.B, k.IPVersion)
 	b := &s.buckets[h&s.mask]
 	e.next = *b
 	*b = i
