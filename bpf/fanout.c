@@ -11,7 +11,7 @@
 // on the outer addresses only, so both directions of an inner connection,
 // which tunnel endpoints send from different source ports, stay together.
 //
-// The program reads headers relative to the network header, so it works on
+// The program reads headers from the network header on, so it works on
 // live traffic (the kernel has moved the outer VLAN tag to metadata and
 // skb->protocol is the next EtherType) and under BPF_PROG_TEST_RUN (tag
 // still in the data, skb->protocol 0x8100).
@@ -45,6 +45,8 @@ struct {
 #define ETH_P_PPPOES_ 0x8864
 #define ETH_P_MPLS_UC_ 0x8847
 #define ETH_P_MPLS_MC_ 0x8848
+
+#define PACKET_OUTGOING_ 4
 
 #define MAX_TAGS 4
 #define MAX_LABELS 4
@@ -86,9 +88,17 @@ static __always_inline __u32 pick(const __u32 *src, const __u32 *dst, __u16 spor
 	return h % n;
 }
 
-static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+// load reads len bytes at off from the network header. On receive (and
+// under BPF_PROG_TEST_RUN) skb->data is the network header, and
+// bpf_skb_load_bytes also reads headers that sit in page fragments (large
+// frames from a packet socket or a driver that does not pull headers). On
+// transmit skb->data is the MAC header; locally built headers are linear,
+// so the network-relative load does.
+static __always_inline int load(struct __sk_buff *skb, int out, __u32 off, void *to, __u32 len)
 {
-	return bpf_skb_load_bytes_relative(skb, off, to, len, BPF_HDR_START_NET);
+	if (out)
+		return bpf_skb_load_bytes_relative(skb, off, to, len, BPF_HDR_START_NET);
+	return bpf_skb_load_bytes(skb, off, to, len);
 }
 
 static __always_inline int has_ports(__u32 proto)
@@ -104,7 +114,7 @@ static __always_inline int is_tunnel_port(__u16 p)
 // l4 hashes the flow of an IP packet whose addresses are in k, transport
 // protocol proto at offset off. frag: 0 not fragmented, 1 first fragment,
 // 2 later fragment.
-static __always_inline __u32 l4(struct __sk_buff *skb, struct frag_key *k, __u32 off, __u32 proto, int frag)
+static __always_inline __u32 l4(struct __sk_buff *skb, int out, struct frag_key *k, __u32 off, __u32 proto, int frag)
 {
 	__u16 ports[2] = {0, 0};
 	if (frag == 2) {
@@ -113,7 +123,7 @@ static __always_inline __u32 l4(struct __sk_buff *skb, struct frag_key *k, __u32
 			return *q;
 		return pick(k->src, k->dst, 0, 0, 0);
 	}
-	if (has_ports(proto) && load(skb, off, ports, 4) == 0) {
+	if (has_ports(proto) && load(skb, out, off, ports, 4) == 0) {
 		__u16 sp = bpf_ntohs(ports[0]), dp = bpf_ntohs(ports[1]);
 		if (proto == 17 && (is_tunnel_port(sp) || is_tunnel_port(dp)))
 			sp = dp = 0;
@@ -128,10 +138,10 @@ static __always_inline __u32 l4(struct __sk_buff *skb, struct frag_key *k, __u32
 	return q;
 }
 
-static __always_inline __u32 ipv4(struct __sk_buff *skb, __u32 off)
+static __always_inline __u32 ipv4(struct __sk_buff *skb, int out, __u32 off)
 {
 	__u8 h[20];
-	if (load(skb, off, h, 20))
+	if (load(skb, out, off, h, 20))
 		return 0;
 	struct frag_key k = {};
 	__builtin_memcpy(&k.src[0], &h[12], 4);
@@ -144,13 +154,13 @@ static __always_inline __u32 ipv4(struct __sk_buff *skb, __u32 off)
 		k.id = ((__u32)h[4] << 8) | h[5];
 		k.proto = proto;
 	}
-	return l4(skb, &k, off + (h[0] & 0xf) * 4, proto, frag);
+	return l4(skb, out, &k, off + (h[0] & 0xf) * 4, proto, frag);
 }
 
-static __always_inline __u32 ipv6(struct __sk_buff *skb, __u32 off)
+static __always_inline __u32 ipv6(struct __sk_buff *skb, int out, __u32 off)
 {
 	__u8 h[40];
-	if (load(skb, off, h, 40))
+	if (load(skb, out, off, h, 40))
 		return 0;
 	struct frag_key k = {};
 	__builtin_memcpy(k.src, &h[8], 16);
@@ -163,7 +173,7 @@ static __always_inline __u32 ipv6(struct __sk_buff *skb, __u32 off)
 		__u8 e[8];
 		if (next != 0 && next != 43 && next != 44 && next != 60 && next != 51)
 			break;
-		if (load(skb, off, e, 8))
+		if (load(skb, out, off, e, 8))
 			break;
 		if (next == 44) {
 			__u16 fo = ((__u16)e[2] << 8) | e[3];
@@ -182,24 +192,25 @@ static __always_inline __u32 ipv6(struct __sk_buff *skb, __u32 off)
 			off += ((__u32)e[1] + 1) * 8;
 		next = e[0];
 	}
-	return l4(skb, &k, off, next, frag);
+	return l4(skb, out, &k, off, next, frag);
 }
 
-static __always_inline __u32 by_version(struct __sk_buff *skb, __u32 off)
+static __always_inline __u32 by_version(struct __sk_buff *skb, int out, __u32 off)
 {
 	__u8 v;
-	if (load(skb, off, &v, 1))
+	if (load(skb, out, off, &v, 1))
 		return 0;
 	if ((v >> 4) == 4)
-		return ipv4(skb, off);
+		return ipv4(skb, out, off);
 	if ((v >> 4) == 6)
-		return ipv6(skb, off);
+		return ipv6(skb, out, off);
 	return 0;
 }
 
 SEC("socket")
 int fanout(struct __sk_buff *skb)
 {
+	int out = skb->pkt_type == PACKET_OUTGOING_;
 	__u32 proto = bpf_ntohs((__u16)skb->protocol);
 	__u32 off = 0;
 #pragma unroll
@@ -207,25 +218,25 @@ int fanout(struct __sk_buff *skb)
 		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD_ && proto != ETH_P_QINQ1_)
 			break;
 		__u16 et;
-		if (load(skb, off + 2, &et, 2))
+		if (load(skb, out, off + 2, &et, 2))
 			return 0;
 		proto = bpf_ntohs(et);
 		off += 4;
 	}
 	switch (proto) {
 	case ETH_P_IP:
-		return ipv4(skb, off);
+		return ipv4(skb, out, off);
 	case ETH_P_IPV6:
-		return ipv6(skb, off);
+		return ipv6(skb, out, off);
 	case ETH_P_PPPOES_: {
 		__u16 pp;
-		if (load(skb, off + 6, &pp, 2))
+		if (load(skb, out, off + 6, &pp, 2))
 			return 0;
 		pp = bpf_ntohs(pp);
 		if (pp == 0x0021)
-			return ipv4(skb, off + 8);
+			return ipv4(skb, out, off + 8);
 		if (pp == 0x0057)
-			return ipv6(skb, off + 8);
+			return ipv6(skb, out, off + 8);
 		return 0;
 	}
 	case ETH_P_MPLS_UC_:
@@ -233,11 +244,11 @@ int fanout(struct __sk_buff *skb)
 #pragma unroll
 		for (int i = 0; i < MAX_LABELS; i++) {
 			__u8 l[4];
-			if (load(skb, off, l, 4))
+			if (load(skb, out, off, l, 4))
 				return 0;
 			off += 4;
 			if (l[2] & 1)
-				return by_version(skb, off);
+				return by_version(skb, out, off);
 		}
 		return 0;
 	}
