@@ -37,6 +37,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "tune" {
+		return tune(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("netsentry", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
