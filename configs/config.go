@@ -70,11 +70,12 @@ type NotificationChannel struct {
 
 // Performance holds tuning knobs for the capture workers.
 type Performance struct {
-	Threads              int  `yaml:"threads"` // 0 = automatic
-	PacketBatchSize      int  `yaml:"packet_batch_size"`
-	UseZeroCopy          bool `yaml:"use_zero_copy"`
-	MemoryLimitMB        int  `yaml:"memory_limit_mb"`
-	EnableLockFreeQueues bool `yaml:"enable_lock_free_queues"`
+	Threads              int   `yaml:"threads"` // 0 = automatic
+	CPUs                 []int `yaml:"cpus"`    // CPUs workers are pinned to; empty = every CPU allowed
+	PacketBatchSize      int   `yaml:"packet_batch_size"`
+	UseZeroCopy          bool  `yaml:"use_zero_copy"`
+	MemoryLimitMB        int   `yaml:"memory_limit_mb"`
+	EnableLockFreeQueues bool  `yaml:"enable_lock_free_queues"`
 }
 
 // Flows says when a tracked flow ends and its record is written.

@@ -134,6 +134,15 @@ func (c *Config) Validate() error {
 
 	p := &c.Performance
 	v.between("performance.threads", p.Threads, 0, MaxThreads)
+	seenCPU := map[int]bool{}
+	for i, cpu := range p.CPUs {
+		key := fmt.Sprintf("performance.cpus[%d]", i)
+		v.between(key, cpu, 0, MaxThreads-1)
+		if seenCPU[cpu] {
+			v.add(key, "CPU %d is listed twice", cpu)
+		}
+		seenCPU[cpu] = true
+	}
 	v.between("performance.packet_batch_size", p.PacketBatchSize, 1, MaxBatchSize)
 	if p.MemoryLimitMB < MinMemoryLimitMB {
 		v.add("performance.memory_limit_mb", "%d; NetSentry needs at least %d MiB", p.MemoryLimitMB, MinMemoryLimitMB)

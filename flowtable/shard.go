@@ -18,9 +18,9 @@ type Config struct {
 	MaxHosts int
 	// MaxFragments bounds the IP fragment table of one shard.
 	MaxFragments int
-	// IdleTimeout ends a TCP flow that saw no packet for this long.
+	// IdleTimeout ends a flow (other than UDP) that saw no packet for this long.
 	IdleTimeout time.Duration
-	// UDPIdleTimeout ends a flow of any other protocol that saw no packet for this long.
+	// UDPIdleTimeout ends a UDP flow that saw no packet for this long.
 	UDPIdleTimeout time.Duration
 	// ActiveTimeout cuts a long flow into records of at most this length.
 	ActiveTimeout time.Duration
@@ -84,8 +84,8 @@ type entry struct {
 }
 
 const (
-	queueTCP = iota
-	queueOther
+	queueIdle = iota // every protocol but UDP
+	queueUDP
 	queueLinger
 	numQueues
 	queueNone = 0xff
@@ -325,7 +325,7 @@ func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts in
 		e.initB = srcIsB
 		e.state = StateSynSent
 		e.flags = [2]uint8{}
-		s.requeue(i, e, queueTCP)
+		s.requeue(i, e, queueIdle)
 	}
 	e.flags[dir] |= flags
 	switch {
@@ -381,9 +381,9 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 	*b = i
 	s.stats.Active++
 	s.stats.FlowsCreated++
-	q := queueOther
-	if k.Proto == 6 {
-		q = queueTCP
+	q := queueIdle
+	if k.Proto == 17 {
+		q = queueUDP
 	}
 	s.enqueue(i, e, q, s.now+s.timeouts[q])
 	if s.stats.Active > len(s.buckets) {

@@ -26,6 +26,7 @@ func liveConfig(cfg configs.Config) engine.LiveConfig {
 	return engine.LiveConfig{
 		Interfaces: cfg.Interfaces(),
 		Queues:     cfg.Performance.Threads,
+		CPUs:       cfg.Performance.CPUs,
 		Snaplen:    cfg.NetworkAnalysis.CaptureSnaplen,
 		Filter:     cfg.NetworkAnalysis.BPFFilter,
 		RingMB:     ringMB(cfg.Performance.MemoryLimitMB),
