@@ -54,7 +54,7 @@ func replayFile(t testing.TB, path string, cfg flowtable.Config) replayResult {
 	if cerr := x.Close(); cerr != nil {
 		t.Fatal(cerr)
 	}
-	return replayResult{recs: col.recs, hosts: sh.Hosts().Snapshot(nil), st: st, c: w.Counters(), fs: sh.Stats(), err: err}
+	return replayResult{recs: col.recs, hosts: sh.HostSnapshot(nil), st: st, c: w.Counters(), fs: sh.Stats(), err: err}
 }
 
 func corpusFiles(t testing.TB) []string {

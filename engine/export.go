@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 
 	"github.com/netsentry/netsentry/flowtable"
@@ -17,7 +16,7 @@ import (
 // stall) the batch is dropped and counted in Dropped.
 type Exporter struct {
 	queue   chan []flowtable.Record
-	pool    sync.Pool
+	free    chan []flowtable.Record // emptied batches, reused by Send
 	sinks   []Sink
 	block   bool
 	dropped atomic.Uint64
@@ -33,7 +32,8 @@ type Sink interface {
 
 // NewExporter starts an exporter with a queue of depth batches.
 func NewExporter(depth int, block bool, sinks ...Sink) *Exporter {
-	x := &Exporter{queue: make(chan []flowtable.Record, depth), sinks: sinks, block: block, done: make(chan struct{})}
+	x := &Exporter{queue: make(chan []flowtable.Record, depth), free: make(chan []flowtable.Record, depth+2),
+		sinks: sinks, block: block, done: make(chan struct{})}
 	go x.run()
 	return x
 }
@@ -46,18 +46,16 @@ func (x *Exporter) run() {
 				x.err = err
 			}
 		}
-		b := batch[:0]
-		x.pool.Put(&b)
+		select {
+		case x.free <- batch[:0]:
+		default:
+		}
 	}
 }
 
 // Send queues a copy of recs. It is the shard's onEnd callback.
 func (x *Exporter) Send(recs []flowtable.Record) {
-	var buf []flowtable.Record
-	if p, ok := x.pool.Get().(*[]flowtable.Record); ok {
-		buf = *p
-	}
-	buf = append(buf, recs...)
+	buf := append(x.buffer(), recs...)
 	if x.block {
 		x.queue <- buf
 		return
@@ -66,6 +64,16 @@ func (x *Exporter) Send(recs []flowtable.Record) {
 	case x.queue <- buf:
 	default:
 		x.dropped.Add(uint64(len(recs)))
+	}
+}
+
+// buffer returns an empty batch, reusing one the writer finished with.
+func (x *Exporter) buffer() []flowtable.Record {
+	select {
+	case b := <-x.free:
+		return b
+	default:
+		return nil
 	}
 }
 

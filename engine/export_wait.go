@@ -6,9 +6,5 @@ import "github.com/netsentry/netsentry/flowtable"
 // full, whatever the Exporter's Block setting. Live capture uses it for the
 // final flush at shutdown, when waiting can no longer cost packets.
 func (x *Exporter) SendWait(recs []flowtable.Record) {
-	var buf []flowtable.Record
-	if p, ok := x.pool.Get().(*[]flowtable.Record); ok {
-		buf = *p
-	}
-	x.queue <- append(buf, recs...)
+	x.queue <- append(x.buffer(), recs...)
 }

@@ -63,3 +63,20 @@ func BenchmarkHandle(b *testing.B) {
 		w.Handle(data[j], wire[j], link[j], ts[j])
 	}
 }
+
+// TestExporterReusesBatches: once warm, sending ended flows through the
+// exporter allocates nothing.
+func TestExporterReusesBatches(t *testing.T) {
+	x := NewExporter(4, true, NewTopFlows(5))
+	recs := make([]flowtable.Record, 256)
+	for range 20 {
+		x.Send(recs)
+	}
+	n := testing.AllocsPerRun(100, func() { x.Send(recs) })
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%v allocations per batch, want 0", n)
+	}
+}

@@ -30,9 +30,13 @@ type hostSlot struct {
 const hostEntryBytes = int(unsafe.Sizeof(hostSlot{})) + 2*4
 
 // Hosts is a shard's host table. Host entries live in a chunked slab and
-// never move, so a flow keeps the slab index of its two hosts and counts a
-// packet for them without a lookup; an open-addressing index of slab numbers
-// finds a host by address. At MaxHosts new hosts are not added; their
+// never move, so a flow keeps the slab index of its two hosts; an
+// open-addressing index of slab numbers finds a host by address. A packet
+// costs the host table nothing when its flow carries its IP layer: the
+// flow's counters are folded into its hosts when the flow's record is
+// written, and a snapshot adds the open flows. Only IP layers no flow
+// carries (a GRE packet's outer header, a frame without transport header)
+// are counted per packet. At MaxHosts new hosts are not added; their
 // updates are counted as overflow.
 type Hosts struct {
 	chunks   [][]hostSlot
@@ -105,20 +109,22 @@ func (h *Hosts) grow() {
 	}
 }
 
-// count adds one frame of n bytes sent by host src to host dst (slab
-// indices; 0 means the host did not fit and the update is counted as overflow).
-func (h *Hosts) count(src, dst uint32, n uint32) {
+// count adds pkts frames of n bytes sent by host src to host dst (slab
+// indices; 0 means the host did not fit and the update is counted as
+// overflow). Negative adjustments are made by passing the two's complement:
+// the counters are modular, and every total they reach is non-negative.
+func (h *Hosts) count(src, dst uint32, pkts, n uint64) {
 	if src != 0 {
 		sl := h.at(src)
-		sl.PacketsTx++
-		sl.BytesTx += uint64(n)
+		sl.PacketsTx += pkts
+		sl.BytesTx += n
 	} else {
 		h.overflow++
 	}
 	if dst != 0 {
 		sl := h.at(dst)
-		sl.PacketsRx++
-		sl.BytesRx += uint64(n)
+		sl.PacketsRx += pkts
+		sl.BytesRx += n
 	} else {
 		h.overflow++
 	}
@@ -126,21 +132,11 @@ func (h *Hosts) count(src, dst uint32, n uint32) {
 
 // add counts one frame of n bytes from src to dst, looking both up.
 func (h *Hosts) add(src, dst *decode.Addr, v uint8, n uint32) {
-	h.count(h.lookup(src, v), h.lookup(dst, v), n)
+	h.count(h.lookup(src, v), h.lookup(dst, v), 1, uint64(n))
 }
 
 // Len returns the number of hosts in the table.
 func (h *Hosts) Len() int { return int(h.used) - 1 }
-
-// Snapshot appends a copy of every host's counters to dst.
-func (h *Hosts) Snapshot(dst []HostCounters) []HostCounters {
-	for j := uint32(1); j < h.used; j++ {
-		if sl := h.at(j); sl.PacketsTx+sl.PacketsRx > 0 {
-			dst = append(dst, sl.HostCounters)
-		}
-	}
-	return dst
-}
 
 // MergeHosts sums host counters of several shards by address.
 func MergeHosts(parts ...[]HostCounters) []HostCounters {

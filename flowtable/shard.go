@@ -192,8 +192,40 @@ func (s *Shard) Stats() Stats {
 	return st
 }
 
-// Hosts returns the shard's host table (owned by the shard's goroutine).
-func (s *Shard) Hosts() *Hosts { return &s.hosts }
+// HostSnapshot appends every host's counters to dst: those of ended flows
+// and of frames no flow carries, plus the open flows'.
+func (s *Shard) HostSnapshot(dst []HostCounters) []HostCounters {
+	h := &s.hosts
+	all := make([]HostCounters, h.used)
+	for j := uint32(1); j < h.used; j++ {
+		all[j] = h.at(j).HostCounters
+	}
+	for i := uint32(1); i < s.used; i++ {
+		e := s.slot(i)
+		if e.q == queueNone {
+			continue
+		}
+		for side, j := range e.host {
+			if j == 0 {
+				continue
+			}
+			c := &all[j]
+			c.PacketsTx += e.pkts[side]
+			c.BytesTx += e.bytes[side]
+			c.PacketsRx += e.pkts[1-side]
+			c.BytesRx += e.bytes[1-side]
+		}
+	}
+	for j := 1; j < len(all); j++ {
+		if all[j].PacketsTx+all[j].PacketsRx > 0 {
+			dst = append(dst, all[j])
+		}
+	}
+	return dst
+}
+
+// HostCount returns the number of hosts in the host table.
+func (s *Shard) HostCount() int { return s.hosts.Len() }
 
 // Now returns the shard's clock: the latest packet timestamp seen.
 func (s *Shard) Now() int64 { return s.now }
@@ -248,22 +280,31 @@ func (s *Shard) Packet(p *decode.Packet, ts int64) {
 }
 
 // update adds one packet of n wire bytes, seen at ts, to the flow of t.
-// With hosts set, the frame also counts for the flow's two hosts.
+// The flow's counters are folded into its two hosts when it ends; with
+// hosts false the frame must not count for them (its IP layer is counted
+// otherwise), so a negative adjustment is made now.
 func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, n uint32, ts int64, hosts bool) {
 	e, srcIsB := s.add(t, vlan, inner, tun, flags, 1, uint64(n), ts, ts)
-	if hosts {
-		a, b := e.host[0], e.host[1]
-		if srcIsB {
-			a, b = b, a
-		}
-		s.hosts.count(a, b, n)
+	if !hosts {
+		s.uncount(e, srcIsB, 1, uint64(n))
 	}
+}
+
+// uncount takes pkts frames of n bytes back from e's hosts (see update).
+func (s *Shard) uncount(e *entry, srcIsB bool, pkts, n uint64) {
+	a, b := e.host[0], e.host[1]
+	if srcIsB {
+		a, b = b, a
+	}
+	s.hosts.count(a, b, -pkts, -n)
 }
 
 // updateMany adds pkts packets of bytes wire bytes, seen from first to last,
 // to the flow of t (fragments held back until their datagram's ports were known).
+// Their IP layers were counted for hosts when they arrived.
 func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, pkts uint32, bytes uint64, first, last int64) {
-	s.add(t, vlan, inner, tun, 0, uint64(pkts), bytes, first, last)
+	e, srcIsB := s.add(t, vlan, inner, tun, 0, uint64(pkts), bytes, first, last)
+	s.uncount(e, srcIsB, uint64(pkts), bytes)
 }
 
 func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, pkts, bytes uint64, first, ts int64) (*entry, bool) {
@@ -446,6 +487,9 @@ func (s *Shard) emit(e *entry, end EndReason) {
 	s.ended = append(s.ended, Record{})
 	e.record(&s.ended[len(s.ended)-1], end)
 	s.stats.FlowsEnded++
+	// Fold the record's counters into its hosts.
+	s.hosts.count(e.host[0], e.host[1], e.pkts[0], e.bytes[0])
+	s.hosts.count(e.host[1], e.host[0], e.pkts[1], e.bytes[1])
 	if len(s.ended) >= s.endBuffer {
 		s.deliver()
 	}

@@ -243,12 +243,40 @@ func TestHostBound(t *testing.T) {
 		src := netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}).String()
 		s.Packet(pkt(17, src, 1, "10.255.0.1", 2, 0, 60), 0)
 	}
-	if n := s.Hosts().Len(); n != 1024 {
+	if n := s.HostCount(); n != 1024 {
 		t.Errorf("hosts %d, want the bound 1024", n)
 	}
+	s.Flush(EndEndOfCapture)
 	if s.Stats().HostsOverflow == 0 {
 		t.Error("overflow not counted")
 	}
+}
+
+// TestHostSnapshotOpenFlows: open flows count for their hosts in a
+// snapshot, and the counts do not change when the flows end.
+func TestHostSnapshotOpenFlows(t *testing.T) {
+	s, _ := newShard(t, Config{})
+	s.Packet(pkt(6, "10.0.0.1", 1, "10.0.0.2", 80, decode.TCPSyn, 60), 0)
+	s.Packet(pkt(6, "10.0.0.2", 80, "10.0.0.1", 1, decode.TCPSyn|decode.TCPAck, 70), 1)
+	s.Packet(pkt(17, "10.0.0.1", 5, "10.0.0.3", 53, 0, 100), 2)
+	want := map[string][4]uint64{"10.0.0.1": {2, 160, 1, 70}, "10.0.0.2": {1, 70, 1, 60}, "10.0.0.3": {0, 0, 1, 100}}
+	check := func(when string) {
+		got := map[string][4]uint64{}
+		for _, h := range s.HostSnapshot(nil) {
+			got[IP(&h.Addr, h.IPVersion).String()] = [4]uint64{h.PacketsTx, h.BytesTx, h.PacketsRx, h.BytesRx}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %v, want %v", when, got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: host %s %v, want %v", when, k, got[k], v)
+			}
+		}
+	}
+	check("open")
+	s.Flush(EndEndOfCapture)
+	check("ended")
 }
 
 func TestPacketAllocs(t *testing.T) {

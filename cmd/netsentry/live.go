@@ -137,7 +137,7 @@ func liveSummary(l *engine.Live, top *engine.TopFlows, n int) summary {
 		s.stats.FragOrphans += st.FragOrphans
 		s.stats.FragEvicted += st.FragEvicted
 		s.stats.HostsOverflow += st.HostsOverflow
-		parts = append(parts, w.Shard().Hosts().Snapshot(nil))
+		parts = append(parts, w.Shard().HostSnapshot(nil))
 	}
 	hs := flowtable.MergeHosts(parts...)
 	flowtable.SortHosts(hs)

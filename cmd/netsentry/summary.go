@@ -27,7 +27,7 @@ type queueDrops struct {
 }
 
 func summaryOf(w *engine.Worker, top *engine.TopFlows, n int) summary {
-	hs := w.Shard().Hosts().Snapshot(nil)
+	hs := w.Shard().HostSnapshot(nil)
 	flowtable.SortHosts(hs)
 	if len(hs) > n {
 		hs = hs[:n]
