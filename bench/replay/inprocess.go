@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/pprof"
 
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/flowtable"
@@ -60,82 +61,107 @@ func measure(fn func() error) (pass, error) {
 	return p, nil
 }
 
+// pipeline is NetSentry's replay pipeline, wired as the netsentry command
+// wires it: a worker whose shard hands ended flows to an exporter.
+type pipeline struct {
+	w   *engine.Worker
+	exp *engine.Exporter // nil: ended flows are dropped
+}
+
+// send is the shard's onEnd callback.
+func (p *pipeline) send(recs []flowtable.Record) {
+	if p.exp != nil {
+		p.exp.Send(recs)
+	}
+}
+
 // replayInProcess runs NetSentry's replay pipeline on trace in this process:
 // engine.OpenFile, a flowtable shard whose ended flows go to an
 // engine.Exporter with a discarding sink, engine.NewWorker, engine.Replay.
 // warm and bare are time-shifted copies of trace (see inprocResult); either
 // may be "" to skip its pass.
+//
+// Each pass runs under the pprof label pass=cold|warm|bare, which the
+// exporter's goroutine inherits: a -cpuprofile reader picks passes with
+// go tool pprof -tagfocus pass=cold.
 func replayInProcess(ctx context.Context, trace, warm, bare string) (inprocResult, error) {
 	var res inprocResult
-	var exp *engine.Exporter
-	send := func(recs []flowtable.Record) {
-		if exp != nil {
-			exp.Send(recs)
-		}
-	}
-	var w *engine.Worker
 	var err error
-	res.cold, err = measure(func() error {
-		exp = engine.NewExporter(64, true, discard{})
-		shard, err := flowtable.New(flowtable.DefaultConfig(), send)
-		if err != nil {
-			return fmt.Errorf("in-process replay: %w", err)
-		}
-		w = engine.NewWorker(shard)
-		rf, err := engine.OpenFile(trace)
-		if err != nil {
-			return fmt.Errorf("in-process replay: %w", err)
-		}
-		defer rf.Close()
-		if _, err := replay(ctx, rf, w); err != nil {
-			return err
-		}
-		if err := exp.Close(); err != nil {
-			return fmt.Errorf("in-process replay: %w", err)
-		}
-		return nil
+	p := &pipeline{}
+	pprof.Do(ctx, pprof.Labels("pass", "cold"), func(ctx context.Context) {
+		res.cold, err = measure(func() error {
+			p.exp = engine.NewExporter(64, true, discard{})
+			shard, err := flowtable.New(flowtable.DefaultConfig(), p.send)
+			if err != nil {
+				return fmt.Errorf("in-process replay: %w", err)
+			}
+			p.w = engine.NewWorker(shard)
+			rf, err := engine.OpenFile(trace)
+			if err != nil {
+				return fmt.Errorf("in-process replay: %w", err)
+			}
+			defer rf.Close()
+			if _, err := replay(ctx, rf, p.w); err != nil {
+				return err
+			}
+			if err := p.exp.Close(); err != nil {
+				return fmt.Errorf("in-process replay: %w", err)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return res, err
 	}
-	res.cold.packets = w.Counters().Packets
-	res.flows = w.Shard().Stats().FlowsCreated
+	res.cold.packets = p.w.Counters().Packets
+	res.flows = p.w.Shard().Stats().FlowsCreated
 
-	for _, p := range []struct {
+	for _, sp := range []struct {
+		label    string
 		path     string
 		exporter bool
 		out      *pass
-	}{{warm, true, &res.warm}, {bare, false, &res.bare}} {
-		if p.path == "" {
+	}{{"warm", warm, true, &res.warm}, {"bare", bare, false, &res.bare}} {
+		if sp.path == "" {
 			continue
 		}
-		rf, err := engine.OpenFile(p.path)
-		if err != nil {
-			return res, fmt.Errorf("in-process replay: %w", err)
-		}
-		exp = nil
-		if p.exporter {
-			exp = engine.NewExporter(64, true, discard{})
-		}
-		before := w.Counters().Packets
-		*p.out, err = measure(func() error {
-			if _, err := replay(ctx, rf, w); err != nil {
-				return err
-			}
-			if exp != nil {
-				if err := exp.Close(); err != nil {
-					return fmt.Errorf("in-process replay: %w", err)
-				}
-			}
-			return nil
+		pprof.Do(ctx, pprof.Labels("pass", sp.label), func(ctx context.Context) {
+			*sp.out, err = p.shiftedPass(ctx, sp.path, sp.exporter)
 		})
-		rf.Close()
 		if err != nil {
 			return res, err
 		}
-		p.out.packets = w.Counters().Packets - before
 	}
 	return res, nil
+}
+
+// shiftedPass replays a time-shifted copy through the warm pipeline, its
+// ended flows exported or dropped. Opening the file and starting the
+// exporter are not measured.
+func (p *pipeline) shiftedPass(ctx context.Context, path string, exporter bool) (pass, error) {
+	rf, err := engine.OpenFile(path)
+	if err != nil {
+		return pass{}, fmt.Errorf("in-process replay: %w", err)
+	}
+	defer rf.Close()
+	p.exp = nil
+	if exporter {
+		p.exp = engine.NewExporter(64, true, discard{})
+	}
+	before := p.w.Counters().Packets
+	res, err := measure(func() error {
+		if _, err := replay(ctx, rf, p.w); err != nil {
+			return err
+		}
+		if p.exp != nil {
+			if err := p.exp.Close(); err != nil {
+				return fmt.Errorf("in-process replay: %w", err)
+			}
+		}
+		return nil
+	})
+	res.packets = p.w.Counters().Packets - before
+	return res, err
 }
 
 // replay replays rf through w and fails on a damaged file.

@@ -172,7 +172,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				b.logf("%v", err)
 				return
 			}
-			b.logf("CPU profile of the in-process replays in %s (go tool pprof -top %s)", o.cpuprofile, o.cpuprofile)
+			b.logf("CPU profile of this process in %s; the in-process passes carry the label pass=cold|warm|bare: go tool pprof -tagfocus pass=cold -top %s", o.cpuprofile, o.cpuprofile)
 		}()
 	}
 	if o.memprofile != "" {
