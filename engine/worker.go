@@ -50,7 +50,7 @@ func (w *Worker) Handle(frame []byte, wireLen uint32, link uint16, ts int64) {
 	if p.NonIP {
 		w.c.NonIP++
 	}
-	w.shard.Packet(p, ts)
+	w.shard.Packet(p, frame, ts)
 }
 
 // EndBatch runs the between-batch work: flow expiry at the clock now (the

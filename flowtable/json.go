@@ -43,7 +43,9 @@ func (r *Record) AppendJSON(b []byte, extra func([]byte) []byte) []byte {
 	b = strconv.AppendUint(b, r.PacketsRx, 10)
 	b = append(b, `,"duration_sec":`...)
 	b = strconv.AppendFloat(b, float64(r.Last-r.First)/1e9, 'f', -1, 64)
-	b = append(b, `,"state":"`...)
+	b = append(b, `,"application_protocol":"`...)
+	b = append(b, r.AppName()...)
+	b = append(b, `","state":"`...)
 	b = append(b, r.State.String()...)
 	b = append(b, `","vlan":`...)
 	b = strconv.AppendUint(b, uint64(r.VLAN), 10)
@@ -76,7 +78,8 @@ func (r *Record) AppendJSON(b []byte, extra func([]byte) []byte) []byte {
 	b = append(b, r.End.String()...)
 	b = append(b, `","community_id":"`...)
 	b = r.AppendCommunityID(b, 0)
-	b = append(b, '"')
+	b = append(b, `","app":`...)
+	b = r.App.AppendJSON(b)
 	if extra != nil {
 		b = extra(b)
 	}

@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"github.com/netsentry/netsentry/decode"
+	"github.com/netsentry/netsentry/decode/app"
 )
 
 // State is a flow's connection state. TCP flows move through SYN_SENT,
@@ -72,7 +73,13 @@ type Record struct {
 	BytesTx          uint64 // wire bytes of whole frames, initiator to responder
 	BytesRx          uint64
 	First, Last      int64 // packet timestamps, Unix nanoseconds
+	// App is the flow's application-protocol detection state (a copy).
+	App app.State
 }
+
+// AppName returns the application protocol to show ("HTTP", "HTTPS", "DNS",
+// ..., "Unknown").
+func (r *Record) AppName() string { return r.App.Name() }
 
 // ProtoName returns the transport protocol's name ("TCP", "UDP", "ICMP", ...)
 // or its number as text.

@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/netsentry/netsentry/decode"
+	"github.com/netsentry/netsentry/decode/app"
 )
 
 // Config sets a shard's bounds and timeouts. Zero durations take the defaults
@@ -29,6 +30,12 @@ type Config struct {
 	Linger time.Duration
 	// FragmentTimeout forgets an IP datagram's fragments this long after the last.
 	FragmentTimeout time.Duration
+	// Detect turns on application-protocol detection from payload (package
+	// decode/app); without it flows get the port-based guess only.
+	Detect bool
+	// ReassemblyBuffers is the number of 4 KiB buffers detection may use to
+	// collect a message split over packets (default 256).
+	ReassemblyBuffers int
 }
 
 // DefaultConfig returns the bounds and timeouts used when a field is zero.
@@ -132,6 +139,12 @@ type Shard struct {
 	key       Key // scratch
 	onEnd     func([]Record)
 	endBuffer int
+	apps      [][]app.State // detection state, parallel to chunks
+	pool      *app.Pool
+	// last is the slot the latest add updated, lastFromInit whether that
+	// packet came from the flow's initiator.
+	last         uint32
+	lastFromInit bool
 }
 
 // New returns an empty shard. onEnd, if not nil, receives ended flows in
@@ -178,6 +191,11 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	s.used = 1
 	s.ended = make([]Record, 0, s.endBuffer)
 	s.frags.init(cfg.MaxFragments, int64(cfg.FragmentTimeout))
+	if cfg.ReassemblyBuffers <= 0 {
+		cfg.ReassemblyBuffers = 256
+		s.cfg.ReassemblyBuffers = 256
+	}
+	s.pool = app.NewPool(cfg.ReassemblyBuffers)
 	s.hosts.init(cfg.MaxHosts)
 	return s, nil
 }
@@ -234,9 +252,15 @@ func (s *Shard) slot(i uint32) *entry {
 	return &s.chunks[i>>chunkBits][i&chunkMask]
 }
 
+func (s *Shard) app(i uint32) *app.State {
+	return &s.apps[i>>chunkBits][i&chunkMask]
+}
+
 // Packet accounts one decoded frame captured at ts (Unix nanoseconds): its
-// hosts, its flow, and for UDP tunnels the outer flow as well.
-func (s *Shard) Packet(p *decode.Packet, ts int64) {
+// hosts, its flow, and for UDP tunnels the outer flow as well. frame is the
+// frame p was decoded from; its payload feeds protocol detection and is not
+// retained.
+func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 	if ts > s.now {
 		s.now = ts
 	}
@@ -277,6 +301,16 @@ func (s *Shard) Packet(p *decode.Packet, ts int64) {
 		return
 	}
 	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, p.WireLen, ts, flowLayer >= 0)
+	if i := s.last; i != 0 && (p.Flow.Proto == 6 || p.Flow.Proto == 17) {
+		st := s.app(i)
+		if !st.Done() {
+			var payload []byte
+			if s.cfg.Detect {
+				payload = p.Payload(frame)
+			}
+			st.Feed(s.pool, payload, s.lastFromInit, p.Flow.Proto, p.Flow.SrcPort, p.Flow.DstPort)
+		}
+	}
 }
 
 // update adds one packet of n wire bytes, seen at ts, to the flow of t.
@@ -285,6 +319,7 @@ func (s *Shard) Packet(p *decode.Packet, ts int64) {
 // otherwise), so a negative adjustment is made now.
 func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, n uint32, ts int64, hosts bool) {
 	e, srcIsB := s.add(t, vlan, inner, tun, flags, 1, uint64(n), ts, ts)
+	s.lastFromInit = srcIsB == e.initB
 	if !hosts {
 		s.uncount(e, srcIsB, 1, uint64(n))
 	}
@@ -324,6 +359,7 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 	if e == nil {
 		i = s.insert(k, h, first)
 		e = s.slot(i)
+		*s.app(i) = app.State{}
 		e.tun = tun
 		// The initiator is the SYN sender: a SYN-ACK seen first names its destination.
 		e.initB = srcIsB
@@ -337,7 +373,7 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 			}
 		}
 	} else if ts-e.first >= s.active {
-		s.cut(e, EndActive, ts)
+		s.cut(i, e, EndActive, ts)
 	}
 	dir := 0
 	if srcIsB {
@@ -346,6 +382,7 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 	if t.Proto == 6 {
 		s.tcp(i, e, flags, dir, srcIsB, ts)
 	}
+	s.last = i
 	e.pkts[dir] += pkts
 	e.bytes[dir] += bytes
 	if ts > e.last {
@@ -362,7 +399,9 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 // starts a new one in the same slot.
 func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts int64) {
 	if flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn && (e.state == StateClosed || e.state == StateReset) {
-		s.cut(e, e.end, ts)
+		s.cut(i, e, e.end, ts)
+		s.app(i).Release(s.pool)
+		*s.app(i) = app.State{} // a new connection
 		e.initB = srcIsB
 		e.state = StateSynSent
 		e.flags = [2]uint8{}
@@ -409,6 +448,7 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 		i = s.used
 		if int(i>>chunkBits) >= len(s.chunks) {
 			s.chunks = append(s.chunks, make([]entry, chunkSize))
+			s.apps = append(s.apps, make([]app.State, chunkSize))
 		}
 		s.used++
 	}
@@ -479,13 +519,20 @@ func (e *entry) record(r *Record, end EndReason) {
 	r.FlagsTx, r.FlagsRx = e.flags[a], e.flags[b]
 }
 
-// emit appends e's record to the ended batch, handing a full batch to onEnd.
-func (s *Shard) emit(e *entry, end EndReason) {
+// emit appends the record of e (slot i) to the ended batch, handing a full
+// batch to onEnd.
+func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 	if e.pkts[0]+e.pkts[1] == 0 {
 		return
 	}
 	s.ended = append(s.ended, Record{})
-	e.record(&s.ended[len(s.ended)-1], end)
+	r := &s.ended[len(s.ended)-1]
+	e.record(r, end)
+	st := s.app(i)
+	if end != EndActive {
+		st.Release(s.pool) // parse what a split message left collected
+	}
+	r.App = *st
 	s.stats.FlowsEnded++
 	// Fold the record's counters into its hosts.
 	s.hosts.count(e.host[0], e.host[1], e.pkts[0], e.bytes[0])
@@ -504,8 +551,8 @@ func (s *Shard) deliver() {
 
 // cut exports e's counters so far with reason end and starts a new record
 // in the same slot, keeping the connection's key, initiator and state.
-func (s *Shard) cut(e *entry, end EndReason, ts int64) {
-	s.emit(e, end)
+func (s *Shard) cut(i uint32, e *entry, end EndReason, ts int64) {
+	s.emit(i, e, end)
 	e.pkts, e.bytes = [2]uint64{}, [2]uint64{}
 	e.first, e.last = ts, ts
 	e.end = EndNone
@@ -513,7 +560,7 @@ func (s *Shard) cut(e *entry, end EndReason, ts int64) {
 
 // remove exports e with reason end and frees its slot.
 func (s *Shard) remove(i uint32, e *entry, end EndReason) {
-	s.emit(e, end)
+	s.emit(i, e, end)
 	p := &s.buckets[e.hash&s.mask]
 	for *p != i {
 		if *p == 0 {
@@ -623,6 +670,7 @@ func (s *Shard) Snapshot(dst []Record) []Record {
 		}
 		dst = append(dst, Record{})
 		e.record(&dst[len(dst)-1], EndNone)
+		dst[len(dst)-1].App = *s.app(i)
 	}
 	return dst
 }

@@ -95,7 +95,7 @@ func TestTCPLifecycle(t *testing.T) {
 		{pkt(6, srv, 80, c, 40000, decode.TCPAck, 66), StateClosed},
 	}
 	for i, st := range steps {
-		s.Packet(st.p, int64(i)*sec/10)
+		s.Packet(st.p, nil, int64(i)*sec/10)
 		recs := s.Snapshot(nil)
 		if len(recs) != 1 || recs[0].State != st.state {
 			t.Fatalf("step %d: state %v, want %v", i, recs, st.state)
@@ -127,8 +127,8 @@ func TestTCPLifecycle(t *testing.T) {
 
 func TestSynAckFirstNamesTheClient(t *testing.T) {
 	s, out := newShard(t, Config{})
-	s.Packet(pkt(6, "192.150.187.43", 80, "141.142.228.5", 59856, decode.TCPSyn|decode.TCPAck, 60), 0)
-	s.Packet(pkt(6, "141.142.228.5", 59856, "192.150.187.43", 80, decode.TCPSyn, 60), 1)
+	s.Packet(pkt(6, "192.150.187.43", 80, "141.142.228.5", 59856, decode.TCPSyn|decode.TCPAck, 60), nil, 0)
+	s.Packet(pkt(6, "141.142.228.5", 59856, "192.150.187.43", 80, decode.TCPSyn, 60), nil, 1)
 	s.Flush(EndEndOfCapture)
 	if len(out.recs) != 1 {
 		t.Fatalf("got %d records", len(out.recs))
@@ -141,10 +141,10 @@ func TestSynAckFirstNamesTheClient(t *testing.T) {
 
 func TestResetAndReuse(t *testing.T) {
 	s, out := newShard(t, Config{Linger: time.Second})
-	s.Packet(pkt(6, "10.0.0.1", 1000, "10.0.0.2", 22, decode.TCPSyn, 60), 0)
-	s.Packet(pkt(6, "10.0.0.2", 22, "10.0.0.1", 1000, decode.TCPRst|decode.TCPAck, 60), sec/10)
+	s.Packet(pkt(6, "10.0.0.1", 1000, "10.0.0.2", 22, decode.TCPSyn, 60), nil, 0)
+	s.Packet(pkt(6, "10.0.0.2", 22, "10.0.0.1", 1000, decode.TCPRst|decode.TCPAck, 60), nil, sec/10)
 	// A new SYN on the same 4-tuple during the linger starts a new record.
-	s.Packet(pkt(6, "10.0.0.1", 1000, "10.0.0.2", 22, decode.TCPSyn, 60), sec/5)
+	s.Packet(pkt(6, "10.0.0.1", 1000, "10.0.0.2", 22, decode.TCPSyn, 60), nil, sec/5)
 	if len(out.recs) != 0 {
 		s.Expire(sec / 5)
 	}
@@ -162,11 +162,11 @@ func TestIdleAndActiveTimeouts(t *testing.T) {
 	s, out := newShard(t, Config{UDPIdleTimeout: 10 * time.Second, ActiveTimeout: 30 * time.Second})
 	// A UDP flow with a packet every 5 s for 70 s: never idle, cut by the active timeout.
 	for i := int64(0); i <= 14; i++ {
-		s.Packet(pkt(17, "10.1.0.1", 5353, "10.1.0.2", 53, 0, 100), i*5*sec)
+		s.Packet(pkt(17, "10.1.0.1", 5353, "10.1.0.2", 53, 0, 100), nil, i*5*sec)
 		s.Expire(i * 5 * sec)
 	}
 	// A second UDP flow that goes idle.
-	s.Packet(pkt(17, "10.1.0.3", 5000, "10.1.0.4", 123, 0, 90), 70*sec)
+	s.Packet(pkt(17, "10.1.0.3", 5000, "10.1.0.4", 123, 0, 90), nil, 70*sec)
 	s.Expire(79 * sec)
 	if n := len(out.recs); n != 2 {
 		t.Fatalf("before idle: %d records (%+v), want the 2 active cuts", n, out.recs)
@@ -199,7 +199,7 @@ func TestEvictionAtBound(t *testing.T) {
 	s, out := newShard(t, Config{MaxFlows: 100})
 	for i := range 150 {
 		p := pkt(17, "10.2.0.1", uint16(10000+i), "10.2.0.2", 53, 0, 80)
-		s.Packet(p, int64(i)*sec/100)
+		s.Packet(p, nil, int64(i)*sec/100)
 	}
 	st := s.Stats()
 	if st.Active != 100 || st.FlowsEvicted != 50 {
@@ -223,7 +223,7 @@ func TestGrowKeepsFlows(t *testing.T) {
 	for round := range 2 {
 		for i := range n {
 			p := pkt(6, "10.3.0.1", uint16(i), "10.3.0.2", 443, decode.TCPAck, 60)
-			s.Packet(p, int64(round))
+			s.Packet(p, nil, int64(round))
 		}
 	}
 	if st := s.Stats(); st.Active != n || st.FlowsCreated != n {
@@ -241,7 +241,7 @@ func TestHostBound(t *testing.T) {
 	s, _ := newShard(t, Config{MaxHosts: 1024})
 	for i := range 5000 {
 		src := netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}).String()
-		s.Packet(pkt(17, src, 1, "10.255.0.1", 2, 0, 60), 0)
+		s.Packet(pkt(17, src, 1, "10.255.0.1", 2, 0, 60), nil, 0)
 	}
 	if n := s.HostCount(); n != 1024 {
 		t.Errorf("hosts %d, want the bound 1024", n)
@@ -256,9 +256,9 @@ func TestHostBound(t *testing.T) {
 // snapshot, and the counts do not change when the flows end.
 func TestHostSnapshotOpenFlows(t *testing.T) {
 	s, _ := newShard(t, Config{})
-	s.Packet(pkt(6, "10.0.0.1", 1, "10.0.0.2", 80, decode.TCPSyn, 60), 0)
-	s.Packet(pkt(6, "10.0.0.2", 80, "10.0.0.1", 1, decode.TCPSyn|decode.TCPAck, 70), 1)
-	s.Packet(pkt(17, "10.0.0.1", 5, "10.0.0.3", 53, 0, 100), 2)
+	s.Packet(pkt(6, "10.0.0.1", 1, "10.0.0.2", 80, decode.TCPSyn, 60), nil, 0)
+	s.Packet(pkt(6, "10.0.0.2", 80, "10.0.0.1", 1, decode.TCPSyn|decode.TCPAck, 70), nil, 1)
+	s.Packet(pkt(17, "10.0.0.1", 5, "10.0.0.3", 53, 0, 100), nil, 2)
 	want := map[string][4]uint64{"10.0.0.1": {2, 160, 1, 70}, "10.0.0.2": {1, 70, 1, 60}, "10.0.0.3": {0, 0, 1, 100}}
 	check := func(when string) {
 		got := map[string][4]uint64{}
@@ -290,7 +290,7 @@ func TestPacketAllocs(t *testing.T) {
 	n := testing.AllocsPerRun(1000, func() {
 		for _, p := range ps {
 			ts++
-			s.Packet(p, ts)
+			s.Packet(p, nil, ts)
 		}
 	})
 	if n != 0 {
@@ -307,6 +307,6 @@ func BenchmarkPacket(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		s.Packet(ps[i%len(ps)], int64(i))
+		s.Packet(ps[i%len(ps)], nil, int64(i))
 	}
 }

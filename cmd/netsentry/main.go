@@ -121,6 +121,7 @@ func shardConfig(cfg configs.Config, nShards int) flowtable.Config {
 		ActiveTimeout:   cfg.Flows.ActiveTimeout.Duration,
 		Linger:          cfg.Flows.TCPClosedLinger.Duration,
 		FragmentTimeout: cfg.Flows.FragmentTimeout.Duration,
+		Detect:          cfg.NetworkAnalysis.EnableProtocolDetection,
 	}
 }
 
