@@ -3,11 +3,13 @@ package app
 // maxQuestions bounds how many questions of one DNS message are read.
 const maxQuestions = 8
 
-// isDNSMessage reports whether b starts with a plausible DNS header. With
-// strict (used when no DNS port vouches for the flow) it must be a standard
-// query for one name, nothing else in the message but an EDNS OPT record.
+// isDNSMessage reports whether b starts with a plausible DNS header, or
+// with the first 4 bytes of one (a message cut by the snap length still
+// tells query from response and the rcode). With strict (used when no DNS
+// port vouches for the flow) it must be a whole standard query for one
+// name, nothing else in the message but an EDNS OPT record.
 func isDNSMessage(b []byte, strict bool) bool {
-	if len(b) < 12 {
+	if len(b) < 4 || (strict && len(b) < 12) {
 		return false
 	}
 	flags := be16(b[2:])
@@ -15,6 +17,9 @@ func isDNSMessage(b []byte, strict bool) bool {
 	case 0, 1, 2, 4, 5, 6:
 	default:
 		return false
+	}
+	if len(b) < 12 {
+		return true
 	}
 	qd, an, ns, ar := be16(b[4:]), be16(b[6:]), be16(b[8:]), be16(b[10:])
 	if !strict {
@@ -40,39 +45,59 @@ func isDNSMessage(b []byte, strict bool) bool {
 }
 
 // isDNSOverTCP reports a DNS message behind the two-byte length of DNS over
-// TCP (RFC 1035 section 4.2.2).
+// TCP (RFC 1035 section 4.2.2), or that length alone: some stacks send it
+// in a segment of its own.
 func isDNSOverTCP(b []byte) bool {
+	if len(b) == 2 {
+		return be16(b) >= 12
+	}
 	return len(b) >= 14 && be16(b) >= 12 && isDNSMessage(b[2:], false)
 }
 
+// DNS over TCP parse states kept in State.dnsHalf, per direction.
+const (
+	dnsHalfLen  = 0x100 // the low byte is the first byte of a split length
+	dnsAwaitMsg = 0x200 // a length was read, the message has not started yet
+)
+
 // dnsFeed counts and parses the DNS messages of one packet: one datagram, or
-// the length-prefixed messages of a TCP segment (which may end in the
-// middle of a message; the rest is skipped when it comes).
+// the length-prefixed messages of a TCP segment, which may start or end in
+// the middle of a message or of its length.
 func (s *State) dnsFeed(b []byte, d uint8) {
 	if s.l4 != 6 {
 		s.dnsMessage(b, d)
 		return
 	}
 	for len(b) > 0 {
+		h := s.dnsHalf[d]
 		if skip := int(s.dnsSkip[d]); skip > 0 {
 			n := min(skip, len(b))
+			if h == dnsAwaitMsg {
+				s.dnsHalf[d] = 0
+				s.dnsMessage(b[:n], d)
+			}
 			s.dnsSkip[d] -= uint16(n)
 			b = b[n:]
 			continue
 		}
 		var n int
-		if h := s.dnsHalf[d]; h != 0 {
+		switch {
+		case h&dnsHalfLen != 0:
 			n = int(h&0xff)<<8 | int(b[0])
-			s.dnsHalf[d] = 0
 			b = b[1:]
-		} else if len(b) == 1 {
-			s.dnsHalf[d] = 0x100 | uint16(b[0])
+		case len(b) == 1:
+			s.dnsHalf[d] = dnsHalfLen | uint16(b[0])
 			return
-		} else {
+		default:
 			n = int(be16(b))
 			b = b[2:]
 		}
+		s.dnsHalf[d] = 0
 		m := b[:min(n, len(b))]
+		if len(m) == 0 {
+			s.dnsSkip[d], s.dnsHalf[d] = uint16(n), dnsAwaitMsg
+			return
+		}
 		s.dnsMessage(m, d)
 		s.dnsSkip[d] = uint16(n - len(m))
 		b = b[len(m):]
@@ -80,9 +105,10 @@ func (s *State) dnsFeed(b []byte, d uint8) {
 }
 
 // dnsMessage counts one DNS message and records its question names; from a
-// response, also the rcode and the answer count.
+// response, also the rcode and the answer count. A message cut short counts
+// with what its header still tells.
 func (s *State) dnsMessage(m []byte, d uint8) {
-	if len(m) < 12 {
+	if len(m) < 4 {
 		return
 	}
 	flags := be16(m[2:])
@@ -93,8 +119,14 @@ func (s *State) dnsMessage(m []byte, d uint8) {
 		s.replies++
 		s.flags |= flDNSResp
 		s.rcode = uint8(flags & 0xf)
-		s.answers = be16(m[6:])
+		s.answers = 0
+		if len(m) >= 8 {
+			s.answers = be16(m[6:])
+		}
 		s.setClient(1 - d)
+	}
+	if len(m) < 12 {
+		return
 	}
 	qd := int(be16(m[4:]))
 	off := 12
@@ -108,48 +140,11 @@ func (s *State) dnsMessage(m []byte, d uint8) {
 		if end+2 <= len(m) {
 			qtype = be16(m[end:])
 		}
-		s.addName(name[:n], qtype)
+		if s.addName(fQuery, name[:n]) {
+			s.qtype = qtype
+		}
 		off = end + 4
 	}
-}
-
-// addName keeps a question name: the first one as the query (with its
-// type), later distinct ones (ignoring case) in the arena while it has room.
-func (s *State) addName(name []byte, qtype uint16) {
-	if s.slen[fQuery] == 0 {
-		s.set(fQuery, name)
-		s.qtype = qtype
-		return
-	}
-	if equalFold(s.get(fQuery), name) {
-		return
-	}
-	off := int(s.nameOff)
-	for i := 0; i < int(s.names); i++ {
-		n := int(s.arena[off])
-		if equalFold(s.arena[off+1:off+1+n], name) {
-			return
-		}
-		off += 1 + n
-	}
-	n := min(len(name), int(fieldCap[fQuery]))
-	if s.names == 255 || int(s.used)+1+n > arenaSize {
-		return
-	}
-	if s.names == 0 {
-		s.nameOff = s.used
-	}
-	s.arena[s.used] = byte(n)
-	copy(s.arena[s.used+1:], name[:n])
-	s.used += uint16(1 + n)
-	s.names++
-}
-
-// extraName returns the i-th kept name after the first and the offset of
-// the next one.
-func (s *State) extraName(off int) ([]byte, int) {
-	n := int(s.arena[off])
-	return s.arena[off+1 : off+1+n], off + 1 + n
 }
 
 // equalFold compares two names ignoring ASCII case.

@@ -10,13 +10,17 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 var knownMethods = [...]string{"GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "CONNECT ", "PATCH ", "TRACE "}
 
 // isHTTPRequest reports whether b starts with an HTTP/1.x request line: a
-// well-known method, or any upper-case token whose line ends in HTTP/1.0 or
-// HTTP/1.1 (WebDAV, SSDP's M-SEARCH...). RTSP and SIP lines are not HTTP.
+// line ending in HTTP/1.0 or HTTP/1.1 after an upper-case method token
+// (WebDAV, SSDP's M-SEARCH...), or a well-known method whose line the
+// segment cuts short (a long URL). RTSP and SIP lines are not HTTP.
 func isHTTPRequest(b []byte) bool {
-	for _, m := range knownMethods {
-		if hasPrefix(b, m) && len(b) > len(m) && b[len(m)] != ' ' {
-			return true
+	if _, ok := line(b); !ok {
+		for _, m := range knownMethods {
+			if hasPrefix(b, m) && len(b) > len(m) && b[len(m)] != ' ' {
+				return true
+			}
 		}
+		return false
 	}
 	n := 0
 	for n < len(b) && n < 16 && ('A' <= b[n] && b[n] <= 'Z' || b[n] == '-' || b[n] == '_') {
@@ -36,7 +40,7 @@ func isHTTPResponse(b []byte) bool {
 
 // isSSDP reports an SSDP request (multicast HTTP over UDP, "* HTTP/1.1").
 func isSSDP(b []byte) bool {
-	return (hasPrefix(b, "M-SEARCH * HTTP/1.") || hasPrefix(b, "NOTIFY * HTTP/1."))
+	return hasPrefix(b, "M-SEARCH * HTTP/1.") || hasPrefix(b, "NOTIFY * HTTP/1.")
 }
 
 func hasSuffix(b []byte, s string) bool {
@@ -64,7 +68,13 @@ func (s *State) httpFeed(p *Pool, b []byte, d uint8) {
 		s.status = uint16(b[9]-'0')*100 + uint16(b[10]-'0')*10 + uint16(b[11]-'0')
 		return
 	}
-	if s.flags&flReq != 0 || !(isHTTPRequest(b) || isSSDP(b)) {
+	if !isHTTPRequest(b) && !isSSDP(b) {
+		return
+	}
+	if s.flags&flReq != 0 { // a later request: only its Host
+		if s.isClient(d) {
+			s.laterRequest(b)
+		}
 		return
 	}
 	s.setClient(d)
@@ -148,9 +158,32 @@ func (s *State) httpRequest(b []byte, final bool) {
 		}
 		switch {
 		case hasPrefixFold(l, "HOST:"):
-			s.set(fHost, trimSpace(l[5:]))
+			s.addName(fHost, trimSpace(l[5:]))
 		case hasPrefixFold(l, "USER-AGENT:"):
 			s.set(fUA, trimSpace(l[11:]))
+		}
+	}
+}
+
+// laterRequest records the Host of a request after the first, from the
+// complete header lines of b.
+func (s *State) laterRequest(b []byte) {
+	for rest := b; ; {
+		nl := bytes.IndexByte(rest, '\n')
+		if nl < 0 {
+			return
+		}
+		l := rest[:nl]
+		rest = rest[nl+1:]
+		if len(l) > 0 && l[len(l)-1] == '\r' {
+			l = l[:len(l)-1]
+		}
+		if len(l) == 0 {
+			return
+		}
+		if hasPrefixFold(l, "HOST:") {
+			s.addName(fHost, trimSpace(l[5:]))
+			return
 		}
 	}
 }

@@ -32,6 +32,7 @@ func (s *State) AppendJSON(dst []byte) []byte {
 			w.num("status", uint64(s.status))
 		}
 		w.str("user_agent", s.get(fUA))
+		s.namesJSON(&w, "hosts")
 		w.close()
 	case TLS:
 		s.tlsJSON(&w)
@@ -47,20 +48,7 @@ func (s *State) AppendJSON(dst []byte) []byte {
 		}
 		w.num("queries", uint64(s.queries))
 		w.num("responses", uint64(s.replies))
-		if s.names > 0 {
-			w.key("names")
-			w.b = append(w.b, '[')
-			off := int(s.nameOff)
-			for i := 0; i < int(s.names); i++ {
-				if i > 0 {
-					w.b = append(w.b, ',')
-				}
-				var name []byte
-				name, off = s.extraName(off)
-				w.b = appendJSONString(w.b, name)
-			}
-			w.b = append(w.b, ']')
-		}
+		s.namesJSON(&w, "names")
 		w.close()
 	case SSH:
 		w.open("ssh")
@@ -136,6 +124,25 @@ func (s *State) tlsJSON(w *jsonWriter) {
 	w.version("client_version", s.tlsCli)
 	s.fingerprintJSON(w)
 	w.close()
+}
+
+// namesJSON writes the further names of addName as an array member.
+func (s *State) namesJSON(w *jsonWriter, k string) {
+	if s.names == 0 {
+		return
+	}
+	w.key(k)
+	w.b = append(w.b, '[')
+	off := int(s.nameOff)
+	for i := range int(s.names) {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		var name []byte
+		name, off = s.extraName(off)
+		w.b = appendJSONString(w.b, name)
+	}
+	w.b = append(w.b, ']')
 }
 
 // fingerprintJSON writes "ja3" and "ja4" when the whole ClientHello was seen.

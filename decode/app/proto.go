@@ -47,7 +47,7 @@ var protoNames = [numProto]string{
 }
 
 // jsonKeys name each protocol's object in AppendJSON. The DNS family shares
-// "dns" and SSDP shares "http" (same fields, same parser).
+// "dns"; SSDP's object has the fields of "http".
 var jsonKeys = [numProto]string{
 	HTTP:   "http",
 	HTTP2:  "http2",
@@ -61,7 +61,7 @@ var jsonKeys = [numProto]string{
 	NTP:    "ntp",
 	MDNS:   "dns",
 	LLMNR:  "dns",
-	SSDP:   "http",
+	SSDP:   "ssdp",
 	POP3:   "pop3",
 	IMAP:   "imap",
 	DHCPv6: "dhcpv6",

@@ -87,6 +87,9 @@ func isQUICLong(b []byte) bool {
 	if v != 0 && !isIETFQUICVersion(v) && !isGQUICVersion(v) {
 		return false
 	}
+	if v&0x0f0f0f0f == 0x0a0a0a0a && len(b) < 1200 {
+		return false // a reserved version only counts in a padded client Initial
+	}
 	dcil := int(b[5])
 	if dcil > maxCIDLen || 6+dcil >= len(b) {
 		return false

@@ -93,18 +93,16 @@ type State struct {
 	ports [2]uint16 // port of the initiator, port of the responder
 	flags uint32
 
-	// HTTP
-	status uint16
-	// DNS
-	qtype   uint16
-	answers uint16
-	rcode   uint8
-	names   uint8  // question names kept in the arena after the first
-	nameOff uint16 // arena offset of the first kept extra name
-	queries uint32 // DNS messages with QR=0
-	replies uint32 // DNS messages with QR=1
-	dnsSkip [2]uint16
-	dnsHalf [2]uint16 // DNS over TCP: 0x100|first byte of a split length prefix
+	status  uint16    // HTTP status of the first response
+	qtype   uint16    // DNS type of the first question
+	answers uint16    // DNS answer count of the last response
+	rcode   uint8     // DNS rcode of the last response
+	names   uint8     // further names kept in the arena (addName)
+	nameOff uint16    // arena offset of the first further name
+	queries uint32    // DNS messages with QR=0
+	replies uint32    // DNS messages with QR=1
+	dnsSkip [2]uint16 // DNS over TCP: bytes of the current message still to come
+	dnsHalf [2]uint16 // DNS over TCP: dnsHalfLen|byte, dnsAwaitMsg or 0
 	msgType uint8     // DHCP message type, NTP mode
 	msgVer  uint8     // NTP version
 	tlsRec  uint16    // record-layer version of the first ClientHello record
@@ -307,12 +305,12 @@ func (s *State) detect(p *Pool, b []byte, d uint8) {
 // detectUDP tries the datagram detectors.
 func (s *State) detectUDP(p *Pool, b []byte, d uint8) {
 	switch {
-	case isQUICLong(b) || isGQUIC(b):
-		s.found(QUIC)
-		s.quicFeed(p, b, d)
 	case s.Proto.isDNSFamily() && isDNSMessage(b, false):
 		s.found(s.Proto)
 		s.dnsFeed(b, d)
+	case isQUICLong(b) || isGQUIC(b):
+		s.found(QUIC)
+		s.quicFeed(p, b, d)
 	case s.Proto == DHCP && isDHCP(b):
 		s.found(DHCP)
 		s.dhcpFeed(b)
@@ -355,8 +353,9 @@ func (s *State) settle(p *Pool) {
 	case TLS:
 		done = done || s.tlsDone()
 	case HTTP:
-		done = done || (s.flags&(flReq|flResp) == flReq|flResp && s.flags&flStartTLS == 0) ||
-			(s.flags&flStartTLS != 0 && s.tlsDone())
+		// Keep-alive requests may name other hosts (proxies): HTTP goes on
+		// to the end of the budget, unless a CONNECT turned it into TLS.
+		done = done || (s.flags&flStartTLS != 0 && s.tlsDone())
 	case SSH:
 		done = done || (s.slen[fSSHClient] != 0 && s.slen[fSSHServer] != 0)
 	case QUIC:
@@ -402,6 +401,47 @@ func setField[T ~string | ~[]byte](s *State, f field, v T) {
 	copy(s.arena[s.used:], v[:n])
 	s.soff[f], s.slen[f] = s.used, uint8(n)
 	s.used += uint16(n)
+}
+
+// addName keeps a name that a flow may show several of (DNS question
+// names, HTTP hosts): as field f when f is unset, else, when it differs
+// from those kept (ignoring case), in a list after the other strings of the
+// arena while there is room. It reports whether name became f.
+func (s *State) addName(f field, name []byte) bool {
+	if s.slen[f] == 0 {
+		s.set(f, name)
+		return true
+	}
+	name = name[:min(len(name), int(fieldCap[f]))]
+	if equalFold(s.get(f), name) {
+		return false
+	}
+	off := int(s.nameOff)
+	for range int(s.names) {
+		var kept []byte
+		kept, off = s.extraName(off)
+		if equalFold(kept, name) {
+			return false
+		}
+	}
+	if s.names == 255 || int(s.used)+1+len(name) > arenaSize {
+		return false
+	}
+	if s.names == 0 {
+		s.nameOff = s.used
+	}
+	s.arena[s.used] = byte(len(name))
+	copy(s.arena[s.used+1:], name)
+	s.used += uint16(1 + len(name))
+	s.names++
+	return false
+}
+
+// extraName returns the further name at arena offset off and the offset of
+// the next one.
+func (s *State) extraName(off int) ([]byte, int) {
+	n := int(s.arena[off])
+	return s.arena[off+1 : off+1+n], off + 1 + n
 }
 
 // get returns field f (empty when unset). The slice aliases the State.

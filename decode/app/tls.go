@@ -107,16 +107,14 @@ func (s *State) tlsAppend(p *Pool, b []byte) {
 	}
 }
 
-// isRetransmit reports that b repeats the start or the end of what the slot
-// already holds: a TCP retransmission, which must not be appended twice.
-// (Feed sees no sequence numbers; a full-segment repeat is what TCP
-// retransmits in practice.)
+// isRetransmit reports that b repeats the start of what the slot holds: the
+// first segment sent again, which must not be appended twice. Feed sees no
+// sequence numbers, so a repeat of a later segment is not recognised (a
+// continuation that equals the message's first bytes is the only false
+// match, and it cannot start with a record or request header).
 func (s *State) isRetransmit(m, b []byte) bool {
 	held := m[:s.blen]
-	if len(b) > len(held) {
-		return false
-	}
-	return string(held[:len(b)]) == string(b) || string(held[len(held)-len(b):]) == string(b)
+	return len(b) <= len(held) && string(held[:len(b)]) == string(b)
 }
 
 // tlsHandshake gathers the first handshake message from the TLS records at
@@ -149,23 +147,28 @@ func tlsHandshake(b []byte, tmp *[BufSize]byte) ([]byte, bool) {
 
 // hello is what a ClientHello offers, kept for the fingerprints. The lists
 // hold no GREASE values (RFC 8701), as JA3 and JA4 both ignore them.
+//
+// It holds no slices of the message: the strings it finds are returned
+// (stored through the receiver they would make the compiler move every
+// message buffer to the heap).
 type hello struct {
 	legacy   uint16 // legacy_version
 	maxVer   uint16 // highest supported_versions entry, 0 without the extension
-	sni      []byte // first host_name of server_name
-	alpn     []byte // first protocol of application_layer_protocol_negotiation
 	hasSNI   bool
 	overflow bool // a list was longer than kept: no fingerprint
-	nCiph    int
-	nExt     int
-	nGroups  int
-	nPoints  int
-	nSigAlgs int
-	ciph     [maxCiphers]uint16
-	ext      [maxExts]uint16
-	groups   [maxGroups]uint16
-	points   [maxPoints]uint8
-	sigAlgs  [maxSigAlgs]uint16
+	alpnSeen bool
+	// alpnFirst and alpnLast are JA4's two ALPN characters.
+	alpnFirst, alpnLast byte
+	nCiph               int
+	nExt                int
+	nGroups             int
+	nPoints             int
+	nSigAlgs            int
+	ciph                [maxCiphers]uint16
+	ext                 [maxExts]uint16
+	groups              [maxGroups]uint16
+	points              [maxPoints]uint8
+	sigAlgs             [maxSigAlgs]uint16
 }
 
 // isGREASE reports the reserved values of RFC 8701 (0x0a0a, 0x1a1a, ...).
@@ -212,13 +215,14 @@ func (c *cursor) u16() int {
 }
 
 // parse reads a ClientHello handshake message (4-byte header included),
-// possibly cut short. It returns true when the whole message was read.
-func (h *hello) parse(hs []byte) bool {
+// possibly cut short. It returns the first server name and ALPN protocol,
+// and true when the whole message was read.
+func (h *hello) parse(hs []byte) (sni, alpn []byte, whole bool) {
 	if len(hs) < 4 || hs[0] != 1 {
-		return false
+		return nil, nil, false
 	}
 	body := hs[4:]
-	whole := len(body) >= be24(hs[1:])
+	whole = len(body) >= be24(hs[1:])
 	if whole {
 		body = body[:be24(hs[1:])]
 	}
@@ -234,10 +238,10 @@ func (h *hello) parse(hs []byte) bool {
 	}
 	c.bytes(c.u8())
 	if !c.ok {
-		return false
+		return nil, nil, false
 	}
 	if len(c.b) == 0 {
-		return whole // no extensions at all
+		return nil, nil, whole // no extensions at all
 	}
 	ex := cursor{b: c.bytes(c.u16()), ok: c.ok}
 	for len(ex.b) >= 4 {
@@ -246,30 +250,39 @@ func (h *hello) parse(hs []byte) bool {
 		if !isGREASE(typ) {
 			h.nExt = appendU16(h.ext[:], h.nExt, typ, &h.overflow)
 		}
-		h.extension(typ, data)
+		if n, a := h.extension(typ, data); n != nil || a != nil {
+			if sni == nil {
+				sni = n
+			}
+			if alpn == nil {
+				alpn = a
+			}
+		}
 	}
-	return whole && ex.ok && len(ex.b) == 0
+	return sni, alpn, whole && ex.ok && len(ex.b) == 0
 }
 
-// extension records what the fingerprints and the flow record use from one
-// ClientHello extension.
-func (h *hello) extension(typ uint16, data []byte) {
+// extension records what the fingerprints use from one ClientHello
+// extension, and returns the server name or ALPN protocol it holds.
+func (h *hello) extension(typ uint16, data []byte) (sni, alpn []byte) {
 	c := cursor{b: data, ok: true}
 	switch typ {
 	case 0x0000: // server_name
 		h.hasSNI = true
 		list := cursor{b: c.bytes(c.u16()), ok: true}
-		for len(list.b) >= 3 && h.sni == nil {
+		for len(list.b) >= 3 && sni == nil {
 			kind := list.u8()
 			name := list.bytes(list.u16())
 			if kind == 0 {
-				h.sni = name
+				sni = name
 			}
 		}
 	case 0x0010: // application_layer_protocol_negotiation
 		list := cursor{b: c.bytes(c.u16()), ok: true}
 		if len(list.b) > 0 {
-			h.alpn = list.bytes(list.u8())
+			alpn = list.bytes(list.u8())
+			h.alpnSeen = true
+			h.alpnFirst, h.alpnLast = ja4ALPN(alpn)
 		}
 	case 0x000a: // supported_groups
 		list := cursor{b: c.bytes(c.u16()), ok: true}
@@ -302,6 +315,7 @@ func (h *hello) extension(typ uint16, data []byte) {
 			}
 		}
 	}
+	return sni, alpn
 }
 
 // appendU16 stores v at list[n] and returns n+1, or sets *overflow when the
@@ -321,10 +335,10 @@ func appendU16(list []uint16, n int, v uint16, overflow *bool) int {
 func (s *State) clientHello(hs []byte, kind byte, whole bool) {
 	s.flags |= flHello
 	var h hello
-	ok := h.parse(hs)
+	sni, alpn, ok := h.parse(hs)
 	s.tlsCli, s.tlsMax = h.legacy, h.maxVer
-	s.set(fSNI, h.sni)
-	s.set(fALPN, h.alpn)
+	s.set(fSNI, sni)
+	s.set(fALPN, alpn)
 	if !ok || !whole || h.overflow {
 		return
 	}
@@ -387,7 +401,10 @@ func (h *hello) ja4(kind byte, out *[36]byte) {
 	}
 	twoDigits(out[4:6], h.nCiph)
 	twoDigits(out[6:8], h.nExt)
-	out[8], out[9] = ja4ALPN(h.alpn)
+	out[8], out[9] = '0', '0'
+	if h.alpnSeen {
+		out[8], out[9] = h.alpnFirst, h.alpnLast
+	}
 	out[10] = '_'
 
 	var buf [maxCiphers * 5]byte
