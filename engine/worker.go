@@ -29,14 +29,15 @@ func (c *Counters) Malformed() uint64 {
 // source (a ring queue, a pcap file) calls Handle for each frame and
 // EndBatch after each batch; both run on the worker's goroutine only.
 type Worker struct {
-	shard *flowtable.Shard
-	pkt   decode.Packet
-	c     Counters
+	shard   *flowtable.Shard
+	pkt     decode.Packet
+	c       Counters
+	snapReq chan *snapRequest
 }
 
 // NewWorker returns a worker that accounts into shard.
 func NewWorker(shard *flowtable.Shard) *Worker {
-	return &Worker{shard: shard}
+	return &Worker{shard: shard, snapReq: make(chan *snapRequest)}
 }
 
 // Handle decodes one frame captured at ts (Unix nanoseconds) on a link of
@@ -57,6 +58,7 @@ func (w *Worker) Handle(frame []byte, wireLen uint32, link uint16, ts int64) {
 // latest packet time for replay, the ring's clock when live).
 func (w *Worker) EndBatch(now int64) {
 	w.shard.Expire(now)
+	w.answerSnapshot()
 }
 
 // Counters returns a copy of the worker's counters; call it from the

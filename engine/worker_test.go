@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/netsentry/netsentry/flowtable"
 )
@@ -78,5 +80,73 @@ func TestExporterReusesBatches(t *testing.T) {
 	}
 	if n != 0 {
 		t.Errorf("%v allocations per batch, want 0", n)
+	}
+}
+
+// TestSnapshotFromAnotherGoroutine: a reader gets a copy of the worker's
+// flows and hosts, made by the worker between batches.
+func TestSnapshotFromAnotherGoroutine(t *testing.T) {
+	data, wire, link, ts := frames(t, "zeek-http-bro.org.pcap")
+	var ended []flowtable.Record // written by the worker's goroutine
+	sh, err := flowtable.New(flowtable.Config{Detect: true}, func(r []flowtable.Record) { ended = append(ended, r...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(sh)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the worker's goroutine
+		defer close(done)
+		for i := range data {
+			w.Handle(data[i], wire[i], link[i], ts[i])
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				w.EndBatch(ts[len(ts)-1])
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var snap Snapshot
+	for { // until the worker has handled every frame
+		snap, err = w.Snapshot(ctx, SnapshotParts{Flows: true, Hosts: true, Protocols: true, Scan: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.Counters.Packets == uint64(len(data)) {
+			break
+		}
+	}
+	close(stop)
+	<-done
+	// zeek-http-bro.org.pcap: 13 HTTP connections (tshark's conversation
+	// table); those closed more than the linger ago have ended.
+	all := append(snap.Flows, ended...)
+	if len(all) != 13 || len(snap.Flows) == 0 {
+		t.Errorf("%d open + %d ended flows, want 13 with some open", len(snap.Flows), len(ended))
+	}
+	var pkts uint64
+	for _, r := range all {
+		pkts += r.PacketsTx + r.PacketsRx
+		if r.AppName() != "HTTP" {
+			t.Errorf("flow %d -> %d: %s, want HTTP", r.SrcPort, r.DstPort, r.AppName())
+		}
+	}
+	if pkts != uint64(len(data)) {
+		t.Errorf("flows hold %d of %d packets", pkts, len(data))
+	}
+	if len(snap.Protocols) != 1 || snap.Protocols[0].Name != "HTTP" || snap.Protocols[0].Flows != 13 {
+		t.Errorf("protocols %+v, want 13 HTTP flows", snap.Protocols)
+	}
+	if len(snap.Hosts) != 2 {
+		t.Errorf("%d hosts, want 2", len(snap.Hosts))
+	}
+	if len(snap.Scan) != 1 || snap.Scan[0].Connections != 13 {
+		t.Errorf("scan signals %+v, want one source with 13 connections", snap.Scan)
 	}
 }

@@ -18,6 +18,10 @@ type HostCounters struct {
 	BytesTx   uint64
 	PacketsRx uint64
 	BytesRx   uint64
+	// FlowsInitiated and FlowsAnswered count the connections the host
+	// started and the ones it was the responder of.
+	FlowsInitiated uint64
+	FlowsAnswered  uint64
 }
 
 // Bytes is the host's total of bytes sent and received.
@@ -157,6 +161,8 @@ func MergeHosts(parts ...[]HostCounters) []HostCounters {
 				o.BytesTx += c.BytesTx
 				o.PacketsRx += c.PacketsRx
 				o.BytesRx += c.BytesRx
+				o.FlowsInitiated += c.FlowsInitiated
+				o.FlowsAnswered += c.FlowsAnswered
 				continue
 			}
 			idx[k{c.Addr, c.IPVersion}] = len(out)

@@ -36,6 +36,10 @@ type Config struct {
 	// ReassemblyBuffers is the number of 4 KiB buffers detection may use to
 	// collect a message split over packets (default 256).
 	ReassemblyBuffers int
+	// Scan configures the per-source scan signals (connections, distinct
+	// destination ports and hosts in a sliding window); zero fields take
+	// the defaults of ScanConfig, except MaxSources, 16384 per shard.
+	Scan ScanConfig
 }
 
 // DefaultConfig returns the bounds and timeouts used when a field is zero.
@@ -141,6 +145,8 @@ type Shard struct {
 	endBuffer int
 	apps      [][]app.State // detection state, parallel to chunks
 	pool      *app.Pool
+	protos protoTable
+	scan   *ScanTracker
 	// last is the slot the latest add updated, lastFromInit whether that
 	// packet came from the flow's initiator.
 	last         uint32
@@ -196,6 +202,11 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 		s.cfg.ReassemblyBuffers = 256
 	}
 	s.pool = app.NewPool(cfg.ReassemblyBuffers)
+	if cfg.Scan.MaxSources == 0 {
+		cfg.Scan.MaxSources = 16384
+		s.cfg.Scan.MaxSources = 16384
+	}
+	s.scan = NewScanTracker(cfg.Scan)
 	s.hosts.init(cfg.MaxHosts)
 	return s, nil
 }
@@ -372,6 +383,7 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 				e.state = StateSynSent
 			}
 		}
+		s.started(e, first)
 	} else if ts-e.first >= s.active {
 		s.cut(i, e, EndActive, ts)
 	}
@@ -394,6 +406,33 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 	return e, srcIsB
 }
 
+// started records a new connection: for its hosts (flows initiated and
+// answered) and for the initiator's scan signals.
+func (s *Shard) started(e *entry, ts int64) {
+	k := &e.key
+	ini, res := 0, 1
+	src, dst, dport := &k.A, &k.B, k.PortB
+	if e.initB {
+		ini, res = 1, 0
+		src, dst, dport = &k.B, &k.A, k.PortA
+	}
+	if j := e.host[ini]; j != 0 {
+		s.hosts.at(j).FlowsInitiated++
+	}
+	if j := e.host[res]; j != 0 {
+		s.hosts.at(j).FlowsAnswered++
+	}
+	s.scan.Connection(src, k.IPVersion, dst, dport, k.Proto, ts)
+}
+
+// ScanTop returns the n sources with the most connections, distinct
+// destination ports or distinct destination hosts ("connections", "ports",
+// "hosts") in the scan window ending at the shard's clock.
+func (s *Shard) ScanTop(n int, by string) []SourceStats { return s.scan.Top(s.now, n, by) }
+
+// ScanSnapshot appends the scan signals of every tracked source to dst.
+func (s *Shard) ScanSnapshot(dst []SourceStats) []SourceStats { return s.scan.Snapshot(s.now, dst) }
+
 // tcp advances the TCP state of e for one segment with flags sent in
 // direction dir. A new SYN on a closed connection ends the old record and
 // starts a new one in the same slot.
@@ -403,6 +442,7 @@ func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts in
 		s.app(i).Release(s.pool)
 		*s.app(i) = app.State{} // a new connection
 		e.initB = srcIsB
+		s.started(e, ts)
 		e.state = StateSynSent
 		e.flags = [2]uint8{}
 		s.requeue(i, e, queueIdle)
@@ -533,6 +573,7 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 		st.Release(s.pool) // parse what a split message left collected
 	}
 	r.App = *st
+	s.protos.add(r.AppName(), 1, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
 	s.stats.FlowsEnded++
 	// Fold the record's counters into its hosts.
 	s.hosts.count(e.host[0], e.host[1], e.pkts[0], e.bytes[0])

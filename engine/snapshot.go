@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/netsentry/netsentry/flowtable"
+)
+
+// Snapshot is a copy of one worker's state, made by the worker itself
+// between two batches, so that readers (the API, the metrics exporter) never
+// touch a live shard and never stop a worker.
+type Snapshot struct {
+	Now       int64 // the shard's clock (latest packet time), Unix ns
+	Counters  Counters
+	Stats     flowtable.Stats
+	Flows     []flowtable.Record       // open flows
+	Hosts     []flowtable.HostCounters // every host, open flows included
+	Protocols []flowtable.ProtoStat
+	Scan      []flowtable.SourceStats // sources in the scan window
+}
+
+// SnapshotParts selects what a snapshot copies (counters always).
+type SnapshotParts struct {
+	Flows, Hosts, Protocols, Scan bool
+}
+
+type snapRequest struct {
+	parts SnapshotParts
+	snap  Snapshot
+	done  chan struct{}
+}
+
+// Snapshot asks the worker for a copy of its state and waits for it (or for
+// ctx). The worker answers at its next batch end: at once while it is busy,
+// within its poll timeout when the link is idle. Safe from any goroutine.
+func (w *Worker) Snapshot(ctx context.Context, parts SnapshotParts) (Snapshot, error) {
+	r := &snapRequest{parts: parts, done: make(chan struct{})}
+	select {
+	case w.snapReq <- r:
+	case <-ctx.Done():
+		return Snapshot{}, fmt.Errorf("snapshot: worker busy: %w", ctx.Err())
+	}
+	select {
+	case <-r.done:
+		return r.snap, nil
+	case <-ctx.Done():
+		return Snapshot{}, fmt.Errorf("snapshot: worker did not answer: %w", ctx.Err())
+	}
+}
+
+// answerSnapshot serves a pending snapshot request, if any. It runs on the
+// worker's goroutine, between batches.
+func (w *Worker) answerSnapshot() {
+	select {
+	case r := <-w.snapReq:
+		sh := w.shard
+		s := &r.snap
+		s.Now, s.Counters, s.Stats = sh.Now(), w.c, sh.Stats()
+		if r.parts.Flows {
+			s.Flows = sh.Snapshot(nil)
+		}
+		if r.parts.Hosts {
+			s.Hosts = sh.HostSnapshot(nil)
+		}
+		if r.parts.Protocols {
+			s.Protocols = sh.ProtocolSnapshot()
+		}
+		if r.parts.Scan {
+			s.Scan = sh.ScanSnapshot(nil)
+		}
+		close(r.done)
+	default:
+	}
+}
+
+// MergeSnapshots combines the snapshots of several workers (one per shard):
+// flows are concatenated (the shards hold disjoint flows), hosts, protocols
+// and counters are summed.
+func MergeSnapshots(snaps []Snapshot) Snapshot {
+	var out Snapshot
+	var hosts [][]flowtable.HostCounters
+	var protos [][]flowtable.ProtoStat
+	for i := range snaps {
+		s := &snaps[i]
+		out.Now = max(out.Now, s.Now)
+		out.Counters.Packets += s.Counters.Packets
+		out.Counters.Bytes += s.Counters.Bytes
+		out.Counters.NonIP += s.Counters.NonIP
+		for r := range s.Counters.Decode {
+			out.Counters.Decode[r] += s.Counters.Decode[r]
+		}
+		st := &out.Stats
+		st.Packets += s.Stats.Packets
+		st.Bytes += s.Stats.Bytes
+		st.FlowsCreated += s.Stats.FlowsCreated
+		st.FlowsEnded += s.Stats.FlowsEnded
+		st.FlowsEvicted += s.Stats.FlowsEvicted
+		st.Active += s.Stats.Active
+		st.Fragments += s.Stats.Fragments
+		st.FragOrphans += s.Stats.FragOrphans
+		st.FragEvicted += s.Stats.FragEvicted
+		st.HostsOverflow += s.Stats.HostsOverflow
+		out.Flows = append(out.Flows, s.Flows...)
+		hosts = append(hosts, s.Hosts)
+		protos = append(protos, s.Protocols)
+		out.Scan = append(out.Scan, s.Scan...)
+	}
+	if len(hosts) > 0 {
+		out.Hosts = flowtable.MergeHosts(hosts...)
+	}
+	if len(protos) > 0 {
+		out.Protocols = flowtable.MergeProtocols(protos...)
+	}
+	return out
+}

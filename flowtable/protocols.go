@@ -1,0 +1,76 @@
+package flowtable
+
+import "sort"
+
+// ProtoStat is the traffic of one application protocol (by the name flows
+// show, e.g. "HTTPS", "DNS", "Unknown").
+type ProtoStat struct {
+	Name    string
+	Flows   uint64
+	Packets uint64
+	Bytes   uint64
+}
+
+// protoTable sums ended flows per application protocol. Updated when a flow
+// record is written, never per packet.
+type protoTable struct {
+	idx  map[string]int
+	list []ProtoStat
+}
+
+func (t *protoTable) add(name string, flows, pkts, bytes uint64) {
+	if t.idx == nil {
+		t.idx = map[string]int{}
+	}
+	i, ok := t.idx[name]
+	if !ok {
+		i = len(t.list)
+		t.idx[name] = i
+		t.list = append(t.list, ProtoStat{Name: name})
+	}
+	p := &t.list[i]
+	p.Flows += flows
+	p.Packets += pkts
+	p.Bytes += bytes
+}
+
+// ProtocolSnapshot returns packets, bytes and flows per application protocol,
+// of ended and open flows, largest byte count first. A flow cut by the
+// active timeout counts once per record.
+func (s *Shard) ProtocolSnapshot() []ProtoStat {
+	var t protoTable
+	for _, p := range s.protos.list {
+		t.add(p.Name, p.Flows, p.Packets, p.Bytes)
+	}
+	for i := uint32(1); i < s.used; i++ {
+		e := s.slot(i)
+		if e.q == queueNone || e.pkts[0]+e.pkts[1] == 0 {
+			continue
+		}
+		t.add(s.app(i).Name(), 1, e.pkts[0]+e.pkts[1], e.bytes[0]+e.bytes[1])
+	}
+	SortProtocols(t.list)
+	return t.list
+}
+
+// MergeProtocols sums protocol statistics of several shards.
+func MergeProtocols(parts ...[]ProtoStat) []ProtoStat {
+	var t protoTable
+	for _, part := range parts {
+		for _, p := range part {
+			t.add(p.Name, p.Flows, p.Packets, p.Bytes)
+		}
+	}
+	SortProtocols(t.list)
+	return t.list
+}
+
+// SortProtocols orders protocol statistics by bytes, largest first.
+func SortProtocols(ps []ProtoStat) {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Bytes != ps[j].Bytes {
+			return ps[i].Bytes > ps[j].Bytes
+		}
+		return ps[i].Name < ps[j].Name
+	})
+}
