@@ -145,8 +145,8 @@ type Shard struct {
 	endBuffer int
 	apps      [][]app.State // detection state, parallel to chunks
 	pool      *app.Pool
-	protos protoTable
-	scan   *ScanTracker
+	protos    protoTable
+	scan      *ScanTracker
 	// last is the slot the latest add updated, lastFromInit whether that
 	// packet came from the flow's initiator.
 	last         uint32
