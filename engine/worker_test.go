@@ -150,3 +150,33 @@ func TestSnapshotFromAnotherGoroutine(t *testing.T) {
 		t.Errorf("scan signals %+v, want one source with 13 connections", snap.Scan)
 	}
 }
+
+// TestSynScanSignals: ndpi-synscan.pcap is an nmap SYN scan of one host by
+// 172.16.0.8, about 1000 ports (tshark: 1994 TCP conversations, 1000
+// distinct destination ports from that source, 1 destination host). The
+// scan window ends at the last packet and the scan lasts seconds, so all of it
+// is inside the 60 s window.
+func TestSynScanSignals(t *testing.T) {
+	data, wire, link, ts := frames(t, "ndpi-synscan.pcap")
+	sh, err := flowtable.New(flowtable.Config{Detect: true}, func([]flowtable.Record) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(sh)
+	for i := range data {
+		w.Handle(data[i], wire[i], link[i], ts[i])
+	}
+	top := sh.ScanTop(1, "ports")
+	if len(top) != 1 {
+		t.Fatalf("no scan source")
+	}
+	s := top[0]
+	if got := flowtable.IP(&s.Addr, s.IPVersion).String(); got != "172.16.0.8" {
+		t.Errorf("top source %s, want 172.16.0.8", got)
+	}
+	// Distinct ports are approximate past 64 (HyperLogLog, p=9: 4.6 % standard
+	// error); 3 standard errors around 1000.
+	if s.DistinctPorts < 862 || s.DistinctPorts > 1138 || s.DistinctHosts != 1 || s.Connections != 1994 {
+		t.Errorf("scan signals %+v, want ~1000 ports (862..1138), 1 host, 1994 connections", s)
+	}
+}

@@ -116,36 +116,7 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 
 // liveSummary merges the shards' counters and hosts, after Run returned.
 func liveSummary(l *engine.Live, top *engine.TopFlows, n int) summary {
-	var s summary
-	var parts [][]flowtable.HostCounters
-	for _, w := range l.Workers() {
-		c := w.Counters()
-		s.counters.Packets += c.Packets
-		s.counters.Bytes += c.Bytes
-		s.counters.NonIP += c.NonIP
-		for r := range c.Decode {
-			s.counters.Decode[r] += c.Decode[r]
-		}
-		st := w.Shard().Stats()
-		s.stats.Packets += st.Packets
-		s.stats.Bytes += st.Bytes
-		s.stats.FlowsCreated += st.FlowsCreated
-		s.stats.FlowsEnded += st.FlowsEnded
-		s.stats.FlowsEvicted += st.FlowsEvicted
-		s.stats.Active += st.Active
-		s.stats.Fragments += st.Fragments
-		s.stats.FragOrphans += st.FragOrphans
-		s.stats.FragEvicted += st.FragEvicted
-		s.stats.HostsOverflow += st.HostsOverflow
-		parts = append(parts, w.Shard().HostSnapshot(nil))
-	}
-	hs := flowtable.MergeHosts(parts...)
-	flowtable.SortHosts(hs)
-	if len(hs) > n {
-		hs = hs[:n]
-	}
-	s.hosts = hs
-	s.top = top.Top()
+	s := buildSummary(l.Workers(), top, n)
 	for _, q := range l.Stats() {
 		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes})
 	}

@@ -175,7 +175,7 @@ func replay(ctx context.Context, cfg configs.Config, o options, stdout, stderr i
 		return 1
 	}
 	if o.flowsOut != "-" {
-		printSummary(stdout, summaryOf(w, top, o.topN))
+		printSummary(stdout, buildSummary([]*engine.Worker{w}, top, o.topN))
 	}
 	if st.Stop != nil {
 		fmt.Fprintf(stderr, "netsentry: %s: %v\n", o.replay, st.Stop)

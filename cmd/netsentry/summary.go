@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sort"
 	"strconv"
 
 	"github.com/netsentry/netsentry/decode"
@@ -13,11 +14,13 @@ import (
 
 // summary is what the terminal report shows.
 type summary struct {
-	counters engine.Counters
-	stats    flowtable.Stats
-	top      []flowtable.Record
-	hosts    []flowtable.HostCounters
-	drops    []queueDrops
+	counters  engine.Counters
+	stats     flowtable.Stats
+	top       []flowtable.Record
+	hosts     []flowtable.HostCounters
+	protocols []flowtable.ProtoStat
+	scan      []flowtable.SourceStats
+	drops     []queueDrops
 }
 
 type queueDrops struct {
@@ -26,13 +29,45 @@ type queueDrops struct {
 	freezes        uint64
 }
 
-func summaryOf(w *engine.Worker, top *engine.TopFlows, n int) summary {
-	hs := w.Shard().HostSnapshot(nil)
-	flowtable.SortHosts(hs)
-	if len(hs) > n {
-		hs = hs[:n]
+// buildSummary merges the workers' counters, hosts, protocols and scan
+// signals. Call it after the workers stopped (their shards are read directly).
+func buildSummary(workers []*engine.Worker, top *engine.TopFlows, n int) summary {
+	var snaps []engine.Snapshot
+	for _, w := range workers {
+		sh := w.Shard()
+		snaps = append(snaps, engine.Snapshot{Counters: w.Counters(), Stats: sh.Stats(),
+			Hosts: sh.HostSnapshot(nil), Protocols: sh.ProtocolSnapshot(), Scan: sh.ScanTop(3, "ports")})
 	}
-	return summary{counters: w.Counters(), stats: w.Shard().Stats(), top: top.Top(), hosts: hs}
+	m := engine.MergeSnapshots(snaps)
+	s := summary{counters: m.Counters, stats: m.Stats, top: top.Top(), hosts: topHosts(m.Hosts, n), protocols: m.Protocols}
+	for _, src := range m.Scan {
+		if src.DistinctPorts > 1 || src.DistinctHosts > 1 {
+			s.scan = append(s.scan, src)
+		}
+	}
+	sort.Slice(s.scan, func(i, j int) bool { return s.scan[i].DistinctPorts > s.scan[j].DistinctPorts })
+	if len(s.scan) > 3 {
+		s.scan = s.scan[:3]
+	}
+	return s
+}
+
+// topHosts returns the n hosts with the most bytes, largest first, without
+// sorting them all.
+func topHosts(hs []flowtable.HostCounters, n int) []flowtable.HostCounters {
+	var top []flowtable.HostCounters
+	for _, h := range hs {
+		if len(top) == n && (n == 0 || h.Bytes() <= top[n-1].Bytes()) {
+			continue
+		}
+		if len(top) < n {
+			top = append(top, h)
+		} else {
+			top[n-1] = h
+		}
+		flowtable.SortHosts(top)
+	}
+	return top
 }
 
 func endpoint(a *decode.Addr, v uint8, port uint16) string {
@@ -70,8 +105,12 @@ func printSummary(w io.Writer, s summary) {
 	fmt.Fprintln(w, "Top Connections:")
 	for i := range s.top {
 		r := &s.top[i]
+		name := r.AppName()
+		if name == "Unknown" {
+			name = flowtable.ProtoName(r.Proto)
+		}
 		fmt.Fprintf(w, "%d. %s -> %s [%s]\n", i+1, endpoint(&r.Src, r.IPVersion, r.SrcPort),
-			endpoint(&r.Dst, r.IPVersion, r.DstPort), flowtable.ProtoName(r.Proto))
+			endpoint(&r.Dst, r.IPVersion, r.DstPort), name)
 		fmt.Fprintf(w, "   Sent: %d packets, %d bytes | Received: %d packets, %d bytes\n",
 			r.PacketsTx, r.BytesTx, r.PacketsRx, r.BytesRx)
 	}
@@ -80,5 +119,24 @@ func printSummary(w io.Writer, s summary) {
 	for i := range s.hosts {
 		h := &s.hosts[i]
 		fmt.Fprintf(w, "%d. %s: %s bytes\n", i+1, flowtable.IP(&h.Addr, h.IPVersion), strconv.FormatUint(h.Bytes(), 10))
+	}
+	if len(s.protocols) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Protocol Distribution:")
+		for _, p := range s.protocols {
+			fmt.Fprintf(w, "  %-10s %d flows, %d packets, %d bytes\n", p.Name+":", p.Flows, p.Packets, p.Bytes)
+		}
+	}
+	if len(s.scan) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Scan Signals (sources by distinct destination ports, last window of packet time):")
+		for _, src := range s.scan {
+			approx := ""
+			if src.Approximate {
+				approx = " (approximate)"
+			}
+			fmt.Fprintf(w, "  %s: %d connections, %d distinct ports, %d distinct hosts%s\n",
+				flowtable.IP(&src.Addr, src.IPVersion), src.Connections, src.DistinctPorts, src.DistinctHosts, approx)
+		}
 	}
 }
