@@ -30,6 +30,7 @@ type options struct {
 	replaySpeed string
 	flowsOut    string
 	topN        int
+	detect      bool
 }
 
 func main() {
@@ -51,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.replaySpeed, "replay-speed", "max", "replay pace: max (as fast as possible) or 1x (real time)")
 	fs.StringVar(&o.flowsOut, "flows-out", "", "write every ended flow as a JSON line to this file (- for stdout)")
 	fs.IntVar(&o.topN, "top", 5, "how many connections and hosts the summary lists")
+	fs.BoolVar(&o.detect, "detect", true, "detect application protocols from payload (overrides network_analysis.enable_protocol_detection when given)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -82,6 +84,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "netsentry: --replay-speed %q: want max or 1x\n", o.replaySpeed)
 		return 2
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "detect" {
+			cfg.NetworkAnalysis.EnableProtocolDetection = o.detect
+		}
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.replay != "" {
