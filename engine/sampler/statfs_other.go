@@ -1,0 +1,5 @@
+//go:build !linux
+
+package sampler
+
+func statfs(string) (fsStat, error) { return fsStat{}, ErrNotSupported }
