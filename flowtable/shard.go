@@ -38,7 +38,8 @@ type Config struct {
 	ReassemblyBuffers int
 	// Scan configures the per-source scan signals (connections, distinct
 	// destination ports and hosts in a sliding window); zero fields take
-	// the defaults of ScanConfig, except MaxSources, 16384 per shard.
+	// the defaults of ScanConfig, except MaxSources (8192 per shard) and
+	// ExactPorts (16: past that HyperLogLog, already ~exact at that size).
 	Scan ScanConfig
 }
 
@@ -84,14 +85,17 @@ type entry struct {
 	tun   decode.Tunnel
 	q     uint8 // the expiry queue that owns the entry (queueNone when free)
 	end   EndReason
-	pkts  [2]uint64
-	bytes [2]uint64
-	first int64
-	last  int64
-	next  uint32 // hash chain, or free list
-	gen   uint32 // bumped when the slot is freed or requeued, so stale queue items are recognised
-	hash  uint32
-	host  [2]uint32 // host-table slab indices of A and B (0: not in the table)
+	// appDone: detection needs no more packets of this flow, so the packet
+	// path does not touch its detection state (another cache line) again.
+	appDone bool
+	pkts    [2]uint64
+	bytes   [2]uint64
+	first   int64
+	last    int64
+	next    uint32 // hash chain, or free list
+	gen     uint32 // bumped when the slot is freed or requeued, so stale queue items are recognised
+	hash    uint32
+	host    [2]uint32 // host-table slab indices of A and B (0: not in the table)
 }
 
 const (
@@ -203,9 +207,12 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	}
 	s.pool = app.NewPool(cfg.ReassemblyBuffers)
 	if cfg.Scan.MaxSources == 0 {
-		cfg.Scan.MaxSources = 16384
-		s.cfg.Scan.MaxSources = 16384
+		cfg.Scan.MaxSources = 8192
 	}
+	if cfg.Scan.ExactPorts == 0 {
+		cfg.Scan.ExactPorts = 16
+	}
+	s.cfg.Scan = cfg.Scan
 	s.scan = NewScanTracker(cfg.Scan)
 	s.hosts.init(cfg.MaxHosts)
 	return s, nil
@@ -313,13 +320,14 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 	}
 	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, p.WireLen, ts, flowLayer >= 0)
 	if i := s.last; i != 0 && (p.Flow.Proto == 6 || p.Flow.Proto == 17) {
-		st := s.app(i)
-		if !st.Done() {
+		if e := s.slot(i); !e.appDone {
+			st := s.app(i)
 			var payload []byte
 			if s.cfg.Detect {
 				payload = p.Payload(frame)
 			}
 			st.Feed(s.pool, payload, s.lastFromInit, p.Flow.Proto, p.Flow.SrcPort, p.Flow.DstPort)
+			e.appDone = !s.cfg.Detect || st.Done()
 		}
 	}
 }
@@ -441,6 +449,7 @@ func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts in
 		s.cut(i, e, e.end, ts)
 		s.app(i).Release(s.pool)
 		*s.app(i) = app.State{} // a new connection
+		e.appDone = false
 		e.initB = srcIsB
 		s.started(e, ts)
 		e.state = StateSynSent
