@@ -52,6 +52,7 @@ type fragTable struct {
 	timeout int64
 	nextGC  int64
 	key     fragKey
+	live    int // slots in use; the sweeps skip an empty table
 }
 
 func (f *fragTable) init(max int, timeout int64) {
@@ -82,6 +83,9 @@ func (f *fragTable) first(p *decode.Packet, ts int64, s *Shard) {
 		f.release(sl, s)
 	}
 	held := *sl
+	if !held.used {
+		f.live++
+	}
 	*sl = fragSlot{key: f.key, used: true, resolved: true, expires: ts + f.timeout,
 		hasFlow: p.HasFlow, hasOuter: p.HasOuter, tun: p.Tunnel, vlan: p.VLAN, inner: p.InnerVLAN,
 		flow: p.Flow, outer: p.Outer}
@@ -151,6 +155,7 @@ func (f *fragTable) later(p *decode.Packet, ts int64, s *Shard) {
 		return
 	}
 	if !sl.used {
+		f.live++
 		*sl = fragSlot{key: f.key, used: true, first: ts, last: ts, vlan: p.VLAN, inner: p.InnerVLAN}
 	}
 	f.progress(sl, p, s)
@@ -172,13 +177,16 @@ func (f *fragTable) release(sl *fragSlot, s *Shard) {
 		t := decode.Tuple{Src: sl.key.src, Dst: sl.key.dst, Proto: sl.key.proto, IPVersion: sl.key.ipVersion}
 		s.updateMany(&t, sl.vlan, sl.inner, decode.TunnelNone, sl.pkts, sl.bytes, sl.first, sl.last)
 	}
+	if sl.used {
+		f.live--
+	}
 	*sl = fragSlot{}
 }
 
 // expire releases the datagrams that timed out; it sweeps the table at most
 // once per timeout/4 of packet time.
 func (f *fragTable) expire(now int64, s *Shard) {
-	if now < f.nextGC {
+	if now < f.nextGC || f.live == 0 {
 		return
 	}
 	f.nextGC = now + max(f.timeout/4, 1)
@@ -191,6 +199,9 @@ func (f *fragTable) expire(now int64, s *Shard) {
 
 // flush releases every datagram (end of capture).
 func (f *fragTable) flush(s *Shard) {
+	if f.live == 0 {
+		return
+	}
 	for i := range f.slots {
 		if f.slots[i].used {
 			f.release(&f.slots[i], s)

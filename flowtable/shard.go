@@ -578,7 +578,7 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 	r := &s.ended[len(s.ended)-1]
 	e.record(r, end)
 	st := s.app(i)
-	if end != EndActive {
+	if end != EndActive && !e.appDone {
 		st.Release(s.pool) // parse what a split message left collected
 	}
 	r.App = *st
