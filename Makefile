@@ -2,6 +2,7 @@
 #   make run    build and run the sensor with the embedded default config
 #   make test   install what the tests need (Debian packages), then run every test
 #   make bench  replay benchmark against tcpdump and ndpiReader
+#   make install  binary, systemd unit, sysusers/tmpfiles entries, default config (PREFIX, DESTDIR)
 
 GO        ?= go
 BIN       := bin/netsentry
@@ -10,6 +11,8 @@ LDFLAGS   := -X main.version=$(VERSION)
 RUN_ARGS  ?=
 # Debian packages the tests and benchmarks use (installed only when missing).
 DEB_PKGS  := tshark tcpdump tcpreplay libndpi-bin netsniff-ng iproute2 ethtool clang llvm libbpf-dev libpcap-dev python3
+# systemd: systemd-analyze, systemd-sysusers and systemd-tmpfiles for the unit tests.
+DEB_PKGS  += systemd
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 .PHONY: all build run test test-short deps lint fuzz bench bench-live install clean
@@ -63,6 +66,42 @@ bench: deps build
 
 bench-live: deps build
 	$(GO) run ./bench/live -netsentry $(BIN)
+
+# install puts the binary, the systemd unit, sysusers and tmpfiles entries and
+# the default config in place; DESTDIR stages into a tree (packaging). The
+# config is installed only when absent. With no DESTDIR on a box running
+# systemd it also creates the user and directories and reloads systemd.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+UNITDIR     ?= /etc/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+CONFDIR     ?= /etc/netsentry
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/netsentry
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's#^ExecStart=/usr/local/bin/netsentry #ExecStart=$(BINDIR)/netsentry #' systemd/netsentry.service > $(DESTDIR)$(UNITDIR)/netsentry.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/netsentry.service
+	install -D -m 0644 systemd/netsentry.sysusers $(DESTDIR)$(SYSUSERSDIR)/netsentry.conf
+	install -D -m 0644 systemd/netsentry.tmpfiles $(DESTDIR)$(TMPFILESDIR)/netsentry.conf
+	install -d -m 0770 $(DESTDIR)$(CONFDIR)
+	@if [ -e $(DESTDIR)$(CONFDIR)/netsentry.yaml ]; then \
+		echo "kept $(DESTDIR)$(CONFDIR)/netsentry.yaml (new default: configs/netsentry.yaml)"; \
+	else \
+		echo "install -m 0640 configs/netsentry.yaml $(DESTDIR)$(CONFDIR)/netsentry.yaml"; \
+		install -m 0640 configs/netsentry.yaml $(DESTDIR)$(CONFDIR)/netsentry.yaml; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		set -e; \
+		echo "systemd-sysusers, systemd-tmpfiles --create, systemctl daemon-reload"; \
+		systemd-sysusers $(SYSUSERSDIR)/netsentry.conf; \
+		systemd-tmpfiles --create $(TMPFILESDIR)/netsentry.conf; \
+		systemctl daemon-reload; \
+		echo "installed: systemctl enable --now netsentry"; \
+	else \
+		echo "on the target: systemd-sysusers; systemd-tmpfiles --create; systemctl daemon-reload; systemctl enable --now netsentry"; \
+	fi
 
 clean:
 	rm -rf bin

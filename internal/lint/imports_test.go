@@ -27,6 +27,7 @@ var allowed = map[string][]string{
 	"configs":        {},
 	"internal/lint":  {},
 	"engine/sampler": {},
+	"systemd":        {},
 }
 
 // stdlibOnly lists packages whose non-test code may import the standard
