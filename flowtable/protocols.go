@@ -1,6 +1,10 @@
 package flowtable
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/netsentry/netsentry/decode/app"
+)
 
 // ProtoStat is the traffic of one application protocol (by the name flows
 // show, e.g. "HTTPS", "DNS", "Unknown").
@@ -47,7 +51,9 @@ func (s *Shard) ProtocolSnapshot() []ProtoStat {
 		if e.q == queueNone || e.pkts[0]+e.pkts[1] == 0 {
 			continue
 		}
-		t.add(s.app(i).Name(), 1, e.pkts[0]+e.pkts[1], e.bytes[0]+e.bytes[1])
+		var st app.State
+		s.appOf(i, e, &st)
+		t.add(st.Name(), 1, e.pkts[0]+e.pkts[1], e.bytes[0]+e.bytes[1])
 	}
 	SortProtocols(t.list)
 	return t.list

@@ -270,8 +270,29 @@ func (s *Shard) slot(i uint32) *entry {
 	return &s.chunks[i>>chunkBits][i&chunkMask]
 }
 
+// app returns the detection state of slot i. Without detection there is no
+// per-flow state: the port-based guess is made when a record is written.
 func (s *Shard) app(i uint32) *app.State {
 	return &s.apps[i>>chunkBits][i&chunkMask]
+}
+
+// appOf fills st with slot i's detection result (e's port guess when
+// detection is off).
+func (s *Shard) appOf(i uint32, e *entry, st *app.State) {
+	if s.cfg.Detect {
+		*st = *s.app(i)
+		return
+	}
+	*st = app.State{}
+	k := &e.key
+	if k.Proto != 6 && k.Proto != 17 {
+		return
+	}
+	sp, dp := k.PortA, k.PortB
+	if e.initB {
+		sp, dp = dp, sp
+	}
+	st.Feed(nil, nil, true, k.Proto, sp, dp)
 }
 
 // Packet accounts one decoded frame captured at ts (Unix nanoseconds): its
@@ -319,15 +340,11 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 		return
 	}
 	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, p.WireLen, ts, flowLayer >= 0)
-	if i := s.last; i != 0 && (p.Flow.Proto == 6 || p.Flow.Proto == 17) {
+	if i := s.last; i != 0 && s.cfg.Detect && (p.Flow.Proto == 6 || p.Flow.Proto == 17) {
 		if e := s.slot(i); !e.appDone {
 			st := s.app(i)
-			var payload []byte
-			if s.cfg.Detect {
-				payload = p.Payload(frame)
-			}
-			st.Feed(s.pool, payload, s.lastFromInit, p.Flow.Proto, p.Flow.SrcPort, p.Flow.DstPort)
-			e.appDone = !s.cfg.Detect || st.Done()
+			st.Feed(s.pool, p.Payload(frame), s.lastFromInit, p.Flow.Proto, p.Flow.SrcPort, p.Flow.DstPort)
+			e.appDone = st.Done()
 		}
 	}
 }
@@ -378,7 +395,9 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 	if e == nil {
 		i = s.insert(k, h, first)
 		e = s.slot(i)
-		*s.app(i) = app.State{}
+		if s.cfg.Detect {
+			*s.app(i) = app.State{}
+		}
 		e.tun = tun
 		// The initiator is the SYN sender: a SYN-ACK seen first names its destination.
 		e.initB = srcIsB
@@ -447,8 +466,10 @@ func (s *Shard) ScanSnapshot(dst []SourceStats) []SourceStats { return s.scan.Sn
 func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts int64) {
 	if flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn && (e.state == StateClosed || e.state == StateReset) {
 		s.cut(i, e, e.end, ts)
-		s.app(i).Release(s.pool)
-		*s.app(i) = app.State{} // a new connection
+		if s.cfg.Detect {
+			s.app(i).Release(s.pool)
+			*s.app(i) = app.State{} // a new connection
+		}
 		e.appDone = false
 		e.initB = srcIsB
 		s.started(e, ts)
@@ -497,7 +518,9 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 		i = s.used
 		if int(i>>chunkBits) >= len(s.chunks) {
 			s.chunks = append(s.chunks, make([]entry, chunkSize))
-			s.apps = append(s.apps, make([]app.State, chunkSize))
+			if s.cfg.Detect {
+				s.apps = append(s.apps, make([]app.State, chunkSize))
+			}
 		}
 		s.used++
 	}
@@ -577,11 +600,10 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 	s.ended = append(s.ended, Record{})
 	r := &s.ended[len(s.ended)-1]
 	e.record(r, end)
-	st := s.app(i)
-	if end != EndActive && !e.appDone {
-		st.Release(s.pool) // parse what a split message left collected
+	if s.cfg.Detect && end != EndActive && !e.appDone {
+		s.app(i).Release(s.pool) // parse what a split message left collected
 	}
-	r.App = *st
+	s.appOf(i, e, &r.App)
 	s.protos.add(r.AppName(), 1, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
 	s.stats.FlowsEnded++
 	// Fold the record's counters into its hosts.
@@ -720,7 +742,7 @@ func (s *Shard) Snapshot(dst []Record) []Record {
 		}
 		dst = append(dst, Record{})
 		e.record(&dst[len(dst)-1], EndNone)
-		dst[len(dst)-1].App = *s.app(i)
+		s.appOf(i, e, &dst[len(dst)-1].App)
 	}
 	return dst
 }
