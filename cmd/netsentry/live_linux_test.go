@@ -40,6 +40,8 @@ func liveNet(t *testing.T) string {
 	}
 	sh("ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	// The API listens on 127.0.0.1 inside the namespace.
+	sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 	sh("ip", "netns", "exec", ns, "ip", "link", "add", "s0", "type", "veth", "peer", "name", "c0")
 	for _, i := range []string{"s0", "c0"} {
 		sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+i+".disable_ipv6=1")

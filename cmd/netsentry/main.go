@@ -31,6 +31,25 @@ type options struct {
 	flowsOut    string
 	topN        int
 	detect      bool
+	apiEnable   bool
+	webEnable   bool
+	apiFlag     bool // --api-enable was given
+	webFlag     bool // --web-enable was given
+}
+
+// applyOverrides lays the command-line flags over a configuration.
+func (o *options) applyOverrides(c *configs.Config) {
+	if o.iface != "" {
+		c.CaptureInterface = o.iface
+		c.NetworkAnalysis.CaptureInterfaces = nil
+		c.EnablePacketCapture = true
+	}
+	if o.apiFlag {
+		c.EnableAPI = o.apiEnable
+	}
+	if o.webFlag {
+		c.EnableWeb = o.webEnable
+	}
 }
 
 func main() {
@@ -52,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.replaySpeed, "replay-speed", "max", "replay pace: max (as fast as possible) or 1x (real time)")
 	fs.StringVar(&o.flowsOut, "flows-out", "", "write every ended flow as a JSON line to this file (- for stdout)")
 	fs.IntVar(&o.topN, "top", 5, "how many connections and hosts the summary lists")
+	fs.BoolVar(&o.apiEnable, "api-enable", false, "serve the REST API and /metrics (overrides enable_api; --api-enable=false turns it off)")
+	fs.BoolVar(&o.webEnable, "web-enable", false, "serve the web dashboard (overrides enable_web)")
 	fs.BoolVar(&o.detect, "detect", true, "detect application protocols from payload (overrides network_analysis.enable_protocol_detection when given)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -59,6 +80,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "api-enable":
+			o.apiFlag = true
+		case "web-enable":
+			o.webFlag = true
+		}
+	})
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "netsentry: unexpected argument %q (flags start with --; see --help)\n", fs.Arg(0))
 		return 2
@@ -94,9 +123,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.replay != "" {
 		return replay(ctx, cfg, o, stdout, stderr)
 	}
-	if o.iface != "" {
-		cfg.CaptureInterface = o.iface
-		cfg.NetworkAnalysis.CaptureInterfaces = nil
+	o.applyOverrides(&cfg)
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "netsentry: with the command-line flags: %v\n", err)
+		return 2
 	}
 	return live(ctx, cfg, o, stdout, stderr)
 }

@@ -21,6 +21,7 @@ type summary struct {
 	protocols []flowtable.ProtoStat
 	scan      []flowtable.SourceStats
 	drops     []queueDrops
+	system    map[string]float64 // host metrics by dotted name; nil: none
 }
 
 type queueDrops struct {
@@ -75,10 +76,58 @@ func endpoint(a *decode.Addr, v uint8, port uint16) string {
 	return netip.AddrPortFrom(ip, port).String()
 }
 
+// snapshotSummary is the summary of a running capture: its open flows and
+// hosts from worker snapshots.
+func snapshotSummary(snap engine.Snapshot, qs []engine.QueueStats, n int) summary {
+	s := summary{counters: snap.Counters, stats: snap.Stats}
+	flows := snap.Flows
+	sort.Slice(flows, func(i, j int) bool {
+		return flows[i].BytesTx+flows[i].BytesRx > flows[j].BytesTx+flows[j].BytesRx
+	})
+	s.top = flows[:min(n, len(flows))]
+	flowtable.SortHosts(snap.Hosts)
+	s.hosts = snap.Hosts[:min(n, len(snap.Hosts))]
+	for _, q := range qs {
+		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes})
+	}
+	return s
+}
+
+// printSystem prints the host metrics the product's summary shows: CPU
+// usage (all and per core) and memory (MiB).
+func printSystem(w io.Writer, m map[string]float64) {
+	fmt.Fprintln(w, "System Metrics:")
+	fmt.Fprintln(w, "--------------")
+	line := func(name string, v float64) { fmt.Fprintf(w, "%-21s: %.2f\n", name, v) }
+	if v, ok := m["cpu.usage"]; ok {
+		line("cpu.usage", v)
+	}
+	for i := 0; ; i++ {
+		k := "cpu.core." + strconv.Itoa(i) + ".usage"
+		v, ok := m[k]
+		if !ok {
+			break
+		}
+		line(k, v)
+	}
+	for _, k := range []string{"memory.total", "memory.used", "memory.free"} {
+		if v, ok := m[k]; ok {
+			line(k, v/(1<<20))
+		}
+	}
+	if v, ok := m["memory.usage_percent"]; ok {
+		line("memory.usage_percent", v)
+	}
+	fmt.Fprintln(w)
+}
+
 func printSummary(w io.Writer, s summary) {
 	fmt.Fprintln(w, "NetSentry - Network Monitoring Tool")
 	fmt.Fprintln(w, "==================================")
 	fmt.Fprintln(w)
+	if s.system != nil {
+		printSystem(w, s.system)
+	}
 	fmt.Fprintln(w, "Network Statistics:")
 	fmt.Fprintln(w, "------------------")
 	fmt.Fprintf(w, "Packets captured: %d\n", s.counters.Packets)

@@ -1,0 +1,230 @@
+package httpd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/netsentry/netsentry/configs"
+)
+
+type captureJSON struct {
+	Running    bool     `json:"running"`
+	Interfaces []string `json:"interfaces"`
+	Since      *string  `json:"since"`
+	Queues     int      `json:"queues"`
+	Fanout     string   `json:"fanout"`
+}
+
+func captureOut(st CaptureStatus) captureJSON {
+	out := captureJSON{Running: st.Running, Interfaces: st.Interfaces, Queues: st.Queues, Fanout: st.Fanout}
+	if out.Interfaces == nil {
+		out.Interfaces = []string{}
+	}
+	if !st.Since.IsZero() {
+		s := st.Since.UTC().Format(tsFormat)
+		out.Since = &s
+	}
+	return out
+}
+
+func (s *Server) captureGet(ctx *fasthttp.RequestCtx) {
+	if _, msg := parseQuery(ctx); msg != "" {
+		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
+	writeJSON(ctx, captureOut(s.opt.Sensor.Capture()))
+}
+
+// captureRequest is the body of POST /api/v1/capture.
+type captureRequest struct {
+	Action    string  `json:"action"`
+	Interface *string `json:"interface"`
+}
+
+// decodeJSONBody decodes the request body strictly into v: a JSON object,
+// no unknown fields, nothing after it. It answers the problem itself.
+func decodeJSONBody(ctx *fasthttp.RequestCtx, v any) bool {
+	if !isJSON(ctx) {
+		writeProblem(ctx, fasthttp.StatusUnsupportedMediaType, "send the body as application/json")
+		return false
+	}
+	body := bytes.TrimSpace(ctx.PostBody())
+	if len(body) == 0 || body[0] != '{' {
+		writeProblem(ctx, fasthttp.StatusBadRequest, "the body must be a JSON object")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeProblem(ctx, fasthttp.StatusBadRequest, "bad JSON body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeProblem(ctx, fasthttp.StatusBadRequest, "bad JSON body: data after the object")
+		return false
+	}
+	return true
+}
+
+func isJSON(ctx *fasthttp.RequestCtx) bool {
+	ct := ctx.Request.Header.ContentType()
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = bytes.TrimSpace(ct)
+	return bytes.EqualFold(ct, []byte("application/json"))
+}
+
+func (s *Server) capturePost(ctx *fasthttp.RequestCtx) {
+	if _, msg := parseQuery(ctx); msg != "" {
+		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
+	var req captureRequest
+	if !decodeJSONBody(ctx, &req) {
+		return
+	}
+	var (
+		st  CaptureStatus
+		err error
+	)
+	switch req.Action {
+	case "start":
+		var ifaces []string
+		if req.Interface != nil {
+			c := configs.Default()
+			c.CaptureInterface = *req.Interface
+			c.NetworkAnalysis.CaptureInterfaces = nil
+			if verr := c.Validate(); verr != nil {
+				for _, p := range verr.(*configs.Errors).Problems {
+					if p.Key == "capture_interface" {
+						writeProblem(ctx, fasthttp.StatusBadRequest, "interface: "+p.Msg)
+						return
+					}
+				}
+			}
+			ifaces = []string{*req.Interface}
+		}
+		st, err = s.opt.Sensor.StartCapture(ifaces)
+	case "stop":
+		if req.Interface != nil {
+			writeProblem(ctx, fasthttp.StatusBadRequest, "stop takes no interface: it stops the whole capture")
+			return
+		}
+		st, err = s.opt.Sensor.StopCapture()
+	default:
+		writeProblem(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("action %q: want start or stop", req.Action))
+		return
+	}
+	switch {
+	case errors.Is(err, ErrConflict):
+		writeProblem(ctx, fasthttp.StatusConflict, err.Error())
+		return
+	case errors.Is(err, ErrInvalid):
+		writeProblem(ctx, fasthttp.StatusUnprocessableEntity, err.Error())
+		return
+	case err != nil:
+		s.log.Error("api: capture "+req.Action, "err", err)
+		writeProblem(ctx, fasthttp.StatusInternalServerError, err.Error())
+		return
+	}
+	s.log.Info("api: capture "+req.Action, "interfaces", st.Interfaces, "client", ctx.RemoteAddr().String())
+	s.full.cur.Store(nil)
+	s.light.cur.Store(nil)
+	writeJSON(ctx, captureOut(st))
+}
+
+// configJSON returns c as a JSON object with the keys of netsentry.yaml.
+func configJSON(c configs.Config) (map[string]any, error) {
+	y, err := configs.Encode(c)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := yamlUnmarshal(y, &m); err != nil {
+		return nil, fmt.Errorf("convert config: %w", err)
+	}
+	return m, nil
+}
+
+func (s *Server) configGet(ctx *fasthttp.RequestCtx) {
+	if _, msg := parseQuery(ctx); msg != "" {
+		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
+	m, err := configJSON(s.opt.Config.Config())
+	if err != nil {
+		writeProblem(ctx, fasthttp.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(ctx, m)
+}
+
+// configPut replaces the whole configuration: the body is a configuration
+// document in JSON (the keys of netsentry.yaml, as GET returns them); keys
+// left out take their defaults, as in a configuration file. It is decoded
+// and validated like --check-config; on any problem nothing changes.
+func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
+	if _, msg := parseQuery(ctx); msg != "" {
+		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
+	if !isJSON(ctx) {
+		writeProblem(ctx, fasthttp.StatusUnsupportedMediaType, "send the configuration as application/json")
+		return
+	}
+	body := bytes.TrimSpace(ctx.PostBody())
+	if len(body) == 0 || body[0] != '{' || !json.Valid(body) {
+		writeProblem(ctx, fasthttp.StatusBadRequest, "the body must be one JSON object: the whole configuration, as GET /api/v1/config returns it")
+		return
+	}
+	// JSON is YAML: the strict configuration decoder reports unknown keys
+	// and wrong types with their line, as for a file.
+	c, err := configs.Parse(body, "request body")
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		var errs *configs.Errors
+		if errors.As(err, &errs) {
+			list := make([]string, 0, len(errs.Problems))
+			for _, p := range errs.Problems {
+				list = append(list, p.String())
+			}
+			writeProblem(ctx, fasthttp.StatusBadRequest, "invalid configuration; nothing was changed", list...)
+			return
+		}
+		writeProblem(ctx, fasthttp.StatusBadRequest, "invalid configuration; nothing was changed: "+err.Error())
+		return
+	}
+	res, err := s.opt.Config.Replace(c)
+	switch {
+	case errors.Is(err, ErrConflict):
+		writeProblem(ctx, fasthttp.StatusConflict, err.Error())
+		return
+	case err != nil:
+		s.log.Error("api: replace config", "err", err)
+		writeProblem(ctx, fasthttp.StatusInternalServerError, "nothing was changed: "+err.Error())
+		return
+	}
+	s.log.Info("api: configuration replaced", "applied", res.Applied, "restart_required", res.RestartRequired,
+		"client", ctx.RemoteAddr().String())
+	m, err := configJSON(s.opt.Config.Config())
+	if err != nil {
+		writeProblem(ctx, fasthttp.StatusInternalServerError, err.Error())
+		return
+	}
+	if res.Applied == nil {
+		res.Applied = []string{}
+	}
+	if res.RestartRequired == nil {
+		res.RestartRequired = []string{}
+	}
+	writeJSON(ctx, map[string]any{"timestamp": time.Now().UTC().Format(tsFormat), "config": m,
+		"applied": res.Applied, "restart_required": res.RestartRequired})
+}

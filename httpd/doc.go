@@ -1,0 +1,18 @@
+// Package httpd serves NetSentry's REST API (/api/v1), its Prometheus
+// metrics (/metrics), /healthz and the OpenAPI document, on fasthttp.
+//
+// It knows the capture engine, the host samplers and the configuration only
+// through the small interfaces of source.go (Sensor, HostMetrics,
+// ConfigStore), which package main adapts; so the API reads snapshots that
+// the packet workers made between batches and never touches a live flow
+// table.
+//
+// Threading: fasthttp serves each connection on its own goroutine. Snapshots
+// are cached for Options.CacheTTL and shared by every request (one refresh
+// at a time, stale data served while it runs), so many clients cost the
+// workers one snapshot per TTL. Rendered responses are cached per snapshot
+// and query. The token can be changed at any time (SetToken).
+//
+// Lifetimes: a Server lives from New to Close; Close stops the event
+// streams, then shuts the listener down and waits for open requests.
+package httpd

@@ -1,0 +1,352 @@
+package httpd
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/netsentry/netsentry/flowtable"
+)
+
+const (
+	defaultConnLimit = 100
+	defaultHostLimit = 10
+	tsFormat         = "2006-01-02T15:04:05Z"
+)
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, tsFormat)
+	return append(b, '"')
+}
+
+// snapshot returns the cache's snapshot or answers 503.
+func (s *Server) snapshot(ctx *fasthttp.RequestCtx, c *snapCache) *cached {
+	cctx, cancel := context.WithTimeout(context.Background(), snapshotWait)
+	defer cancel()
+	snap, err := c.get(cctx)
+	if err != nil {
+		s.log.Warn("api: snapshot failed", "err", err)
+		writeProblem(ctx, fasthttp.StatusServiceUnavailable, "the capture workers did not answer in time: "+err.Error())
+		return nil
+	}
+	return snap
+}
+
+// connFilter is the parsed filter of /network/connections.
+type connFilter struct {
+	sort    string
+	limit   int
+	proto   string
+	app     string
+	host    netip.Addr
+	hasHost bool
+}
+
+func (s *Server) connections(ctx *fasthttp.RequestCtx) {
+	q, msg := parseQuery(ctx, "limit", "sort", "protocol", "application_protocol", "host")
+	var f connFilter
+	if msg == "" {
+		f.limit, msg = q.limit(defaultConnLimit)
+	}
+	if msg == "" {
+		f.sort = q.get("sort")
+		switch f.sort {
+		case "":
+			f.sort = "bytes"
+		case "bytes", "packets", "duration":
+		default:
+			msg = fmt.Sprintf("sort %q: want bytes, packets or duration", f.sort)
+		}
+	}
+	if msg == "" {
+		f.proto, msg = nameParam(q, "protocol")
+	}
+	if msg == "" {
+		f.app, msg = nameParam(q, "application_protocol")
+	}
+	if msg == "" && q.has("host") {
+		a, err := netip.ParseAddr(q.get("host"))
+		if err != nil {
+			msg = fmt.Sprintf("host %q: not an IP address", q.get("host"))
+		}
+		f.host, f.hasHost = a.Unmap(), true
+	}
+	if msg != "" {
+		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
+	c := s.snapshot(ctx, s.full)
+	if c == nil {
+		return
+	}
+	key := "c\x00" + strconv.Itoa(f.limit) + "\x00" + f.sort + "\x00" + f.proto + "\x00" + f.app + "\x00" + q.get("host")
+	writeJSONBytes(ctx, c.render(key, func() []byte { return renderConnections(c, f) }))
+}
+
+// nameParam reads a protocol-name parameter: letters, digits, '-', '_'.
+func nameParam(q query, name string) (string, string) {
+	v := q.get(name)
+	if !q.has(name) {
+		return "", ""
+	}
+	if v == "" || len(v) > 32 || strings.ContainsFunc(v, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) {
+		return "", fmt.Sprintf("%s %q: want a protocol name such as TCP or HTTP", name, v)
+	}
+	return strings.ToUpper(v), ""
+}
+
+func connValue(r *flowtable.Record, by string) uint64 {
+	switch by {
+	case "packets":
+		return r.PacketsTx + r.PacketsRx
+	case "duration":
+		return uint64(max(r.Last-r.First, 0))
+	}
+	return r.BytesTx + r.BytesRx
+}
+
+func (f *connFilter) match(r *flowtable.Record) bool {
+	if f.proto != "" && strings.ToUpper(flowtable.ProtoName(r.Proto)) != f.proto {
+		return false
+	}
+	if f.app != "" && strings.ToUpper(r.AppName()) != f.app {
+		return false
+	}
+	if f.hasHost {
+		if flowtable.IP(&r.Src, r.IPVersion) != f.host && flowtable.IP(&r.Dst, r.IPVersion) != f.host {
+			return false
+		}
+	}
+	return true
+}
+
+// topK keeps the indices of the k largest values, largest first; ties keep
+// the earlier index first.
+type topK struct {
+	k    int
+	idx  []int
+	vals []uint64
+}
+
+func (t *topK) offer(i int, v uint64) {
+	n := len(t.idx)
+	if n == t.k && v <= t.vals[n-1] {
+		return
+	}
+	j, _ := slices.BinarySearchFunc(t.vals, v, func(a, b uint64) int {
+		if a > b {
+			return -1
+		}
+		return 1 // equal values: insert after
+	})
+	if n < t.k {
+		t.idx = append(t.idx, 0)
+		t.vals = append(t.vals, 0)
+	}
+	copy(t.idx[j+1:], t.idx[j:len(t.idx)-1])
+	copy(t.vals[j+1:], t.vals[j:len(t.vals)-1])
+	t.idx[j], t.vals[j] = i, v
+}
+
+func renderConnections(c *cached, f connFilter) []byte {
+	flows := c.snap.Flows
+	t := topK{k: f.limit}
+	for i := range flows {
+		if r := &flows[i]; f.match(r) {
+			t.offer(i, connValue(r, f.sort))
+		}
+	}
+	b := make([]byte, 0, 64+300*len(t.idx))
+	b = append(b, `{"timestamp":`...)
+	b = appendTime(b, c.at)
+	b = append(b, `,"connections":[`...)
+	for n, i := range t.idx {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = appendConnection(b, &flows[i])
+	}
+	return append(b, "]}"...)
+}
+
+// appendConnection appends the product's connection object.
+func appendConnection(b []byte, r *flowtable.Record) []byte {
+	b = append(b, `{"source_ip":"`...)
+	b = flowtable.IP(&r.Src, r.IPVersion).AppendTo(b)
+	b = append(b, `","source_port":`...)
+	b = strconv.AppendUint(b, uint64(r.SrcPort), 10)
+	b = append(b, `,"dest_ip":"`...)
+	b = flowtable.IP(&r.Dst, r.IPVersion).AppendTo(b)
+	b = append(b, `","dest_port":`...)
+	b = strconv.AppendUint(b, uint64(r.DstPort), 10)
+	b = append(b, `,"protocol":"`...)
+	b = append(b, flowtable.ProtoName(r.Proto)...)
+	b = append(b, `","bytes_tx":`...)
+	b = strconv.AppendUint(b, r.BytesTx, 10)
+	b = append(b, `,"bytes_rx":`...)
+	b = strconv.AppendUint(b, r.BytesRx, 10)
+	b = append(b, `,"packets_tx":`...)
+	b = strconv.AppendUint(b, r.PacketsTx, 10)
+	b = append(b, `,"packets_rx":`...)
+	b = strconv.AppendUint(b, r.PacketsRx, 10)
+	b = append(b, `,"duration_sec":`...)
+	b = strconv.AppendFloat(b, float64(max(r.Last-r.First, 0)/1e6)/1e3, 'f', -1, 64) // ms precision
+	b = append(b, `,"state":"`...)
+	b = append(b, r.State.String()...)
+	b = append(b, `","application_protocol":"`...)
+	b = append(b, r.AppName()...)
+	return append(b, `"}`...)
+}
+
+func (s *Server) hosts(ctx *fasthttp.RequestCtx) {
+	q, msg := parseQuery(ctx, "limit")
+	limit := 0
+	if msg == "" {
+		limit, msg = q.limit(defaultHostLimit)
+	}
+	if msg != "" {
+		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
+	c := s.snapshot(ctx, s.full)
+	if c == nil {
+		return
+	}
+	writeJSONBytes(ctx, c.render("h\x00"+strconv.Itoa(limit), func() []byte { return renderHosts(c, limit) }))
+}
+
+func renderHosts(c *cached, limit int) []byte {
+	hs := c.snap.Hosts
+	t := topK{k: limit}
+	for i := range hs {
+		t.offer(i, hs[i].Bytes())
+	}
+	b := make([]byte, 0, 64+200*len(t.idx))
+	b = append(b, `{"timestamp":`...)
+	b = appendTime(b, c.at)
+	b = append(b, `,"hosts":[`...)
+	for n, i := range t.idx {
+		h := &hs[i]
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"ip":"`...)
+		b = flowtable.IP(&h.Addr, h.IPVersion).AppendTo(b)
+		b = append(b, `","bytes":`...)
+		b = strconv.AppendUint(b, h.Bytes(), 10)
+		b = append(b, `,"bytes_tx":`...)
+		b = strconv.AppendUint(b, h.BytesTx, 10)
+		b = append(b, `,"bytes_rx":`...)
+		b = strconv.AppendUint(b, h.BytesRx, 10)
+		b = append(b, `,"packets":`...)
+		b = strconv.AppendUint(b, h.PacketsTx+h.PacketsRx, 10)
+		b = append(b, `,"packets_tx":`...)
+		b = strconv.AppendUint(b, h.PacketsTx, 10)
+		b = append(b, `,"packets_rx":`...)
+		b = strconv.AppendUint(b, h.PacketsRx, 10)
+		b = append(b, `,"flows_initiated":`...)
+		b = strconv.AppendUint(b, h.FlowsInitiated, 10)
+		b = append(b, `,"flows_answered":`...)
+		b = strconv.AppendUint(b, h.FlowsAnswered, 10)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+type protocolJSON struct {
+	Name         string  `json:"name"`
+	Flows        uint64  `json:"flows"`
+	Packets      uint64  `json:"packets"`
+	Bytes        uint64  `json:"bytes"`
+	BytesPercent float64 `json:"bytes_percent"`
+}
+
+func (s *Server) protocols(ctx *fasthttp.RequestCtx) {
+	if _, msg := parseQuery(ctx); msg != "" {
+		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
+	c := s.snapshot(ctx, s.light)
+	if c == nil {
+		return
+	}
+	var total uint64
+	for _, p := range c.snap.Protocols {
+		total += p.Bytes
+	}
+	out := make([]protocolJSON, 0, len(c.snap.Protocols))
+	for _, p := range c.snap.Protocols {
+		pct := 0.0
+		if total > 0 {
+			pct = float64(int64(10000*float64(p.Bytes)/float64(total))) / 100
+		}
+		out = append(out, protocolJSON{Name: p.Name, Flows: p.Flows, Packets: p.Packets, Bytes: p.Bytes, BytesPercent: pct})
+	}
+	writeJSON(ctx, map[string]any{"timestamp": c.at.UTC().Format(tsFormat), "protocols": out})
+}
+
+type queueJSON struct {
+	Queue         int    `json:"queue"`
+	CPU           int    `json:"cpu"`
+	Packets       uint64 `json:"packets"`
+	Bytes         uint64 `json:"bytes"`
+	KernelPackets uint64 `json:"kernel_packets"`
+	Drops         uint64 `json:"drops"`
+	Freezes       uint64 `json:"freezes"`
+}
+
+type statsJSON struct {
+	Timestamp    string            `json:"timestamp"`
+	Capture      captureJSON       `json:"capture"`
+	Packets      uint64            `json:"packets"`
+	Bytes        uint64            `json:"bytes"`
+	Drops        uint64            `json:"drops"`
+	Queues       []queueJSON       `json:"queues"`
+	Flows        flowsJSON         `json:"flows"`
+	NonIP        uint64            `json:"non_ip_frames"`
+	DecodeErrors map[string]uint64 `json:"decode_errors"`
+}
+
+type flowsJSON struct {
+	Active  int    `json:"active"`
+	Created uint64 `json:"created"`
+	Ended   uint64 `json:"ended"`
+	Evicted uint64 `json:"evicted"`
+}
+
+func (s *Server) stats(ctx *fasthttp.RequestCtx) {
+	if _, msg := parseQuery(ctx); msg != "" {
+		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
+	c := s.snapshot(ctx, s.light)
+	if c == nil {
+		return
+	}
+	out := statsJSON{Timestamp: time.Now().UTC().Format(tsFormat), Capture: captureOut(s.opt.Sensor.Capture()),
+		Queues: []queueJSON{}, DecodeErrors: map[string]uint64{}, NonIP: c.snap.NonIP}
+	for _, q := range s.opt.Sensor.Queues() {
+		out.Queues = append(out.Queues, queueJSON{Queue: q.Queue, CPU: q.CPU, Packets: q.Packets, Bytes: q.Bytes,
+			KernelPackets: q.KernelPackets, Drops: q.KernelDrops, Freezes: q.Freezes})
+		out.Packets += q.Packets
+		out.Bytes += q.Bytes
+		out.Drops += q.KernelDrops
+	}
+	st := c.snap.Stats
+	out.Flows = flowsJSON{Active: st.Active, Created: st.FlowsCreated, Ended: st.FlowsEnded, Evicted: st.FlowsEvicted}
+	for _, d := range c.snap.DecodeErrors {
+		if d.Count > 0 {
+			out.DecodeErrors[d.Name] = d.Count
+		}
+	}
+	writeJSON(ctx, out)
+}

@@ -1,0 +1,47 @@
+package httpd
+
+import (
+	"encoding/json"
+
+	"github.com/valyala/fasthttp"
+)
+
+// problem is an RFC 9457 problem details object.
+type problem struct {
+	Type     string   `json:"type"`
+	Title    string   `json:"title"`
+	Status   int      `json:"status"`
+	Detail   string   `json:"detail,omitempty"`
+	Instance string   `json:"instance,omitempty"`
+	Errors   []string `json:"errors,omitempty"` // every problem found, e.g. of a config
+}
+
+// writeProblem answers with status and a problem+json body.
+func writeProblem(ctx *fasthttp.RequestCtx, status int, detail string, errs ...string) {
+	p := problem{Type: "about:blank", Title: fasthttp.StatusMessage(status), Status: status,
+		Detail: detail, Instance: string(ctx.Path()), Errors: errs}
+	b, err := json.Marshal(p)
+	if err != nil {
+		panic("BUG: marshal problem: " + err.Error())
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetContentType("application/problem+json")
+	ctx.SetStatusCode(status)
+	ctx.SetBody(b)
+}
+
+// writeJSON answers 200 with v as JSON.
+func writeJSON(ctx *fasthttp.RequestCtx, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeProblem(ctx, fasthttp.StatusInternalServerError, "encode response: "+err.Error())
+		return
+	}
+	writeJSONBytes(ctx, b)
+}
+
+func writeJSONBytes(ctx *fasthttp.RequestCtx, b []byte) {
+	ctx.SetContentType("application/json")
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetBody(b)
+}

@@ -1,0 +1,103 @@
+package httpd
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/netsentry/netsentry/configs"
+	"github.com/netsentry/netsentry/flowtable"
+)
+
+// Sentinels the sources wrap so that handlers can pick the status.
+var (
+	// ErrConflict: the request contradicts the current state (capture
+	// already running, no config file to write).
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the request names something that does not exist or
+	// cannot be used (an unknown interface).
+	ErrInvalid = errors.New("invalid request")
+)
+
+// Parts selects what a snapshot copies; counters are always copied.
+type Parts struct {
+	Flows, Hosts, Protocols bool
+}
+
+// Snapshot is the merged state of every packet worker, copied by the
+// workers between batches.
+type Snapshot struct {
+	Packets, Bytes, NonIP uint64
+	// DecodeErrors counts undecodable frames per reason, every reason
+	// listed (bounded label set), zero counts included.
+	DecodeErrors []NamedCount
+	Stats        flowtable.Stats
+	Flows        []flowtable.Record // open flows
+	Hosts        []flowtable.HostCounters
+	Protocols    []flowtable.ProtoStat
+}
+
+// NamedCount is a count with a name from a fixed set.
+type NamedCount struct {
+	Name  string
+	Count uint64
+}
+
+// QueueStats are one capture queue's counters (see engine.QueueStats).
+type QueueStats struct {
+	Queue, CPU                          int
+	Packets, Bytes                      uint64
+	KernelPackets, KernelDrops, Freezes uint64
+}
+
+// CaptureStatus says whether and where the sensor captures.
+type CaptureStatus struct {
+	Running    bool
+	Interfaces []string
+	Since      time.Time // start of the current (or last) capture
+	Queues     int
+	Fanout     string
+}
+
+// Sensor is the capture engine as the API sees it. Every method is safe from
+// any goroutine.
+type Sensor interface {
+	// Snapshot asks every worker for a copy of its state and merges them;
+	// it waits for the workers' next batch end (or ctx). With the capture
+	// stopped it returns an empty Snapshot.
+	Snapshot(ctx context.Context, parts Parts) (Snapshot, error)
+	// Queues returns each queue's counters; cheap (atomic loads).
+	Queues() []QueueStats
+	// Capture returns the capture's status.
+	Capture() CaptureStatus
+	// StartCapture starts capturing on ifaces (nil: the configured ones).
+	// It wraps ErrConflict when a capture is running, ErrInvalid when an
+	// interface cannot be used.
+	StartCapture(ifaces []string) (CaptureStatus, error)
+	// StopCapture stops the capture, flushing its open flows; stopping a
+	// stopped capture is not an error.
+	StopCapture() (CaptureStatus, error)
+}
+
+// HostMetrics is the host samplers as the API sees them.
+type HostMetrics interface {
+	// HostMetrics returns the latest sample: doc is the "metrics" object of
+	// /api/v1/metrics (cpu, memory, disk, ...), flat the same values under
+	// dotted names (cpu.usage, memory.usage_percent, ...).
+	HostMetrics() (doc map[string]any, flat map[string]float64, err error)
+}
+
+// ApplyResult says what a configuration change did.
+type ApplyResult struct {
+	Applied         []string // keys applied at once
+	RestartRequired []string // keys that take effect at the next start
+}
+
+// ConfigStore holds the configuration in force.
+type ConfigStore interface {
+	Config() configs.Config
+	// Replace writes c (already validated) to the configuration file
+	// atomically and applies what can change live. On error nothing
+	// changed; it wraps ErrConflict when there is no file to write.
+	Replace(c configs.Config) (ApplyResult, error)
+}
