@@ -232,6 +232,14 @@ func (s *Shard) Stats() Stats {
 // and of frames no flow carries, plus the open flows'.
 func (s *Shard) HostSnapshot(dst []HostCounters) []HostCounters {
 	h := &s.hosts
+	if s.stats.Active == 0 { // every flow is folded in already
+		for j := uint32(1); j < h.used; j++ {
+			if c := &h.at(j).HostCounters; c.PacketsTx+c.PacketsRx > 0 {
+				dst = append(dst, *c)
+			}
+		}
+		return dst
+	}
 	all := make([]HostCounters, h.used)
 	for j := uint32(1); j < h.used; j++ {
 		all[j] = h.at(j).HostCounters
