@@ -33,6 +33,9 @@ type Config struct {
 	// Detect turns on application-protocol detection from payload (package
 	// decode/app); without it flows get the port-based guess only.
 	Detect bool
+	// Protocols, when not nil, lists the detectors to run
+	// (network_analysis.protocols); the others are switched off.
+	Protocols []string
 	// ReassemblyBuffers is the number of 4 KiB buffers detection may use to
 	// collect a message split over packets (default 256).
 	ReassemblyBuffers int
@@ -206,6 +209,9 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 		s.cfg.ReassemblyBuffers = 256
 	}
 	s.pool = app.NewPool(cfg.ReassemblyBuffers)
+	if cfg.Protocols != nil {
+		s.pool.Enable(cfg.Protocols) // names without a detector switch nothing
+	}
 	if cfg.Scan.MaxSources == 0 {
 		cfg.Scan.MaxSources = 8192
 	}

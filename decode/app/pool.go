@@ -1,5 +1,7 @@
 package app
 
+import "strings"
+
 // BufSize is the size of one reassembly buffer: the most bytes of a flow's
 // first client message (TLS ClientHello, HTTP request header block, QUIC
 // CRYPTO stream) that detection collects when the message spans several
@@ -36,7 +38,37 @@ type Pool struct {
 	// steadily growing count says the pool is too small for the shard's rate
 	// of new flows.
 	Steals uint64
+	// off marks detectors switched off (network_analysis.protocols).
+	off [numProto]bool
 }
+
+// Enable switches on the detectors of exactly the protocols listed (every
+// detector is on in a new Pool) for all States fed with p. A protocol whose
+// detector is off is reported by its port guess only. Names are those of
+// Proto.String, case-insensitive; "dns" covers mDNS and LLMNR, "http" SSDP.
+// Unknown names are returned (they switch nothing).
+func (p *Pool) Enable(names []string) (unknown []string) {
+	for i := range p.off {
+		p.off[i] = true
+	}
+	p.off[Unknown] = false
+	for _, n := range names {
+		found := false
+		for i := Proto(1); i < numProto; i++ {
+			if strings.EqualFold(n, protoNames[i]) || strings.EqualFold(n, jsonKeys[i]) {
+				p.off[i] = false
+				found = true
+			}
+		}
+		if !found {
+			unknown = append(unknown, n)
+		}
+	}
+	return unknown
+}
+
+// on reports whether the detector of x is on (always, without a Pool).
+func (p *Pool) on(x Proto) bool { return p == nil || !p.off[x] }
 
 // NewPool returns a pool of n reassembly buffers (n*~4.6 KiB of memory).
 // n < 1 is taken as 1.

@@ -282,21 +282,21 @@ func (s *State) detect(p *Pool, b []byte, d uint8) {
 		return
 	}
 	switch {
-	case isTLSRecord(b) || isSSLv2Hello(b):
+	case p.on(TLS) && (isTLSRecord(b) || isSSLv2Hello(b)):
 		s.found(TLS)
 		s.tlsFeed(p, b, d)
-	case hasPrefix(b, "SSH-"):
+	case p.on(SSH) && hasPrefix(b, "SSH-"):
 		s.found(SSH)
 		s.sshFeed(b, d)
-	case hasPrefix(b, h2Preface):
+	case p.on(HTTP2) && hasPrefix(b, h2Preface):
 		s.found(HTTP2)
 		s.setClient(d)
-	case isHTTPRequest(b) || isHTTPResponse(b):
+	case p.on(HTTP) && (isHTTPRequest(b) || isHTTPResponse(b)):
 		s.found(HTTP)
 		s.httpFeed(p, b, d)
-	case s.detectText(b, d):
+	case s.detectText(p, b, d):
 		s.textFeed(p, b, d)
-	case s.Proto.isDNSFamily() && isDNSOverTCP(b):
+	case p.on(s.Proto) && s.Proto.isDNSFamily() && isDNSOverTCP(b):
 		s.found(s.Proto)
 		s.dnsFeed(b, d)
 	}
@@ -305,25 +305,25 @@ func (s *State) detect(p *Pool, b []byte, d uint8) {
 // detectUDP tries the datagram detectors.
 func (s *State) detectUDP(p *Pool, b []byte, d uint8) {
 	switch {
-	case s.Proto.isDNSFamily() && isDNSMessage(b, false):
+	case p.on(s.Proto) && s.Proto.isDNSFamily() && isDNSMessage(b, false):
 		s.found(s.Proto)
 		s.dnsFeed(b, d)
-	case isQUICLong(b) || isGQUIC(b):
+	case p.on(QUIC) && (isQUICLong(b) || isGQUIC(b)):
 		s.found(QUIC)
 		s.quicFeed(p, b, d)
-	case s.Proto == DHCP && isDHCP(b):
+	case p.on(DHCP) && s.Proto == DHCP && isDHCP(b):
 		s.found(DHCP)
 		s.dhcpFeed(b)
-	case s.Proto == NTP && isNTP(b):
+	case p.on(NTP) && s.Proto == NTP && isNTP(b):
 		s.found(NTP)
 		s.msgVer, s.msgType = b[0]>>3&7, b[0]&7
-	case s.Proto == DHCPv6 && len(b) >= 4 && b[0] >= 1 && b[0] <= 13:
+	case p.on(DHCPv6) && s.Proto == DHCPv6 && len(b) >= 4 && b[0] >= 1 && b[0] <= 13:
 		s.found(DHCPv6)
 		s.msgType = b[0]
-	case isSSDP(b):
+	case p.on(SSDP) && isSSDP(b):
 		s.found(SSDP)
 		s.httpFeed(p, b, d)
-	case s.Proto == Unknown && isDNSMessage(b, true):
+	case p.on(DNS) && s.Proto == Unknown && isDNSMessage(b, true):
 		s.found(DNS)
 		s.dnsFeed(b, d)
 	}
@@ -435,6 +435,33 @@ func (s *State) addName(f field, name []byte) bool {
 	s.used += uint16(1 + len(name))
 	s.names++
 	return false
+}
+
+// NamesFull reports that the State has kept further DNS names or HTTP hosts
+// and may have no room for the next one (a DNS name can take 253 bytes).
+// A flow table that must report every name a flow shows (a DNS tunnel, a
+// resolver's upstream flow, mDNS) records the flow as it stands when
+// NamesFull turns true, as it would at an active timeout, and calls
+// ClearNames before the next Feed. Names that one packet brings beyond the
+// room left are dropped.
+func (s *State) NamesFull() bool {
+	return s.names > 0 && arenaSize-int(s.used) < 1+253
+}
+
+// ClearNames forgets the further names (the first query or host stays) and
+// frees their room.
+func (s *State) ClearNames() {
+	if s.names == 0 {
+		return
+	}
+	end := int(s.nameOff)
+	for range int(s.names) {
+		_, end = s.extraName(end)
+	}
+	if end == int(s.used) { // nothing was stored after them
+		s.used = s.nameOff
+	}
+	s.names = 0
 }
 
 // extraName returns the further name at arena offset off and the offset of

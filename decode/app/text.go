@@ -6,31 +6,33 @@ import "bytes"
 // a server greeting or a first client command, and records the protocol.
 // A "220" greeting is SMTP unless it names FTP or the port is FTP's; the
 // client's first command settles it (textFeed).
-func (s *State) detectText(b []byte, d uint8) bool {
+func (s *State) detectText(p *Pool, b []byte, d uint8) bool {
 	l, _ := line(b)
+	var x Proto
+	client := d // direction of the client
 	switch {
 	case len(l) >= 4 && l[0] == '2' && l[1] == '2' && l[2] == '0' && (l[3] == ' ' || l[3] == '-'):
-		p := SMTP
+		x = SMTP
 		if s.Proto == FTP || (containsFold(l, "FTP") && !containsFold(l, "SMTP")) {
-			p = FTP
+			x = FTP
 		}
-		s.found(p)
-		s.setClient(1 - d)
+		client = 1 - d
 	case hasPrefix(l, "+OK"):
-		s.found(POP3)
-		s.setClient(1 - d)
+		x, client = POP3, 1-d
 	case hasPrefix(l, "* OK"):
-		s.found(IMAP)
-		s.setClient(1 - d)
+		x, client = IMAP, 1-d
 	case hasPrefixFold(l, "EHLO ") || hasPrefixFold(l, "HELO "):
-		s.found(SMTP)
-		s.setClient(d)
+		x = SMTP
 	case s.Proto == FTP && hasPrefixFold(l, "USER "):
-		s.found(FTP)
-		s.setClient(d)
+		x = FTP
 	default:
 		return false
 	}
+	if !p.on(x) {
+		return false
+	}
+	s.found(x)
+	s.setClient(client)
 	return true
 }
 
