@@ -7,7 +7,8 @@
 //   - netsentry.sysusers: the netsentry service account (sysusers.d).
 //   - netsentry.tmpfiles: /etc/netsentry and its permissions (tmpfiles.d).
 //
-// Its tests check the unit with systemd-analyze verify, and that make
+// Its tests check the unit with systemd-analyze verify and security (the
+// exposure score), and that make
 // install lands each file where the unit and the docs say, with sysusers
 // and tmpfiles applied to the staged tree.
 package systemd
