@@ -8,7 +8,6 @@
 //   - netsentry.tmpfiles: /etc/netsentry and its permissions (tmpfiles.d).
 //
 // Its tests check the unit with systemd-analyze verify and security (the
-// exposure score), and that make
-// install lands each file where the unit and the docs say, with sysusers
-// and tmpfiles applied to the staged tree.
+// exposure score), and that make install lands each file where the unit and
+// the docs say, with sysusers and tmpfiles applied to the staged tree.
 package systemd
