@@ -335,6 +335,10 @@ func TestProtocols(t *testing.T) {
 			{false, string(records(serverHello(0x0304), 16384))},
 		}, "TLS", false, want{"tls.version": "TLS 1.3", "tls.client_version": "TLS 1.2", "tls.record_version": "TLS 1.0"}},
 		{"ssl2 client hello", 6, [2]uint16{40000, 443}, []seg{{true, "\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10" + strings.Repeat("\x01", 37)}}, "TLS", false, want{"tls.client_version": "SSL 2.0"}},
+		{"proxy protocol before tls", 6, [2]uint16{40000, 8443}, []seg{
+			{true, "PROXY TCP4 192.0.2.1 198.51.100.2 40000 443\r\n" + string(records(specHello(), 16384))},
+		}, "TLS", false, want{"tls.sni": "www.example.com"}},
+		{"dnscrypt certificate query on 443", 17, [2]uint16{40000, 443}, []seg{{true, string(dnsQuery(3, "2.dnscrypt-cert.example", 16))}}, "DNS", false, want{"dns.query": "2.dnscrypt-cert.example"}},
 		{"unknown udp", 17, [2]uint16{40000, 40001}, []seg{{true, "hello"}}, "Unknown", false, want{}},
 	}
 	for _, c := range cases {
@@ -369,6 +373,80 @@ func TestDNSNamesList(t *testing.T) {
 	}
 	if s.Done() {
 		t.Fatal("a DNS flow is never done: every message counts")
+	}
+}
+
+// TestDNSNameText checks names against the text tshark 4.0.17 prints for
+// them (dns.qry.name of crafted queries: control characters escaped, the
+// marker strings for the root, over-long names, loops and extended labels).
+func TestDNSNameText(t *testing.T) {
+	long := func(total int) string { // labels of 63 'a's, text length total
+		var b []byte
+		for rem := total; rem > 0; rem -= 64 {
+			l := min(63, rem)
+			b = append(b, byte(l))
+			b = append(b, bytes.Repeat([]byte{'a'}, l)...)
+		}
+		return string(append(b, 0))
+	}
+	for _, c := range []struct {
+		wire, want string
+		ok         bool
+	}{
+		{"\x03a b\x03com\x00", "a b.com", true},
+		{"\x03a.b\x03com\x00", "a.b.com", true},
+		{"\x03a\\b\x03com\x00", `a\b.com`, true},
+		{"\x03a\x01b\x03com\x00", `a\001b.com`, true},
+		{"\x03a\x7fb\x03com\x00", `a\177b.com`, true},
+		{"\x03a\tb\x03com\x00", `a\tb.com`, true},
+		{"\x05caf\xc3\xa9\x03com\x00", "café.com", true},
+		{"\x01\x00\x00", `\000`, true},
+		{"\x02\x00\x07\x00", `\000\a`, true},
+		{"\x05a\x08\x0a\x0d\x1b\x00", `a\b\n\r\033`, true},
+		{"\x00", "<Root>", true},
+		{"\x03abc\x42\x00", "<Unknown extended label>", true},
+		{"\x42abc\x00", "", false},
+		{"\x03abc\x81\x00", "", false},
+		{"\x03abc\x05de", "", false},
+		{long(253), strings.Repeat("a", 63) + "." + strings.Repeat("a", 63) + "." + strings.Repeat("a", 63) + "." + strings.Repeat("a", 61), true},
+		{long(254), "<Name too long>", true},
+		{"\x03abc\xc0\x0c", "<Name contains a pointer that loops>", true},
+	} {
+		msg := append(u16s(1, 0x0100, 1, 0, 0, 0), c.wire...)
+		var out nameBuf
+		n, _, ok := dnsName(msg, 12, &out)
+		if ok != c.ok || string(out[:n]) != c.want {
+			t.Errorf("% x: %q %v, tshark %q %v", c.wire, out[:n], ok, c.want, c.ok)
+		}
+	}
+}
+
+// TestNamesFull: a flow with more names than room asks to be recorded,
+// and ClearNames makes room again without losing the first name.
+func TestNamesFull(t *testing.T) {
+	var s State
+	seen := map[string]bool{}
+	for i := range 40 {
+		name := strings.Repeat("x", 60) + "." + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ".example"
+		s.Feed(nil, dnsQuery(uint16(i), name, 1), true, 17, 40000, 53)
+		seen[name] = false
+		if s.NamesFull() || i == 39 {
+			m := jsonOf(t, &s)
+			seen[get(m, "dns", "query").(string)] = true
+			names, _ := get(m, "dns", "names").([]any)
+			for _, n := range names {
+				seen[n.(string)] = true
+			}
+			s.ClearNames()
+		}
+	}
+	for n, ok := range seen {
+		if !ok {
+			t.Errorf("name %s never recorded", n)
+		}
+	}
+	if q := get(jsonOf(t, &s), "dns", "queries"); q != 40.0 {
+		t.Errorf("queries %v", q)
 	}
 }
 

@@ -1,7 +1,8 @@
 package app
 
-// maxQuestions bounds how many questions of one DNS message are read.
-const maxQuestions = 8
+// maxQuestions bounds how many questions of one DNS message are read
+// (multicast DNS queries ask for a dozen or two at once).
+const maxQuestions = 32
 
 // isDNSMessage reports whether b starts with a plausible DNS header, or
 // with the first 4 bytes of one (a message cut by the snap length still
@@ -28,7 +29,7 @@ func isDNSMessage(b []byte, strict bool) bool {
 	if flags&0xf840 != 0 || qd != 1 || an != 0 || ns != 0 || ar > 1 {
 		return false
 	}
-	var name [256]byte
+	var name nameBuf
 	_, end, ok := dnsName(b, 12, &name)
 	if !ok || end+4 > len(b) {
 		return false
@@ -130,7 +131,7 @@ func (s *State) dnsMessage(m []byte, d uint8) {
 	}
 	qd := int(be16(m[4:]))
 	off := 12
-	var name [256]byte
+	var name nameBuf
 	for i := 0; i < qd && i < maxQuestions; i++ {
 		n, end, ok := dnsName(m, off, &name)
 		if !ok {
@@ -160,50 +161,123 @@ func equalFold(a, b []byte) bool {
 	return true
 }
 
+// nameBuf holds one decoded name: up to 253 characters, each escaped to at
+// most 4.
+type nameBuf [4 * 256]byte
+
 // dnsName decodes the domain name at m[off:] into out, following
-// compression pointers. It returns the name's length in out, the offset just
-// after the name in m, and false for a malformed name. The root name is
-// written as "<Root>", as Wireshark prints it; names longer than out are
-// truncated.
-func dnsName(m []byte, off int, out *[256]byte) (n, end int, ok bool) {
+// compression pointers, and returns its length in out, the offset just
+// after the name in m, and false when there is no name to show.
+//
+// The text is the one Wireshark 4.0 shows (tshark's dns.qry.name), so that
+// names compare with it: control characters escaped C-style (\t, \n, ...)
+// or as three octal digits (\033); the root as "<Root>"; a name of more than
+// 255 bytes on the wire as "<Name too long>"; a compression loop as "<Name
+// contains a pointer that loops>"; an extended label after the first label
+// as "<Unknown extended label>". A name cut short, or starting with an
+// extended or reserved label, has no text.
+func dnsName(m []byte, off int, out *nameBuf) (n, end int, ok bool) {
 	end = -1
-	for hops := 0; ; {
+	wire, labels, hops := 1, 0, 0
+	var targets [16]int
+	for {
 		if off >= len(m) {
 			return 0, 0, false
 		}
 		l := int(m[off])
-		switch {
-		case l == 0:
-			if end < 0 {
-				end = off + 1
-			}
-			if n == 0 {
-				n = copy(out[:], "<Root>")
-			}
-			return n, end, true
-		case l&0xc0 == 0xc0:
-			if off+1 >= len(m) || hops == 16 {
+		switch l & 0xc0 {
+		case 0xc0:
+			if off+1 >= len(m) {
 				return 0, 0, false
 			}
 			if end < 0 {
 				end = off + 2
 			}
-			off = (l&0x3f)<<8 | int(m[off+1])
+			t := (l&0x3f)<<8 | int(m[off+1])
+			for _, seen := range targets[:hops] {
+				if seen == t {
+					return copy(out[:], "<Name contains a pointer that loops>"), end, true
+				}
+			}
+			if hops == len(targets) {
+				return copy(out[:], "<Name contains a pointer that loops>"), end, true
+			}
+			targets[hops] = t
 			hops++
+			off = t
 			continue
-		case l&0xc0 != 0:
+		case 0x40:
+			if labels == 0 {
+				return 0, 0, false
+			}
+			if end < 0 {
+				end = off + 1
+			}
+			return copy(out[:], "<Unknown extended label>"), end, true
+		case 0x80:
 			return 0, 0, false
+		}
+		if l == 0 {
+			if end < 0 {
+				end = off + 1
+			}
+			switch {
+			case wire > 255:
+				n = copy(out[:], "<Name too long>")
+			case n == 0:
+				n = copy(out[:], "<Root>")
+			}
+			return n, end, true
 		}
 		if off+1+l > len(m) {
 			return 0, 0, false
 		}
-		if n > 0 && n < len(out) {
-			out[n] = '.'
-			n++
+		wire += 1 + l
+		labels++
+		if wire <= 255 {
+			if n > 0 {
+				out[n] = '.'
+				n++
+			}
+			n = appendLabel(out, n, m[off+1:off+1+l])
 		}
-		n += copy(out[n:], m[off+1:off+1+l])
 		off += 1 + l
 	}
+}
+
+// appendLabel writes label to out[n:] with Wireshark's escapes for control
+// characters, and returns the new length.
+func appendLabel(out *nameBuf, n int, label []byte) int {
+	for _, c := range label {
+		if c >= 0x20 && c != 0x7f {
+			out[n] = c
+			n++
+			continue
+		}
+		out[n] = '\\'
+		switch c {
+		case '\a':
+			out[n+1] = 'a'
+		case '\b':
+			out[n+1] = 'b'
+		case '\t':
+			out[n+1] = 't'
+		case '\n':
+			out[n+1] = 'n'
+		case '\v':
+			out[n+1] = 'v'
+		case '\f':
+			out[n+1] = 'f'
+		case '\r':
+			out[n+1] = 'r'
+		default:
+			out[n+1], out[n+2], out[n+3] = '0'+c>>6, '0'+c>>3&7, '0'+c&7
+			n += 4
+			continue
+		}
+		n += 2
+	}
+	return n
 }
 
 // qtypeName returns the mnemonic of a DNS RR type, or "" for others.

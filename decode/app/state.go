@@ -281,6 +281,11 @@ func (s *State) detect(p *Pool, b []byte, d uint8) {
 	if s.l4 != 6 {
 		return
 	}
+	if r, ok := skipProxyHeader(b); ok { // a load balancer's PROXY header
+		if b = r; len(b) == 0 {
+			return
+		}
+	}
 	switch {
 	case p.on(TLS) && (isTLSRecord(b) || isSSLv2Hello(b)):
 		s.found(TLS)
@@ -323,10 +328,31 @@ func (s *State) detectUDP(p *Pool, b []byte, d uint8) {
 	case p.on(SSDP) && isSSDP(b):
 		s.found(SSDP)
 		s.httpFeed(p, b, d)
-	case p.on(DNS) && s.Proto == Unknown && isDNSMessage(b, true):
+	case p.on(DNS) && (s.Proto == Unknown || s.Guess) && isDNSMessage(b, true): // DNSCrypt answers on 443
 		s.found(DNS)
 		s.dnsFeed(b, d)
 	}
+}
+
+// skipProxyHeader returns b after a PROXY protocol header (HAProxy's v1
+// text line or v2 binary header) at its start, and whether there was one.
+func skipProxyHeader(b []byte) ([]byte, bool) {
+	const v2sig = "\r\n\r\n\x00\r\nQUIT\n"
+	if hasPrefix(b, "PROXY ") {
+		for i, c := range b[:min(len(b), 108)] { // v1 lines are at most 107 bytes
+			if c == '\n' {
+				return b[i+1:], true
+			}
+		}
+		return b, false
+	}
+	if hasPrefix(b, v2sig) && len(b) >= 16 {
+		n := 16 + int(be16(b[14:]))
+		if n <= len(b) {
+			return b[n:], true
+		}
+	}
+	return b, false
 }
 
 // resume hands a payload to the parser of the protocol already detected.
