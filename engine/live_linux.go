@@ -92,9 +92,10 @@ func NewLive(cfg LiveConfig) (l *Live, err error) {
 		counters: make([]queueCounters, n),
 		efd:      -1,
 	}
+	opened := l // the named result is nil on the error returns below
 	defer func() {
 		if err != nil {
-			l.Close()
+			opened.Close()
 		}
 	}()
 	l.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
