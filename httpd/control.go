@@ -139,8 +139,16 @@ func (s *Server) capturePost(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, captureOut(st))
 }
 
-// configJSON returns c as a JSON object with the keys of netsentry.yaml.
+// Redacted stands for a set api_token in GET /api/v1/config; a PUT that
+// sends it back keeps the token in force.
+const Redacted = "<redacted>"
+
+// configJSON returns c as a JSON object with the keys of netsentry.yaml,
+// the token redacted.
 func configJSON(c configs.Config) (map[string]any, error) {
+	if c.APIToken != "" {
+		c.APIToken = Redacted
+	}
 	y, err := configs.Encode(c)
 	if err != nil {
 		return nil, err
@@ -186,6 +194,9 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 	// JSON is YAML: the strict configuration decoder reports unknown keys
 	// and wrong types with their line, as for a file.
 	c, err := configs.Parse(body, "request body")
+	if err == nil && c.APIToken == Redacted {
+		c.APIToken = s.opt.Config.Config().APIToken
+	}
 	if err == nil {
 		err = c.Validate()
 	}
