@@ -13,9 +13,11 @@ RUN_ARGS  ?=
 DEB_PKGS  := tshark tcpdump tcpreplay libndpi-bin netsniff-ng iproute2 ethtool clang llvm libbpf-dev libpcap-dev python3
 # systemd: systemd-analyze, systemd-sysusers and systemd-tmpfiles for the unit tests.
 DEB_PKGS  += systemd
+# prometheus: promtool and a real server for the /metrics tests; wrk: make bench-api.
+DEB_PKGS  += prometheus wrk
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build run test test-short deps lint fuzz bench bench-live install clean
+.PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api install clean
 
 all: build
 
@@ -66,6 +68,11 @@ bench: deps build
 
 bench-live: deps build
 	$(GO) run ./bench/live -netsentry $(BIN)
+
+# bench-api: wrk against /api/v1/network/connections?limit=100 with 100k
+# active flows while capturing, beside a trivial fasthttp handler; idle RSS.
+bench-api: deps build
+	$(GO) run ./bench/api -netsentry $(BIN)
 
 # install puts the binary, the systemd unit, sysusers and tmpfiles entries and
 # the default config in place; DESTDIR stages into a tree (packaging). The

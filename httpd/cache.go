@@ -7,10 +7,13 @@ import (
 	"time"
 )
 
-// snapCache shares one snapshot among every request for ttl. While a fresh
-// one is being made, requests get the previous one (up to staleFor old);
-// only one refresh runs at a time, so the workers see at most one snapshot
-// request per ttl whatever the number of clients.
+// snapCache shares one snapshot among every request for ttl. Past ttl the
+// next request starts a refresh in the background and, like every request
+// until it is done, gets the previous snapshot, unless that one is older
+// than staleFor: then the request waits for a fresh one. Only one refresh
+// runs at a time, so the workers see at most one snapshot request per ttl
+// whatever the number of clients, and a busy box delays the data, not the
+// answers.
 type snapCache struct {
 	src        Sensor
 	parts      Parts
@@ -29,10 +32,13 @@ type cached struct {
 	nRender atomic.Int32
 }
 
-const maxRenders = 256 // rendered responses kept per snapshot
+const (
+	maxRenders = 256              // rendered responses kept per snapshot
+	maxStale   = 10 * time.Second // oldest snapshot served while a refresh runs
+)
 
 func newSnapCache(src Sensor, parts Parts, ttl time.Duration) *snapCache {
-	return &snapCache{src: src, parts: parts, ttl: ttl, staleFor: 8 * ttl}
+	return &snapCache{src: src, parts: parts, ttl: ttl, staleFor: maxStale}
 }
 
 // get returns a snapshot at most ttl old, or one at most staleFor old while
@@ -75,14 +81,26 @@ func (c *snapCache) refresh(ctx context.Context, old *cached) (*cached, error) {
 	return n, nil
 }
 
-// render returns the response for key, made by f once per snapshot.
+// rendered is one response made from a snapshot; the first request for
+// it makes it, concurrent ones wait for that instead of making it again.
+type rendered struct {
+	once sync.Once
+	b    []byte
+}
+
+// render returns the response for key, made by f once per snapshot (past
+// maxRenders keys, once per request). The bytes are shared: never modify
+// them.
 func (c *cached) render(key string, f func() []byte) []byte {
-	if b, ok := c.renders.Load(key); ok {
-		return b.([]byte)
+	v, ok := c.renders.Load(key)
+	if !ok {
+		if c.nRender.Load() >= maxRenders {
+			return f()
+		}
+		c.nRender.Add(1)
+		v, _ = c.renders.LoadOrStore(key, &rendered{})
 	}
-	b := f()
-	if c.nRender.Add(1) <= maxRenders {
-		c.renders.Store(key, b)
-	}
-	return b
+	r := v.(*rendered)
+	r.once.Do(func() { r.b = f() })
+	return r.b
 }

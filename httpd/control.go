@@ -134,8 +134,9 @@ func (s *Server) capturePost(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.log.Info("api: capture "+req.Action, "interfaces", st.Interfaces, "client", ctx.RemoteAddr().String())
-	s.full.cur.Store(nil)
-	s.light.cur.Store(nil)
+	for _, c := range []*snapCache{s.conns, s.hostsC, s.light} {
+		c.cur.Store(nil)
+	}
 	writeJSON(ctx, captureOut(st))
 }
 

@@ -82,7 +82,7 @@ func (s *Server) connections(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
 		return
 	}
-	c := s.snapshot(ctx, s.full)
+	c := s.snapshot(ctx, s.conns)
 	if c == nil {
 		return
 	}
@@ -158,11 +158,14 @@ func (t *topK) offer(i int, v uint64) {
 }
 
 func renderConnections(c *cached, f connFilter) []byte {
-	flows := c.snap.Flows
 	t := topK{k: f.limit}
-	for i := range flows {
-		if r := &flows[i]; f.match(r) {
-			t.offer(i, connValue(r, f.sort))
+	var all []*flowtable.Record // index space of topK over every part
+	for _, part := range c.snap.Flows {
+		for i := range part {
+			if r := &part[i]; f.match(r) {
+				t.offer(len(all), connValue(r, f.sort))
+				all = append(all, r)
+			}
 		}
 	}
 	b := make([]byte, 0, 64+300*len(t.idx))
@@ -173,7 +176,7 @@ func renderConnections(c *cached, f connFilter) []byte {
 		if n > 0 {
 			b = append(b, ',')
 		}
-		b = appendConnection(b, &flows[i])
+		b = appendConnection(b, all[i])
 	}
 	return append(b, "]}"...)
 }
@@ -217,7 +220,7 @@ func (s *Server) hosts(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
 		return
 	}
-	c := s.snapshot(ctx, s.full)
+	c := s.snapshot(ctx, s.hostsC)
 	if c == nil {
 		return
 	}

@@ -40,8 +40,10 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 	writeJSONBytes(ctx, b)
 }
 
+// writeJSONBytes answers 200 with b, which it does not copy: b must not
+// change afterwards (rendered responses are shared and immutable).
 func writeJSONBytes(ctx *fasthttp.RequestCtx, b []byte) {
 	ctx.SetContentType("application/json")
 	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetBody(b)
+	ctx.Response.SetBodyRaw(b)
 }

@@ -26,7 +26,7 @@ const (
 	WriteTimeout   = 10 * time.Second
 	IdleTimeout    = 60 * time.Second
 	MaxStreams     = 32 // concurrent /api/v1/stream clients
-	DefaultTTL     = 250 * time.Millisecond
+	DefaultTTL     = 500 * time.Millisecond
 	snapshotWait   = 3 * time.Second // longest a request waits for the workers
 	streamInterval = time.Second
 )
@@ -60,7 +60,8 @@ type Server struct {
 	token    atomic.Pointer[string]
 	srv      *fasthttp.Server
 	ln       net.Listener
-	full     *snapCache // flows, hosts, protocols
+	conns    *snapCache // open flows
+	hostsC   *snapCache // hosts
 	light    *snapCache // counters and protocols
 	set      *metrics.Set
 	routes   []*route
@@ -97,7 +98,8 @@ func New(opt Options) (*Server, error) {
 		s.protoSet[p] = true
 	}
 	s.token.Store(&opt.Token)
-	s.full = newSnapCache(opt.Sensor, Parts{Flows: true, Hosts: true, Protocols: true}, opt.CacheTTL)
+	s.conns = newSnapCache(opt.Sensor, Parts{Flows: true}, opt.CacheTTL)
+	s.hostsC = newSnapCache(opt.Sensor, Parts{Hosts: true}, opt.CacheTTL)
 	s.light = newSnapCache(opt.Sensor, Parts{Protocols: true}, opt.CacheTTL)
 	s.set.RegisterMetricsWriter(s.writeMetrics)
 	r := router.New()

@@ -32,9 +32,11 @@ type Snapshot struct {
 	// listed (bounded label set), zero counts included.
 	DecodeErrors []NamedCount
 	Stats        flowtable.Stats
-	Flows        []flowtable.Record // open flows
-	Hosts        []flowtable.HostCounters
-	Protocols    []flowtable.ProtoStat
+	// Flows are the open flows, one slice per worker (the shards hold
+	// disjoint flows, so they are not merged).
+	Flows     [][]flowtable.Record
+	Hosts     []flowtable.HostCounters
+	Protocols []flowtable.ProtoStat
 }
 
 // NamedCount is a count with a name from a fixed set.

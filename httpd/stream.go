@@ -72,7 +72,7 @@ func (s *Server) writeEvents(w *bufio.Writer) bool {
 	w.WriteString("event: metrics\ndata: ")
 	w.Write(b)
 	w.WriteString("\n\n")
-	fc, err := s.full.get(ctx)
+	fc, err := s.conns.get(ctx)
 	if err != nil {
 		return false
 	}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -95,6 +96,17 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 	// Live workers never wait on a writer, except for a capture's final flush.
 	d.exp = engine.NewExporter(1024, false, sinks...)
 	d.log.Info(fmt.Sprintf("NetSentry %s starting up...", version), "go", goVersion())
+	// A packet worker is locked to its thread and holds a P while it runs
+	// Go code (a busy ring, a snapshot copy); with GOMAXPROCS = CPUs the
+	// workers could take every P and stall the API. Give the rest of the
+	// process as many Ps again, and let the kernel share the cores.
+	if os.Getenv("GOMAXPROCS") == "" {
+		workers := cfg.Performance.Threads
+		if workers <= 0 {
+			workers = allowedCPUs()
+		}
+		runtime.GOMAXPROCS(allowedCPUs() + workers)
+	}
 
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgWG sync.WaitGroup
@@ -344,15 +356,31 @@ func (d *daemon) Snapshot(ctx context.Context, parts httpd.Parts) (httpd.Snapsho
 	if run == nil {
 		return toAPISnapshot(engine.Snapshot{}), nil
 	}
-	s, err := snapshotWorkers(ctx, run.l.Workers(), engine.SnapshotParts{Flows: parts.Flows, Hosts: parts.Hosts, Protocols: parts.Protocols})
+	snaps, err := workerSnapshots(ctx, run.l.Workers(), engine.SnapshotParts{Flows: parts.Flows, Hosts: parts.Hosts, Protocols: parts.Protocols})
 	if err != nil {
 		return httpd.Snapshot{}, err
 	}
-	return toAPISnapshot(s), nil
+	// Flows stay per worker: merging would copy every record once more.
+	flows := make([][]flowtable.Record, len(snaps))
+	for i := range snaps {
+		flows[i], snaps[i].Flows = snaps[i].Flows, nil
+	}
+	out := toAPISnapshot(engine.MergeSnapshots(snaps))
+	out.Flows = flows
+	return out, nil
 }
 
 // snapshotWorkers asks every worker for a snapshot at once and merges them.
 func snapshotWorkers(ctx context.Context, ws []*engine.Worker, parts engine.SnapshotParts) (engine.Snapshot, error) {
+	snaps, err := workerSnapshots(ctx, ws, parts)
+	if err != nil {
+		return engine.Snapshot{}, err
+	}
+	return engine.MergeSnapshots(snaps), nil
+}
+
+// workerSnapshots asks every worker for a snapshot at once.
+func workerSnapshots(ctx context.Context, ws []*engine.Worker, parts engine.SnapshotParts) ([]engine.Snapshot, error) {
 	snaps := make([]engine.Snapshot, len(ws))
 	errs := make([]error, len(ws))
 	var wg sync.WaitGroup
@@ -366,15 +394,18 @@ func snapshotWorkers(ctx context.Context, ws []*engine.Worker, parts engine.Snap
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			return engine.Snapshot{}, fmt.Errorf("queue %d: %w", i, err)
+			return nil, fmt.Errorf("queue %d: %w", i, err)
 		}
 	}
-	return engine.MergeSnapshots(snaps), nil
+	return snaps, nil
 }
 
 func toAPISnapshot(s engine.Snapshot) httpd.Snapshot {
 	out := httpd.Snapshot{Packets: s.Counters.Packets, Bytes: s.Counters.Bytes, NonIP: s.Counters.NonIP,
-		Stats: s.Stats, Flows: s.Flows, Hosts: s.Hosts, Protocols: s.Protocols}
+		Stats: s.Stats, Hosts: s.Hosts, Protocols: s.Protocols}
+	if s.Flows != nil {
+		out.Flows = [][]flowtable.Record{s.Flows}
+	}
 	for r := decode.ReasonNone + 1; r < decode.NumReasons; r++ {
 		out.DecodeErrors = append(out.DecodeErrors, httpd.NamedCount{Name: r.String(), Count: s.Counters.Decode[r]})
 	}
