@@ -87,7 +87,7 @@ func (s *Server) connections(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	key := "c\x00" + strconv.Itoa(f.limit) + "\x00" + f.sort + "\x00" + f.proto + "\x00" + f.app + "\x00" + q.get("host")
-	writeJSONBytes(ctx, c.render(key, func() []byte { return renderConnections(c, f) }))
+	writeJSONBytes(ctx, c.render(key, func(c *cached) []byte { return renderConnections(c, f) }))
 }
 
 // nameParam reads a protocol-name parameter: letters, digits, '-', '_'.
@@ -224,7 +224,7 @@ func (s *Server) hosts(ctx *fasthttp.RequestCtx) {
 	if c == nil {
 		return
 	}
-	writeJSONBytes(ctx, c.render("h\x00"+strconv.Itoa(limit), func() []byte { return renderHosts(c, limit) }))
+	writeJSONBytes(ctx, c.render("h\x00"+strconv.Itoa(limit), func(c *cached) []byte { return renderHosts(c, limit) }))
 }
 
 func renderHosts(c *cached, limit int) []byte {
