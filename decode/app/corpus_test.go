@@ -296,11 +296,10 @@ func checkVersion(t *testing.T, r goldenRow, a flowApp, key string, want []strin
 func checkDNS(t *testing.T, rows []goldenRow, apps map[pairKey][]flowApp) {
 	t.Helper()
 	type agg struct {
-		queries          int
-		qtype            string
-		rcode, answers   string
-		first            string
-		responses, frame int
+		queries        int
+		qtype          string
+		rcode, answers string
+		responses      int
 	}
 	per := map[pairKey]*agg{}
 	var order []pairKey
