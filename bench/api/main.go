@@ -102,6 +102,7 @@ flows:
 	}
 	time.Sleep(2 * time.Second)
 	idleRSS := rssMB(d.Process.Pid)
+	idleRing := ringRSSMB(d.Process.Pid)
 
 	// Fill the flow table.
 	run("ip", "netns", "exec", ns, "tcpreplay", "-q", "-i", "s0", "--pps=200000", trace)
@@ -165,7 +166,8 @@ flows:
 	}
 	fmt.Printf("capture, %s windows: traffic alone %d packets, %d kernel drops; wrk on netsentry %d packets, %d drops; wrk on the peer %d packets, %d drops\n",
 		*duration, b1-b0, bd1-bd0, p1-p0, d1-d0, q1-q0, qd1-qd0)
-	fmt.Printf("daemon idle RSS: %.1f MiB (target < 60 MiB)\n", idleRSS)
+	fmt.Printf("daemon idle RSS: %.1f MiB (target < 60 MiB): capture rings %.1f MiB (performance.memory_limit_mb / 8, here 256 / 8), the rest %.1f MiB\n",
+		idleRSS, idleRing, idleRSS-idleRing)
 }
 
 // writeTrace writes n one-packet UDP flows with distinct 5-tuples.
@@ -281,6 +283,28 @@ func rssMB(pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// ringRSSMB sums the resident memory of the packet-socket mappings (the
+// TPACKET_V3 rings) of pid, MiB.
+func ringRSSMB(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0
+	}
+	var kb float64
+	inSocket := false
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			inSocket = len(f) >= 6 && strings.HasPrefix(f[5], "socket:")
+		case inSocket && len(f) >= 2 && f[0] == "Rss:":
+			v, _ := strconv.ParseFloat(f[1], 64)
+			kb += v
+		}
+	}
+	return kb / 1024
 }
 
 func run(args ...string) {
