@@ -20,9 +20,13 @@ type Snapshot struct {
 	Scan      []flowtable.SourceStats // sources in the scan window
 }
 
-// SnapshotParts selects what a snapshot copies (counters always).
+// SnapshotParts selects what a snapshot copies (counters always). Flows
+// carry their application protocol's name only, unless FlowDetail asks for
+// the whole detection state (SNI, DNS names, ...), which costs the worker
+// much more per flow.
 type SnapshotParts struct {
 	Flows, Hosts, Protocols, Scan bool
+	FlowDetail                    bool
 }
 
 type snapRequest struct {
@@ -58,7 +62,7 @@ func (w *Worker) answerSnapshot() {
 		s := &r.snap
 		s.Now, s.Counters, s.Stats = sh.Now(), w.c, sh.Stats()
 		if r.parts.Flows {
-			s.Flows = sh.Snapshot(nil)
+			s.Flows = sh.Snapshot(nil, r.parts.FlowDetail)
 		}
 		if r.parts.Hosts {
 			s.Hosts = sh.HostSnapshot(nil)

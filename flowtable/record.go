@@ -73,13 +73,22 @@ type Record struct {
 	BytesTx          uint64 // wire bytes of whole frames, initiator to responder
 	BytesRx          uint64
 	First, Last      int64 // packet timestamps, Unix nanoseconds
-	// App is the flow's application-protocol detection state (a copy).
+	// App is the flow's application-protocol detection state (a copy); in a
+	// light snapshot (Shard.Snapshot) it is empty and AppLabel names the
+	// protocol instead.
 	App app.State
+	// AppLabel is the application protocol's name in a light snapshot.
+	AppLabel string
 }
 
 // AppName returns the application protocol to show ("HTTP", "HTTPS", "DNS",
 // ..., "Unknown").
-func (r *Record) AppName() string { return r.App.Name() }
+func (r *Record) AppName() string {
+	if r.AppLabel != "" {
+		return r.AppLabel
+	}
+	return r.App.Name()
+}
 
 // ProtoName returns the transport protocol's name ("TCP", "UDP", "ICMP", ...)
 // or its number as text.

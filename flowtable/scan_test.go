@@ -807,7 +807,9 @@ func TestScanMemoryBound(t *testing.T) {
 	if tr.nSketch > scanMaxSketches(cfg.MaxSources) || len(tr.index) > scanIndexSize(cfg.MaxSources) {
 		t.Errorf("%d sketch sets, index of %d", tr.nSketch, len(tr.index))
 	}
-	if grown > int64(cfg.MaxBytes()) {
+	// HeapAlloc also moves with the runtime's and the test framework's own
+	// objects (timers, profiling buckets): allow 64 KiB of that noise.
+	if grown > int64(cfg.MaxBytes())+64<<10 {
 		t.Errorf("heap grew %d bytes, above the bound of %d", grown, cfg.MaxBytes())
 	}
 	if allocs := testing.AllocsPerRun(100000, func() { f.next(tr) }); allocs != 0 {

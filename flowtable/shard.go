@@ -748,15 +748,28 @@ func (s *Shard) Flush(end EndReason) {
 }
 
 // Snapshot appends a Record (End = EndNone) for every open flow to dst.
-func (s *Shard) Snapshot(dst []Record) []Record {
+// With detail the records carry the whole detection state (App); without,
+// only the protocol's name (AppLabel), which costs the worker far less
+// memory traffic per flow.
+func (s *Shard) Snapshot(dst []Record, detail bool) []Record {
 	for i := uint32(1); i < s.used; i++ {
 		e := s.slot(i)
 		if e.q == queueNone || e.pkts[0]+e.pkts[1] == 0 {
 			continue
 		}
 		dst = append(dst, Record{})
-		e.record(&dst[len(dst)-1], EndNone)
-		s.appOf(i, e, &dst[len(dst)-1].App)
+		r := &dst[len(dst)-1]
+		e.record(r, EndNone)
+		switch {
+		case detail:
+			s.appOf(i, e, &r.App)
+		case s.cfg.Detect:
+			r.AppLabel = s.app(i).Name()
+		default:
+			var st app.State
+			s.appOf(i, e, &st)
+			r.AppLabel = st.Name()
+		}
 	}
 	return dst
 }

@@ -96,7 +96,7 @@ func TestTCPLifecycle(t *testing.T) {
 	}
 	for i, st := range steps {
 		s.Packet(st.p, nil, int64(i)*sec/10)
-		recs := s.Snapshot(nil)
+		recs := s.Snapshot(nil, false)
 		if len(recs) != 1 || recs[0].State != st.state {
 			t.Fatalf("step %d: state %v, want %v", i, recs, st.state)
 		}
