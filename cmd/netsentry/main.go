@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/netsentry/netsentry/configs"
@@ -31,6 +32,7 @@ type options struct {
 	flowsOut    string
 	topN        int
 	detect      bool
+	cpuprofile  string
 	apiEnable   bool
 	webEnable   bool
 	apiFlag     bool // --api-enable was given
@@ -73,6 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.topN, "top", 5, "how many connections and hosts the summary lists")
 	fs.BoolVar(&o.apiEnable, "api-enable", false, "serve the REST API and /metrics (overrides enable_api; --api-enable=false turns it off)")
 	fs.BoolVar(&o.webEnable, "web-enable", false, "serve the web dashboard (overrides enable_web)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file (for performance work)")
 	fs.BoolVar(&o.detect, "detect", true, "detect application protocols from payload (overrides network_analysis.enable_protocol_detection when given)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -120,6 +123,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			fmt.Fprintf(stderr, "netsentry: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "netsentry: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if o.replay != "" {
 		return replay(ctx, cfg, o, stdout, stderr)
 	}
@@ -159,6 +175,7 @@ func shardConfig(cfg configs.Config, nShards int) flowtable.Config {
 		Linger:          cfg.Flows.TCPClosedLinger.Duration,
 		FragmentTimeout: cfg.Flows.FragmentTimeout.Duration,
 		Detect:          cfg.NetworkAnalysis.EnableProtocolDetection,
+		Protocols:       cfg.NetworkAnalysis.Protocols,
 	}
 }
 
