@@ -75,6 +75,7 @@ type Performance struct {
 	PacketBatchSize      int   `yaml:"packet_batch_size"`
 	UseZeroCopy          bool  `yaml:"use_zero_copy"`
 	MemoryLimitMB        int   `yaml:"memory_limit_mb"`
+	RingSizeMB           int   `yaml:"ring_size_mb"` // capture rings, all queues; 0 = memory_limit_mb/8
 	EnableLockFreeQueues bool  `yaml:"enable_lock_free_queues"`
 }
 

@@ -68,6 +68,7 @@ var wantDefault = Config{
 		PacketBatchSize:      1024,
 		UseZeroCopy:          true,
 		MemoryLimitMB:        2048,
+		RingSizeMB:           32,
 		EnableLockFreeQueues: true,
 	},
 	Flows: Flows{

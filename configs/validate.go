@@ -144,6 +144,9 @@ func (c *Config) Validate() error {
 		seenCPU[cpu] = true
 	}
 	v.between("performance.packet_batch_size", p.PacketBatchSize, 1, MaxBatchSize)
+	if p.RingSizeMB != 0 {
+		v.between("performance.ring_size_mb", p.RingSizeMB, 2, 1024)
+	}
 	if p.MemoryLimitMB < MinMemoryLimitMB {
 		v.add("performance.memory_limit_mb", "%d; NetSentry needs at least %d MiB", p.MemoryLimitMB, MinMemoryLimitMB)
 	}

@@ -9,8 +9,11 @@ import (
 
 // ringShare is the part of performance.memory_limit_mb given to the capture
 // rings (all queues of all interfaces); the flow tables get the rest.
-func ringMB(limitMB int) int {
-	return min(max(limitMB/8, 2), 1024)
+func ringMB(p configs.Performance) int {
+	if p.RingSizeMB > 0 {
+		return p.RingSizeMB
+	}
+	return min(max(p.MemoryLimitMB/8, 2), 1024)
 }
 
 // liveConfig derives the engine's live configuration from cfg.
@@ -21,7 +24,7 @@ func liveConfig(cfg configs.Config) engine.LiveConfig {
 		CPUs:       cfg.Performance.CPUs,
 		Snaplen:    cfg.NetworkAnalysis.CaptureSnaplen,
 		Filter:     cfg.NetworkAnalysis.BPFFilter,
-		RingMB:     ringMB(cfg.Performance.MemoryLimitMB),
+		RingMB:     ringMB(cfg.Performance),
 		BatchSize:  cfg.Performance.PacketBatchSize,
 		Promisc:    true,
 		FanoutHash: os.Getenv("NETSENTRY_FANOUT") == "hash",

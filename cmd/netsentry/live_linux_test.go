@@ -213,7 +213,7 @@ func TestLiveCommandStalled(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "cfg.yaml")
-	os.WriteFile(cfg, []byte("performance:\n  threads: 1\n  memory_limit_mb: 16\n  packet_batch_size: 64\n"), 0o644)
+	os.WriteFile(cfg, []byte("performance:\n  threads: 1\n  memory_limit_mb: 16\n  ring_size_mb: 2\n  packet_batch_size: 64\n"), 0o644)
 	p := startCapture(t, bin, ns, "--config", cfg, "--flows-out", filepath.Join(dir, "live.jsonl"))
 	p.cmd.Process.Signal(syscall.SIGSTOP)
 	sendFile(ns, filepath.Join(corpus, "ndpi-1kxun.pcap"), 0)
