@@ -166,7 +166,7 @@ flows:
 	}
 	fmt.Printf("capture, %s windows: traffic alone %d packets, %d kernel drops; wrk on netsentry %d packets, %d drops; wrk on the peer %d packets, %d drops\n",
 		*duration, b1-b0, bd1-bd0, p1-p0, d1-d0, q1-q0, qd1-qd0)
-	fmt.Printf("daemon idle RSS: %.1f MiB (target < 60 MiB): capture rings %.1f MiB (performance.memory_limit_mb / 8, here 256 / 8), the rest %.1f MiB\n",
+	fmt.Printf("daemon idle RSS: %.1f MiB (target < 60 MiB): capture rings %.1f MiB (performance.ring_size_mb, default 32), the rest %.1f MiB\n",
 		idleRSS, idleRing, idleRSS-idleRing)
 }
 

@@ -76,8 +76,8 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	cfg := filepath.Join(dir, "netsentry.yaml")
-	// memory_limit_mb/8 goes to the rings (see cmd/netsentry/live.go).
-	os.WriteFile(cfg, []byte(fmt.Sprintf("performance:\n  threads: 1\n  memory_limit_mb: %d\nnetwork_analysis:\n  capture_snaplen: 65535\n", *ringMB*8)), 0o644)
+	// performance.ring_size_mb sizes the rings (see cmd/netsentry/live.go).
+	os.WriteFile(cfg, []byte(fmt.Sprintf("performance:\n  threads: 1\n  memory_limit_mb: %d\n  ring_size_mb: %d\nnetwork_analysis:\n  capture_snaplen: 65535\n", *ringMB*8, *ringMB)), 0o644)
 	sender, capCPU := cpus()
 	capturers := []struct {
 		name string
