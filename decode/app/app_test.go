@@ -415,8 +415,12 @@ func TestDNSNameText(t *testing.T) {
 		msg := append(u16s(1, 0x0100, 1, 0, 0, 0), c.wire...)
 		var out nameBuf
 		n, _, ok := dnsName(msg, 12, &out)
-		if ok != c.ok || string(out[:n]) != c.want {
-			t.Errorf("% x: %q %v, tshark %q %v", c.wire, out[:n], ok, c.want, c.ok)
+		var text string // as AppendJSON shows it
+		if err := json.Unmarshal(appendJSONString(nil, out[:n]), &text); err != nil {
+			t.Fatal(err)
+		}
+		if ok != c.ok || text != c.want {
+			t.Errorf("% x: %q %v, tshark %q %v", c.wire, text, ok, c.want, c.ok)
 		}
 	}
 }
@@ -450,6 +454,32 @@ func TestNamesFull(t *testing.T) {
 	}
 }
 
+// TestMDNSManyQuestions: an mDNS browse asks for many services at once;
+// the shared suffixes let all of them fit.
+func TestMDNSManyQuestions(t *testing.T) {
+	var services []string
+	for _, s := range []string{"adisk", "airplay", "raop", "ipp", "ipps", "ippusb", "printer", "pdl-datastream", "scanner", "uscan", "uscans", "ptp", "rfb", "smb", "afpovertcp", "sftp-ssh", "companion-link"} {
+		services = append(services, "_"+s+"._tcp.local")
+	}
+	msg := u16s(0, 0, uint16(len(services)), 0, 0, 0)
+	for _, n := range services {
+		msg = append(msg, dnsWire(n)...)
+		msg = append(msg, u16s(12, 1)...)
+	}
+	s := run(nil, 17, 5353, 5353, seg{true, string(msg)})
+	m := jsonOf(t, s)
+	got := map[string]bool{get(m, "dns", "query").(string): true}
+	names, _ := get(m, "dns", "names").([]any)
+	for _, n := range names {
+		got[n.(string)] = true
+	}
+	for _, n := range services {
+		if !got[n] {
+			t.Errorf("%s missing from %s", n, s.AppendJSON(nil))
+		}
+	}
+}
+
 func TestJSONEscaping(t *testing.T) {
 	s := run(nil, 6, 40000, 80, seg{true, "GET /\"q\\\x01\xff\xe2\x82\xac HTTP/1.1\r\nHost: h\"ost\r\n\r\n"})
 	js := s.AppendJSON(nil)
@@ -457,8 +487,22 @@ func TestJSONEscaping(t *testing.T) {
 		t.Fatalf("invalid JSON %q", js)
 	}
 	m := jsonOf(t, s)
-	if got := get(m, "http", "path"); got != "/\"q\\\x01\ufffd€" {
+	if got := get(m, "http", "path"); got != `/"q\\001`+"\ufffd€" {
 		t.Errorf("path %q", got)
+	}
+	// Invalid UTF-8 as tshark 4.0.17 prints it (dns.qry.name of crafted
+	// labels): one U+FFFD per cut sequence, surrogate or value past
+	// U+10FFFF, per stray byte; over-long forms decoded.
+	for in, want := range map[string]string{
+		"a\xe2\x82b": "a\ufffdb", "a\xe2b": "a\ufffdb", "a\xf0\x9f\x98b": "a\ufffdb", "a\xc3b": "a\ufffdb",
+		"a\xed\xa0\x80b": "a\ufffdb", "a\xc0\xafb": "a/b", "a\xf4\x90\x80\x80b": "a\ufffdb",
+		"a\xe2\x82\xacb": "a€b", "\xbd\xc2": "\ufffd\ufffd", "bad\xff\xfe": "bad\ufffd\ufffd",
+		"n\xfb\xbdQ": "n\ufffdQ", // from ndpi dns-tunnel-iodine.pcap frame 69
+	} {
+		var got string
+		if err := json.Unmarshal(appendJSONString(nil, []byte(in)), &got); err != nil || got != want {
+			t.Errorf("%q: %q %v, tshark %q", in, got, err, want)
+		}
 	}
 	if string(new(State).AppendJSON([]byte("x"))) != "x{}" {
 		t.Errorf("empty state: %s", new(State).AppendJSON(nil))

@@ -4,28 +4,21 @@ package app
 // (multicast DNS queries ask for a dozen or two at once).
 const maxQuestions = 32
 
-// isDNSMessage reports whether b starts with a plausible DNS header, or
-// with the first 4 bytes of one (a message cut by the snap length still
-// tells query from response and the rcode). With strict (used when no DNS
-// port vouches for the flow) it must be a whole standard query for one
-// name, nothing else in the message but an EDNS OPT record.
+// isDNSMessage reports whether b can be a DNS message. On a DNS port
+// (strict false) any 4 bytes will do, as for tshark, which dissects
+// whatever a DNS port carries: even a mangled header tells query from
+// response. With strict (no DNS port vouches for the flow) it must start
+// as a standard query for one name of class IN, CH or ANY, with at most one
+// additional record (EDNS, or DNSCrypt's padding) and nothing else.
 func isDNSMessage(b []byte, strict bool) bool {
-	if len(b) < 4 || (strict && len(b) < 12) {
+	if !strict {
+		return len(b) >= 4
+	}
+	if len(b) < 12 {
 		return false
 	}
 	flags := be16(b[2:])
-	switch flags >> 11 & 0xf { // opcode
-	case 0, 1, 2, 4, 5, 6:
-	default:
-		return false
-	}
-	if len(b) < 12 {
-		return true
-	}
 	qd, an, ns, ar := be16(b[4:]), be16(b[6:]), be16(b[8:]), be16(b[10:])
-	if !strict {
-		return qd <= 64 && an <= 4096 && ns <= 4096 && ar <= 4096
-	}
 	if flags&0xf840 != 0 || qd != 1 || an != 0 || ns != 0 || ar > 1 {
 		return false
 	}
@@ -35,14 +28,7 @@ func isDNSMessage(b []byte, strict bool) bool {
 		return false
 	}
 	qtype, class := be16(b[end:]), be16(b[end+2:])&0x7fff
-	end += 4
-	if qtype == 0 || (class != 1 && class != 3 && class != 255) {
-		return false
-	}
-	if ar == 0 {
-		return end == len(b)
-	}
-	return end+11 <= len(b) && b[end] == 0 && be16(b[end+1:]) == 41
+	return qtype != 0 && (class == 1 || class == 3 || class == 255) && (ar == 1 || end+4 == len(b))
 }
 
 // isDNSOverTCP reports a DNS message behind the two-byte length of DNS over
@@ -161,34 +147,33 @@ func equalFold(a, b []byte) bool {
 	return true
 }
 
-// nameBuf holds one decoded name: up to 253 characters, each escaped to at
-// most 4.
-type nameBuf [4 * 256]byte
+// nameBuf holds one decoded name.
+type nameBuf [256]byte
 
 // dnsName decodes the domain name at m[off:] into out, following
 // compression pointers, and returns its length in out, the offset just
 // after the name in m, and false when there is no name to show.
 //
 // The text is the one Wireshark 4.0 shows (tshark's dns.qry.name), so that
-// names compare with it: control characters escaped C-style (\t, \n, ...)
-// or as three octal digits (\033); the root as "<Root>"; a name of more than
-// 255 bytes on the wire as "<Name too long>"; a compression loop as "<Name
-// contains a pointer that loops>"; an extended label after the first label
-// as "<Unknown extended label>". A name cut short, or starting with an
-// extended or reserved label, has no text.
+// names compare with it (its escapes of control characters are applied by
+// AppendJSON): the root as "<Root>"; a name of more than 255 bytes on the
+// wire as "<Name too long>"; a compression loop as "<Name contains a pointer
+// that loops>"; an extended label after the first label as "<Unknown
+// extended label>". A name cut short, or starting with an extended or
+// reserved label, has no text.
 func dnsName(m []byte, off int, out *nameBuf) (n, end int, ok bool) {
 	end = -1
 	wire, labels, hops := 1, 0, 0
 	var targets [16]int
 	for {
 		if off >= len(m) {
-			return 0, 0, false
+			return tooLong(out, wire, m)
 		}
 		l := int(m[off])
 		switch l & 0xc0 {
 		case 0xc0:
 			if off+1 >= len(m) {
-				return 0, 0, false
+				return tooLong(out, wire, m)
 			}
 			if end < 0 {
 				end = off + 2
@@ -215,69 +200,42 @@ func dnsName(m []byte, off int, out *nameBuf) (n, end int, ok bool) {
 			}
 			return copy(out[:], "<Unknown extended label>"), end, true
 		case 0x80:
-			return 0, 0, false
+			return tooLong(out, wire, m)
 		}
 		if l == 0 {
 			if end < 0 {
 				end = off + 1
 			}
-			switch {
-			case wire > 255:
-				n = copy(out[:], "<Name too long>")
-			case n == 0:
+			if n == 0 {
 				n = copy(out[:], "<Root>")
 			}
 			return n, end, true
 		}
 		if off+1+l > len(m) {
-			return 0, 0, false
+			return tooLong(out, wire+1+l, m)
 		}
 		wire += 1 + l
-		labels++
-		if wire <= 255 {
-			if n > 0 {
-				out[n] = '.'
-				n++
-			}
-			n = appendLabel(out, n, m[off+1:off+1+l])
+		if wire > 255 {
+			return tooLong(out, wire, m)
 		}
+		labels++
+		if n > 0 {
+			out[n] = '.'
+			n++
+		}
+		n += copy(out[n:], m[off+1:off+1+l])
 		off += 1 + l
 	}
 }
 
-// appendLabel writes label to out[n:] with Wireshark's escapes for control
-// characters, and returns the new length.
-func appendLabel(out *nameBuf, n int, label []byte) int {
-	for _, c := range label {
-		if c >= 0x20 && c != 0x7f {
-			out[n] = c
-			n++
-			continue
-		}
-		out[n] = '\\'
-		switch c {
-		case '\a':
-			out[n+1] = 'a'
-		case '\b':
-			out[n+1] = 'b'
-		case '\t':
-			out[n+1] = 't'
-		case '\n':
-			out[n+1] = 'n'
-		case '\v':
-			out[n+1] = 'v'
-		case '\f':
-			out[n+1] = 'f'
-		case '\r':
-			out[n+1] = 'r'
-		default:
-			out[n+1], out[n+2], out[n+3] = '0'+c>>6, '0'+c>>3&7, '0'+c&7
-			n += 4
-			continue
-		}
-		n += 2
+// tooLong ends a name whose labels pass 255 bytes, or that is cut short:
+// Wireshark shows "<Name too long>" for the first (and reads no further
+// question), nothing for the second.
+func tooLong(out *nameBuf, wire int, m []byte) (int, int, bool) {
+	if wire > 255 {
+		return copy(out[:], "<Name too long>"), len(m), true
 	}
-	return n
+	return 0, 0, false
 }
 
 // qtypeName returns the mnemonic of a DNS RR type, or "" for others.

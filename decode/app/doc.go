@@ -32,7 +32,11 @@
 // Done, call st.Release(pool): it parses what is still pending and frees the
 // slot. Then st.Proto (with st.Guess telling a port-based guess from a
 // payload match), st.Name() ("HTTPS" for TLS to port 443) and
-// st.AppendJSON give the results.
+// st.AppendJSON give the results. A flow that shows more distinct DNS names
+// or HTTP hosts than the State holds (DNS tunnels, resolvers, mDNS) reports
+// st.NamesFull(): a flow table that must record every name records the flow
+// then, as at an active timeout, and calls st.ClearNames(). Pool.Enable
+// switches detectors off (their protocols fall back to the port guess).
 //
 // # Bounds
 //

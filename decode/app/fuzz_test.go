@@ -80,7 +80,8 @@ func FuzzQUIC(f *testing.F) {
 		fuzzFlow(t, 17, 50000, 443, data, cut)
 		var s State
 		p := NewPool(1)
-		s.quicFrames(p, data, 0, []byte{1, 2, 3, 4})
+		s.quicFrames(p, data, 0, []byte{1, 2, 3, 4}, 0x06)
+		s.quicFrames(p, data, 0, []byte{1, 2, 3, 4}, 0x08)
 		s.Release(p)
 		s.gquicCHLO(data)
 	})

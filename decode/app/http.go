@@ -158,11 +158,19 @@ func (s *State) httpRequest(b []byte, final bool) {
 		}
 		switch {
 		case hasPrefixFold(l, "HOST:"):
-			s.addName(fHost, trimSpace(l[5:]))
+			s.addName(fHost, headerValue(l[5:]))
 		case hasPrefixFold(l, "USER-AGENT:"):
-			s.set(fUA, trimSpace(l[11:]))
+			s.set(fUA, headerValue(l[11:]))
 		}
 	}
+}
+
+// headerValue trims a header value; like tshark, it ends at a NUL byte.
+func headerValue(v []byte) []byte {
+	if i := bytes.IndexByte(v, 0); i >= 0 {
+		v = v[:i]
+	}
+	return trimSpace(v)
 }
 
 // laterRequest records the Host of a request after the first, from the
@@ -182,7 +190,7 @@ func (s *State) laterRequest(b []byte) {
 			return
 		}
 		if hasPrefixFold(l, "HOST:") {
-			s.addName(fHost, trimSpace(l[5:]))
+			s.addName(fHost, headerValue(l[5:]))
 			return
 		}
 	}

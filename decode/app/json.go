@@ -126,25 +126,6 @@ func (s *State) tlsJSON(w *jsonWriter) {
 	w.close()
 }
 
-// namesJSON writes the further names of addName as an array member.
-func (s *State) namesJSON(w *jsonWriter, k string) {
-	if s.names == 0 {
-		return
-	}
-	w.key(k)
-	w.b = append(w.b, '[')
-	off := int(s.nameOff)
-	for i := range int(s.names) {
-		if i > 0 {
-			w.b = append(w.b, ',')
-		}
-		var name []byte
-		name, off = s.extraName(off)
-		w.b = appendJSONString(w.b, name)
-	}
-	w.b = append(w.b, ']')
-}
-
 // fingerprintJSON writes "ja3" and "ja4" when the whole ClientHello was seen.
 func (s *State) fingerprintJSON(w *jsonWriter) {
 	if s.flags&flHelloAll == 0 {
@@ -238,38 +219,88 @@ func (w *jsonWriter) version(k string, v uint16) {
 	w.b = append(w.b, '"')
 }
 
-// appendJSONString appends v as a JSON string: quotes and backslashes
-// escaped, control characters as \uXXXX (or \n, \r, \t), invalid UTF-8 as
-// U+FFFD.
+// appendJSONString appends v as a JSON string of the text Wireshark 4.0
+// shows for it, so that names compare with what tshark prints: control
+// characters as C escapes (\a \b \t \n \v \f \r) or three octal digits
+// (\033), written into the JSON string as such (the backslash escaped);
+// quotes and backslashes escaped as JSON wants. Bytes that are not UTF-8 are
+// replaced as Wireshark replaces them: a lead byte and the continuation bytes
+// that follow it become one U+FFFD when they fall short of a character or
+// encode a surrogate or a value beyond U+10FFFF (lead bytes 0xF8..0xFD
+// start the 5- and 6-byte forms of old UTF-8); a stray continuation byte,
+// 0xFE or 0xFF becomes one U+FFFD; an over-long encoding decodes to its
+// character.
 func appendJSONString(dst, v []byte) []byte {
 	dst = append(dst, '"')
-	for len(v) > 0 {
-		c := v[0]
+	for i := 0; i < len(v); {
+		c := v[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20 || c == 0x7f:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			v = v[1:]
+			dst = appendJSONASCII(dst, c)
+			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(v)
-		if r == utf8.RuneError && size == 1 {
+		var need int
+		var r rune
+		switch {
+		case c&0xe0 == 0xc0:
+			need, r = 1, rune(c&0x1f)
+		case c&0xf0 == 0xe0:
+			need, r = 2, rune(c&0x0f)
+		case c&0xf8 == 0xf0:
+			need, r = 3, rune(c&0x07)
+		case c&0xfc == 0xf8: // the 5- and 6-byte forms of old UTF-8
+			need, r = 4, utf8.MaxRune+1
+		case c&0xfe == 0xfc:
+			need, r = 5, utf8.MaxRune+1
+		default:
 			dst = append(dst, "\ufffd"...)
-		} else {
-			dst = append(dst, v[:size]...)
+			i++
+			continue
 		}
-		v = v[size:]
+		j := i + 1
+		for ; j < len(v) && j <= i+need && v[j]&0xc0 == 0x80; j++ {
+			if r <= utf8.MaxRune {
+				r = r<<6 | rune(v[j]&0x3f)
+			}
+		}
+		switch {
+		case j-i-1 < need || r > utf8.MaxRune || (r >= 0xd800 && r <= 0xdfff):
+			dst = append(dst, "\ufffd"...)
+		case r < utf8.RuneSelf:
+			dst = appendJSONASCII(dst, byte(r))
+		default:
+			dst = utf8.AppendRune(dst, r)
+		}
+		i = j
 	}
 	return append(dst, '"')
+}
+
+// appendJSONASCII appends one ASCII character as Wireshark shows it,
+// escaped as JSON wants.
+func appendJSONASCII(dst []byte, c byte) []byte {
+	if c >= 0x20 && c != 0x7f {
+		if c == '"' || c == '\\' {
+			return append(dst, '\\', c)
+		}
+		return append(dst, c)
+	}
+	dst = append(dst, '\\', '\\') // a backslash in the text
+	switch c {
+	case '\a':
+		return append(dst, 'a')
+	case '\b':
+		return append(dst, 'b')
+	case '\t':
+		return append(dst, 't')
+	case '\n':
+		return append(dst, 'n')
+	case '\v':
+		return append(dst, 'v')
+	case '\f':
+		return append(dst, 'f')
+	case '\r':
+		return append(dst, 'r')
+	}
+	return append(dst, '0'+c>>6, '0'+c>>3&7, '0'+c&7)
 }

@@ -246,7 +246,11 @@ func (s *State) quicInitial(p *Pool, b []byte, d uint8, v uint32) {
 	}
 	var plain [maxQUICPkt]byte
 	k.key.gcmKeystreamXOR(plain[:len(ct)], ct, &nonce)
-	s.quicFrames(p, plain[:len(ct)], d, dcid)
+	crypto := byte(0x06)
+	if isGQUICVersion(v) {
+		crypto = 0x08 // Google's Q050/T05x carry the handshake in frame type 8
+	}
+	s.quicFrames(p, plain[:len(ct)], d, dcid, crypto)
 }
 
 // quicSlot returns the slot holding this flow's CRYPTO stream, nil if none.
@@ -264,8 +268,11 @@ func (s *State) quicSlot(p *Pool) []byte {
 // offset in a reassembly buffer; the ClientHello is parsed once its bytes
 // are all there, from however many packets (and in whatever frame order)
 // they came.
-func (s *State) quicFrames(p *Pool, pl []byte, d uint8, dcid []byte) {
-	if !quicFramesValid(pl) {
+//
+// crypto is the type of the CRYPTO frame: 0x06 in IETF QUIC, 0x08 in
+// Google's versions with IETF headers.
+func (s *State) quicFrames(p *Pool, pl []byte, d uint8, dcid []byte, crypto byte) {
+	if !quicFramesValid(pl, crypto) {
 		return
 	}
 	var local [BufSize + BufSize/8]byte
@@ -281,7 +288,7 @@ func (s *State) quicFrames(p *Pool, pl []byte, d uint8, dcid []byte) {
 			pl = pl[1:]
 		case 0x02, 0x03:
 			pl = pl[ackLen(pl):]
-		case 0x06:
+		case crypto:
 			o, n1 := varint(pl[1:])
 			l, n2 := varint(pl[1+n1:])
 			data := pl[1+n1+n2 : 1+n1+n2+int(l)]
@@ -328,7 +335,7 @@ func (s *State) quicFrames(p *Pool, pl []byte, d uint8, dcid []byte) {
 
 // quicFramesValid reports whether pl is a sequence of well-formed frames of
 // the kinds an Initial packet may carry.
-func quicFramesValid(pl []byte) bool {
+func quicFramesValid(pl []byte, crypto byte) bool {
 	for len(pl) > 0 {
 		switch pl[0] {
 		case 0x00, 0x01:
@@ -339,7 +346,7 @@ func quicFramesValid(pl []byte) bool {
 				return false
 			}
 			pl = pl[n:]
-		case 0x06:
+		case crypto:
 			_, n1 := varint(pl[1:])
 			if n1 == 0 {
 				return false

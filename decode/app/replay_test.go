@@ -176,6 +176,17 @@ func decodeFrame(link layers.LinkType, b []byte) (frame, bool) {
 		return decodeIP(b[4:], &fr)
 	case layers.LinkTypeRaw, 12, 14, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
 		return decodeIP(b, &fr)
+	case layers.LinkTypePPP: // address and control bytes, maybe; then the protocol
+		if len(b) >= 2 && b[0] == 0xff && b[1] == 0x03 {
+			b = b[2:]
+		}
+		if len(b) < 2 {
+			return fr, false
+		}
+		switch binary.BigEndian.Uint16(b) {
+		case 0x0021, 0x0057:
+			return decodeIP(b[2:], &fr)
+		}
 	case layers.LinkTypeLinuxSLL:
 		if len(b) < 16 {
 			return fr, false
@@ -338,6 +349,14 @@ func decodeIP(b []byte, fr *frame) (frame, bool) {
 			if len(b) < 8 {
 				return *fr, false
 			}
+			sp, dp := binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])
+			if inner, ip, ok := udpTunnel(sp, dp, b[8:]); ok {
+				if ip {
+					b = inner
+					continue
+				}
+				return decodeEther(inner, fr)
+			}
 			fr.l4 = 17
 			fr.src = endpoint{src, binary.BigEndian.Uint16(b)}
 			fr.dst = endpoint{dst, binary.BigEndian.Uint16(b[2:])}
@@ -394,6 +413,35 @@ func decodeIP(b []byte, fr *frame) (frame, bool) {
 		}
 	}
 	return *fr, false
+}
+
+// udpTunnel returns what a GTP-U (port 2152, an IP packet: ip is true) or
+// VXLAN (port 4789, an Ethernet frame) datagram carries.
+func udpTunnel(sp, dp uint16, b []byte) (inner []byte, ip, ok bool) {
+	switch {
+	case (sp == 2152 || dp == 2152) && len(b) >= 8 && b[0]>>5 == 1 && b[1] == 0xff:
+		hl := 8
+		if b[0]&0x07 != 0 {
+			hl = 12
+			for next := b[11]; b[0]&0x04 != 0 && next != 0; { // extension headers
+				if len(b) < hl+1 || b[hl] == 0 {
+					return nil, false, false
+				}
+				l := int(b[hl]) * 4
+				if len(b) < hl+l {
+					return nil, false, false
+				}
+				next = b[hl+l-1]
+				hl += l
+			}
+		}
+		if len(b) > hl {
+			return b[hl:], true, true
+		}
+	case dp == 4789 && len(b) > 8+14 && b[0]&0x08 != 0:
+		return b[8:], false, true
+	}
+	return nil, false, false
 }
 
 // appStrings returns every string value in the flow's app JSON, lower-cased
