@@ -411,12 +411,7 @@ func (s *State) tlsDone() bool {
 
 // set stores v as field f unless f is already set. v is truncated to the
 // field's bound and to the room left in the arena.
-func (s *State) set(f field, v []byte) { setField(s, f, v) }
-
-// setString is set for string values.
-func (s *State) setString(f field, v string) { setField(s, f, v) }
-
-func setField[T ~string | ~[]byte](s *State, f field, v T) {
+func (s *State) set(f field, v []byte) {
 	if s.slen[f] != 0 || len(v) == 0 {
 		return
 	}
