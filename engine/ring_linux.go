@@ -44,8 +44,11 @@ type geometry struct {
 //     holds about packet_batch_size packets, and one block always holds a
 //     whole frame;
 //   - blocks = ring memory / block, at least 4;
-//   - retire timeout 8 ms: an idle or slow link still delivers its packets
-//     promptly, and a busy one fills blocks long before.
+//   - retire timeout 50 ms: an idle or slow link still delivers its packets
+//     within 50 ms, and a busy one fills blocks long before. A partly
+//     filled block is retired after the timeout, so at a low rate the ring
+//     buffers blocks x 50 ms of traffic while a worker is held up (64 blocks:
+//     3.2 s; with 8 ms it was half a second).
 func ringGeometry(snaplen, batch, ringBytes int) geometry {
 	frame := align16(unix.SizeofTpacket3Hdr + 16 + snaplen)
 	if batch <= 0 {
@@ -57,7 +60,7 @@ func ringGeometry(snaplen, batch, ringBytes int) geometry {
 		block <<= 1
 	}
 	n := max(ringBytes/block, 4)
-	return geometry{BlockSize: block, Blocks: n, FrameSize: frame, RetireMs: 8, Snaplen: snaplen}
+	return geometry{BlockSize: block, Blocks: n, FrameSize: frame, RetireMs: 50, Snaplen: snaplen}
 }
 
 func align16(n int) int { return (n + 15) &^ 15 }
