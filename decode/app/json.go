@@ -16,7 +16,8 @@ import (
 //	{"quic":{"version":"1","sni":"…","alpn":"h3","ja4":"q13d…"}}
 //
 // and {} when nothing is known (a port-based guess carries no fields).
-// Strings are JSON-escaped; bytes that are not UTF-8 become U+FFFD.
+// Strings read as tshark shows them (control characters as C or octal
+// escapes, bytes that are not UTF-8 as U+FFFD; see appendJSONString).
 func (s *State) AppendJSON(dst []byte) []byte {
 	w := jsonWriter{b: append(dst, '{')}
 	if s.Guess || s.Proto == Unknown {

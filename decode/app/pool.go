@@ -45,7 +45,7 @@ type Pool struct {
 // Enable switches on the detectors of exactly the protocols listed (every
 // detector is on in a new Pool) for all States fed with p. A protocol whose
 // detector is off is reported by its port guess only. Names are those of
-// Proto.String, case-insensitive; "dns" covers mDNS and LLMNR, "http" SSDP.
+// Proto.String, case-insensitive; "dns" covers mDNS and LLMNR.
 // Unknown names are returned (they switch nothing).
 func (p *Pool) Enable(names []string) (unknown []string) {
 	for i := range p.off {
