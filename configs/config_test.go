@@ -57,7 +57,8 @@ var wantDefault = Config{
 		CaptureSnaplen:          65535,
 		EnableProtocolDetection: true,
 		EnableGeolocation:       false,
-		Protocols:               []string{"http", "dns", "tls", "smtp", "ssh", "quic"},
+		Protocols: []string{"http", "http2", "dns", "mdns", "llmnr", "tls", "smtp", "ssh", "quic",
+			"ftp", "dhcp", "dhcpv6", "ntp", "ssdp", "pop3", "imap"},
 	},
 	Alerts: Alerts{
 		ConfigPath:           "/etc/netsentry/alerts/",
@@ -560,7 +561,7 @@ func TestValidate(t *testing.T) {
 		{"remote bad url", func(c *Config) { c.Storage.Type = "influxdb"; c.Storage.RemoteURL = "influx:8086" }, "storage.remote_url",
 			`storage.remote_url: "influx:8086" is not an http(s) URL; write it like https://host:port/path`},
 		{"protocol", func(c *Config) { c.NetworkAnalysis.Protocols = []string{"dns", "gopher"} }, "network_analysis.protocols[1]",
-			`network_analysis.protocols[1]: "gopher" is not one of http, dns, tls, smtp, ssh, quic, http2, ftp, dhcp, ntp, smb`},
+			`network_analysis.protocols[1]: "gopher" is not one of http, dns, tls, smtp, ssh, quic, http2, ftp, dhcp, ntp, smb, ssdp, mdns, llmnr, pop3, imap, dhcpv6`},
 		{"protocol twice", func(c *Config) { c.NetworkAnalysis.Protocols = []string{"dns", "tls", "dns"} }, "network_analysis.protocols[2]",
 			`network_analysis.protocols[2]: "dns" is listed twice (also at [0]); list each protocol once`},
 		{"channel type", func(c *Config) { c.Alerts.NotificationChannels = []NotificationChannel{{Type: "sms"}} },

@@ -15,7 +15,8 @@ import (
 var (
 	logLevels    = []string{"debug", "info", "warn", "error"}
 	storageTypes = []string{"local", "prometheus", "influxdb", "victoriametrics"}
-	protocols    = []string{"http", "dns", "tls", "smtp", "ssh", "quic", "http2", "ftp", "dhcp", "ntp", "smb"}
+	protocols    = []string{"http", "dns", "tls", "smtp", "ssh", "quic", "http2", "ftp", "dhcp", "ntp", "smb",
+		"ssdp", "mdns", "llmnr", "pop3", "imap", "dhcpv6"}
 	channelTypes = []string{"email", "webhook", "prometheus-alertmanager"}
 )
 

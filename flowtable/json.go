@@ -19,10 +19,10 @@ func IP(a *decode.Addr, version uint8) netip.Addr {
 	return netip.AddrFrom16(*a)
 }
 
-// AppendJSON appends r as one JSON object (no newline) with the product's
-// connection fields. extra, if not nil, is called to append further fields
-// (it must start each with a comma).
-func (r *Record) AppendJSON(b []byte, extra func([]byte) []byte) []byte {
+// AppendConnection appends an unclosed JSON object holding the connection
+// fields of the product description (source_ip ... application_protocol);
+// the caller adds more fields and the closing brace.
+func (r *Record) AppendConnection(b []byte) []byte {
 	b = append(b, `{"source_ip":"`...)
 	b = IP(&r.Src, r.IPVersion).AppendTo(b)
 	b = append(b, `","source_port":`...)
@@ -42,12 +42,21 @@ func (r *Record) AppendJSON(b []byte, extra func([]byte) []byte) []byte {
 	b = append(b, `,"packets_rx":`...)
 	b = strconv.AppendUint(b, r.PacketsRx, 10)
 	b = append(b, `,"duration_sec":`...)
-	b = strconv.AppendFloat(b, float64(r.Last-r.First)/1e9, 'f', -1, 64)
-	b = append(b, `,"application_protocol":"`...)
-	b = append(b, r.AppName()...)
-	b = append(b, `","state":"`...)
+	b = strconv.AppendFloat(b, float64(max(r.Last-r.First, 0))/1e9, 'f', -1, 64)
+	b = append(b, `,"state":"`...)
 	b = append(b, r.State.String()...)
-	b = append(b, `","vlan":`...)
+	b = append(b, `","application_protocol":"`...)
+	b = append(b, r.AppName()...)
+	return append(b, '"')
+}
+
+// AppendJSON appends r as one JSON object (no newline): the product's
+// connection fields (AppendConnection), then the flow record's own (VLAN,
+// times, TCP flags, tunnel, end reason, Community ID, app). extra, if not
+// nil, is called to append further fields (it must start each with a comma).
+func (r *Record) AppendJSON(b []byte, extra func([]byte) []byte) []byte {
+	b = r.AppendConnection(b)
+	b = append(b, `,"vlan":`...)
 	b = strconv.AppendUint(b, uint64(r.VLAN), 10)
 	if r.InnerVLAN != 0 {
 		b = append(b, `,"inner_vlan":`...)

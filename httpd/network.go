@@ -183,31 +183,7 @@ func renderConnections(c *cached, f connFilter) []byte {
 
 // appendConnection appends the product's connection object.
 func appendConnection(b []byte, r *flowtable.Record) []byte {
-	b = append(b, `{"source_ip":"`...)
-	b = flowtable.IP(&r.Src, r.IPVersion).AppendTo(b)
-	b = append(b, `","source_port":`...)
-	b = strconv.AppendUint(b, uint64(r.SrcPort), 10)
-	b = append(b, `,"dest_ip":"`...)
-	b = flowtable.IP(&r.Dst, r.IPVersion).AppendTo(b)
-	b = append(b, `","dest_port":`...)
-	b = strconv.AppendUint(b, uint64(r.DstPort), 10)
-	b = append(b, `,"protocol":"`...)
-	b = append(b, flowtable.ProtoName(r.Proto)...)
-	b = append(b, `","bytes_tx":`...)
-	b = strconv.AppendUint(b, r.BytesTx, 10)
-	b = append(b, `,"bytes_rx":`...)
-	b = strconv.AppendUint(b, r.BytesRx, 10)
-	b = append(b, `,"packets_tx":`...)
-	b = strconv.AppendUint(b, r.PacketsTx, 10)
-	b = append(b, `,"packets_rx":`...)
-	b = strconv.AppendUint(b, r.PacketsRx, 10)
-	b = append(b, `,"duration_sec":`...)
-	b = strconv.AppendFloat(b, float64(max(r.Last-r.First, 0)/1e6)/1e3, 'f', -1, 64) // ms precision
-	b = append(b, `,"state":"`...)
-	b = append(b, r.State.String()...)
-	b = append(b, `","application_protocol":"`...)
-	b = append(b, r.AppName()...)
-	return append(b, `"}`...)
+	return append(r.AppendConnection(b), '}')
 }
 
 func (s *Server) hosts(ctx *fasthttp.RequestCtx) {
