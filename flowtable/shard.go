@@ -164,34 +164,19 @@ type Shard struct {
 // batches from Flush and Expire; the slice is reused after onEnd returns.
 func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	def := DefaultConfig()
-	if cfg.MaxFlows == 0 {
-		cfg.MaxFlows = def.MaxFlows
-	}
-	if cfg.MaxHosts == 0 {
-		cfg.MaxHosts = def.MaxHosts
-	}
-	if cfg.MaxFragments == 0 {
-		cfg.MaxFragments = def.MaxFragments
-	}
-	for _, d := range []*time.Duration{&cfg.IdleTimeout, &cfg.UDPIdleTimeout, &cfg.ActiveTimeout, &cfg.Linger, &cfg.FragmentTimeout} {
-		if *d < 0 {
-			return nil, fmt.Errorf("new flow table: negative timeout %v", *d)
+	for _, f := range []struct{ v, d *int }{{&cfg.MaxFlows, &def.MaxFlows}, {&cfg.MaxHosts, &def.MaxHosts}, {&cfg.MaxFragments, &def.MaxFragments}} {
+		if *f.v == 0 {
+			*f.v = *f.d
 		}
 	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = def.IdleTimeout
-	}
-	if cfg.UDPIdleTimeout == 0 {
-		cfg.UDPIdleTimeout = def.UDPIdleTimeout
-	}
-	if cfg.ActiveTimeout == 0 {
-		cfg.ActiveTimeout = def.ActiveTimeout
-	}
-	if cfg.Linger == 0 {
-		cfg.Linger = def.Linger
-	}
-	if cfg.FragmentTimeout == 0 {
-		cfg.FragmentTimeout = def.FragmentTimeout
+	for _, f := range []struct{ v, d *time.Duration }{{&cfg.IdleTimeout, &def.IdleTimeout}, {&cfg.UDPIdleTimeout, &def.UDPIdleTimeout},
+		{&cfg.ActiveTimeout, &def.ActiveTimeout}, {&cfg.Linger, &def.Linger}, {&cfg.FragmentTimeout, &def.FragmentTimeout}} {
+		switch {
+		case *f.v < 0:
+			return nil, fmt.Errorf("new flow table: negative timeout %v", *f.v)
+		case *f.v == 0:
+			*f.v = *f.d
+		}
 	}
 	if cfg.MaxFlows < 1 || cfg.MaxFlows > 1<<31 {
 		return nil, fmt.Errorf("new flow table: max flows %d out of range", cfg.MaxFlows)
