@@ -9,13 +9,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netsentry/netsentry/internal/testcorpus"
+
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-const corpusDir = "../../shared/pcaps"
+var corpusDir = testcorpus.PcapsDir()
 
 // maxTestFrame keeps test frames under BPF_PROG_TEST_RUN's one-page limit;
 // the headers the program reads are all in front.
@@ -173,10 +175,7 @@ func tunnelPort(p uint16) bool { return p == 4789 || p == 6081 || p == 2152 }
 func TestFanoutSymmetric(t *testing.T) {
 	const n = 4
 	fo := loadForTest(t, n)
-	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.pcap*"))
-	if len(files) == 0 {
-		t.Skipf("corpus not found at %s", corpusDir)
-	}
+	files := testcorpus.Files(t, "*.pcap*")
 	perQueue := make([]int, n)
 	conns, frags := 0, 0
 	for _, path := range files {

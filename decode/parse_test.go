@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/netsentry/netsentry/internal/testcorpus"
+
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-const corpusDir = "../../shared/pcaps"
+var corpusDir = testcorpus.PcapsDir()
 
 // record is one frame of a capture file.
 type record struct {
@@ -29,7 +31,7 @@ type record struct {
 func readCorpus(t testing.TB) map[string][]record {
 	out, err := loadCorpus()
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	return out
 }

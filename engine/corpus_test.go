@@ -13,11 +13,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netsentry/netsentry/internal/testcorpus"
+
 	"github.com/netsentry/netsentry/flowtable"
 )
 
 // The shared corpus of real captures and tshark's tables for each.
-const corpusDir = "../../shared/pcaps"
+var corpusDir = testcorpus.PcapsDir()
 
 var update = flag.Bool("update", false, "regenerate testdata/allowance from tshark")
 
@@ -58,11 +60,7 @@ func replayFile(t testing.TB, path string, cfg flowtable.Config) replayResult {
 }
 
 func corpusFiles(t testing.TB) []string {
-	files, err := filepath.Glob(filepath.Join(corpusDir, "*.pcap*"))
-	if err != nil || len(files) == 0 {
-		t.Skipf("corpus not found at %s", corpusDir)
-	}
-	return files
+	return testcorpus.Files(t, "*.pcap*")
 }
 
 type endpoint struct {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsentry/netsentry/internal/testcorpus"
+
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
@@ -259,10 +261,7 @@ func expected(t *testing.T, files []string, keep func(gopacket.Packet) bool) (re
 // frame; the others (BSD loopback, Linux cooked, raw IP, NFLOG, mixed
 // pcapng) have no Ethernet header to put on a veth, and are left out.
 func ethernetFiles(t *testing.T) []string {
-	files, err := filepath.Glob(filepath.Join(corpusDir, "*.pcap*"))
-	if err != nil || len(files) == 0 {
-		t.Skipf("corpus not found at %s", corpusDir)
-	}
+	files := testcorpus.Files(t, "*.pcap*")
 	var out, skipped []string
 	for _, f := range files {
 		rf, err := OpenFile(f)

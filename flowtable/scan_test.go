@@ -3,15 +3,15 @@ package flowtable
 import (
 	"encoding/binary"
 	"errors"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/netsentry/netsentry/internal/testcorpus"
 
 	"github.com/netsentry/netsentry/decode"
 )
@@ -547,10 +547,7 @@ func TestScanNmapLike(t *testing.T) {
 // distinct ports, within 5.2 s. Expected: 1994 connections, 1 host, and
 // 1000 ports within 3 standard errors, [862, 1138].
 func TestScanNmapCapture(t *testing.T) {
-	frames, link, err := readPcap(filepath.Join("..", "..", "shared", "pcaps", "ndpi-synscan.pcap"))
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skip("corpus not present")
-	}
+	frames, link, err := readPcap(testcorpus.Path(t, "ndpi-synscan.pcap"))
 	if err != nil {
 		t.Fatal(err)
 	}

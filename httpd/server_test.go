@@ -18,13 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsentry/netsentry/internal/testcorpus"
+
 	"github.com/netsentry/netsentry/configs"
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/flowtable"
 	"github.com/netsentry/netsentry/httpd"
 )
 
-const corpus = "../../shared/pcaps"
+var corpus = testcorpus.PcapsDir()
 
 // fakeSensor serves a fixed snapshot: the state of a real replay of a
 // corpus capture.
@@ -119,7 +121,7 @@ func replayState(t *testing.T, name string) httpd.Snapshot {
 	t.Helper()
 	rf, err := engine.OpenFile(filepath.Join(corpus, name))
 	if err != nil {
-		t.Skipf("corpus: %v", err)
+		t.Fatalf("corpus: %v", err)
 	}
 	defer rf.Close()
 	var recs []flowtable.Record
@@ -223,7 +225,7 @@ func readTSV(t *testing.T, path string) []map[string]string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("oracle: %v", err)
+		t.Fatalf("oracle: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	head := strings.Split(lines[0], "\t")

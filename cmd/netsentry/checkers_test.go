@@ -5,10 +5,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/netsentry/netsentry/internal/testcorpus"
 )
 
 // sharedDir is the shared corpus and its judging scripts.
-const sharedDir = "../../../shared"
+var sharedDir = filepath.Dir(testcorpus.PcapsDir())
 
 // TestSharedAppChecker replays every corpus capture with the embedded
 // default configuration (as a user runs it) and runs the shared judging
@@ -25,10 +27,7 @@ func TestSharedAppChecker(t *testing.T) {
 			t.Skipf("needs %s: %v", tool, err)
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(sharedDir, "pcaps", "*.pcap*"))
-	if len(files) == 0 {
-		t.Skip("no corpus")
-	}
+	files := testcorpus.Files(t, "*.pcap*")
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {

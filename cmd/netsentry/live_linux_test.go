@@ -15,12 +15,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netsentry/netsentry/internal/testcorpus"
 )
 
 // The live command end to end: the binary captures in its own network
 // namespace on a veth, tcpreplay sends a corpus capture into the peer.
 
-const corpus = "../../../shared/pcaps"
+var corpus = testcorpus.PcapsDir()
 
 var nsSeq atomic.Int32
 

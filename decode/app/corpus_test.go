@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/netsentry/netsentry/internal/testcorpus"
 )
 
 // The corpus tests replay the shared captures and compare what State found
@@ -27,7 +29,7 @@ import (
 //     protocol per flow, for its captures.
 
 var (
-	corpusDir = flag.String("corpus", envOr("NETSENTRY_PCAPS", "/work/shared/pcaps"), "directory of the shared pcap corpus")
+	corpusDir = flag.String("corpus", envOr("NETSENTRY_PCAPS", testcorpus.PcapsDir()), "directory of the shared pcap corpus")
 	update    = flag.Bool("update", false, "regenerate testdata/golden with testdata/gen_golden.sh (needs tshark)")
 )
 
@@ -47,7 +49,7 @@ func corpusFiles(t testing.TB) []string {
 		files = append(files, m...)
 	}
 	if len(files) == 0 {
-		t.Skipf("no captures in %s (set -corpus or NETSENTRY_PCAPS)", *corpusDir)
+		t.Fatalf("no captures in %s (the shared corpus is missing; set -corpus or NETSENTRY_PCAPS)", *corpusDir)
 	}
 	sort.Strings(files)
 	return files
