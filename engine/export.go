@@ -4,92 +4,197 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/netsentry/netsentry/flowtable"
 )
 
-// Exporter carries ended flows from workers to sinks through a bounded queue.
-// Workers call Send (through a shard's onEnd); one goroutine drains the
-// queue into every sink. With Block set (replay) a full queue makes the worker
-// wait, so nothing is lost; otherwise (live capture, where a worker must never
-// stall) the batch is dropped and counted in Dropped.
+// Exporter carries ended flows from workers to sinks, one bounded queue and
+// one goroutine per sink, so that a slow sink (a store on a busy disk) costs
+// only its own records, never another sink's (the alert evaluator). Workers
+// call Send (through a shard's onEnd); the records are copied once into a
+// batch that every sink's queue shares. With Block set (replay) a full
+// queue makes the worker wait, so nothing is lost; otherwise (live capture,
+// where a worker must never stall) the batch is dropped for that sink alone
+// and counted in its SinkStats.
 type Exporter struct {
-	queue   chan []flowtable.Record
-	free    chan []flowtable.Record // emptied batches, reused by Send
-	sinks   []Sink
-	block   bool
-	dropped atomic.Uint64
-	done    chan struct{}
-	err     error
+	sinks []*sinkQueue
+	free  chan *batch // batches every sink finished with, reused by Send
+	block bool
 }
 
-// Sink receives ended flows, on the exporter's goroutine.
+// Sink receives ended flows, on its own goroutine.
 type Sink interface {
 	WriteFlows([]flowtable.Record) error
 	Close() error
 }
 
-// NewExporter starts an exporter with a queue of depth batches.
+// Named is a Sink with a name for its counters ("flows_out", "summary");
+// other sinks are named "sink0", "sink1", ... by position.
+type Named interface{ Name() string }
+
+// Resetter is a Sink that starts over when a new capture starts (Reset):
+// the summary's top flows describe one capture.
+type Resetter interface{ Reset() }
+
+// SinkStats are one sink's counters.
+type SinkStats struct {
+	Name    string
+	Written uint64 // records handed to the sink
+	Dropped uint64 // records dropped because its queue was full
+	Queued  int    // batches waiting in its queue now
+	Depth   int    // the queue's bound, in batches
+}
+
+// batch is one Send's records, shared read-only by every sink queue.
+type batch struct {
+	recs []flowtable.Record
+	refs atomic.Int32
+}
+
+// item is a queue entry: a batch, or a reset marker.
+type item struct {
+	b     *batch
+	reset bool
+}
+
+type sinkQueue struct {
+	name             string
+	s                Sink
+	q                chan item
+	written, dropped atomic.Uint64
+	err              error // first write error; read after done
+	done             chan struct{}
+}
+
+// NewExporter starts an exporter with a queue of depth batches per sink.
 func NewExporter(depth int, block bool, sinks ...Sink) *Exporter {
-	x := &Exporter{queue: make(chan []flowtable.Record, depth), free: make(chan []flowtable.Record, depth+2),
-		sinks: sinks, block: block, done: make(chan struct{})}
-	go x.run()
+	x := &Exporter{free: make(chan *batch, depth+2), block: block}
+	for i, s := range sinks {
+		name := "sink" + strconv.Itoa(i)
+		if n, ok := s.(Named); ok {
+			name = n.Name()
+		}
+		sq := &sinkQueue{name: name, s: s, q: make(chan item, depth), done: make(chan struct{})}
+		x.sinks = append(x.sinks, sq)
+		go x.drain(sq)
+	}
 	return x
 }
 
-func (x *Exporter) run() {
-	defer close(x.done)
-	for batch := range x.queue {
-		for _, s := range x.sinks {
-			if err := s.WriteFlows(batch); err != nil && x.err == nil {
-				x.err = err
+func (x *Exporter) drain(sq *sinkQueue) {
+	defer close(sq.done)
+	for it := range sq.q {
+		if it.reset {
+			if r, ok := sq.s.(Resetter); ok {
+				r.Reset()
 			}
+			continue
 		}
-		select {
-		case x.free <- batch[:0]:
-		default:
+		if err := sq.s.WriteFlows(it.b.recs); err != nil && sq.err == nil {
+			sq.err = err
 		}
+		sq.written.Add(uint64(len(it.b.recs)))
+		x.release(it.b)
 	}
 }
 
-// Send queues a copy of recs. It is the shard's onEnd callback.
-func (x *Exporter) Send(recs []flowtable.Record) {
-	buf := append(x.buffer(), recs...)
-	if x.block {
-		x.queue <- buf
+// release drops one sink's reference to b; the last one recycles it.
+func (x *Exporter) release(b *batch) {
+	if b.refs.Add(-1) != 0 {
 		return
 	}
+	b.recs = b.recs[:0]
 	select {
-	case x.queue <- buf:
+	case x.free <- b:
 	default:
-		x.dropped.Add(uint64(len(recs)))
 	}
 }
 
-// buffer returns an empty batch, reusing one the writer finished with.
-func (x *Exporter) buffer() []flowtable.Record {
+// Send queues a copy of recs for every sink. It is the shard's onEnd callback.
+func (x *Exporter) Send(recs []flowtable.Record) { x.send(recs, x.block) }
+
+// SendWait queues a copy of recs like Send, but waits while a queue is
+// full, whatever the Exporter's Block setting. Live capture uses it for the
+// final flush at shutdown, when waiting can no longer cost packets.
+func (x *Exporter) SendWait(recs []flowtable.Record) { x.send(recs, true) }
+
+func (x *Exporter) send(recs []flowtable.Record, wait bool) {
+	if len(recs) == 0 || len(x.sinks) == 0 {
+		return
+	}
+	b := x.buffer()
+	b.recs = append(b.recs, recs...)
+	b.refs.Store(int32(len(x.sinks)))
+	for _, sq := range x.sinks {
+		if wait {
+			sq.q <- item{b: b}
+			continue
+		}
+		select {
+		case sq.q <- item{b: b}:
+		default:
+			sq.dropped.Add(uint64(len(recs)))
+			x.release(b)
+		}
+	}
+}
+
+// Reset tells every Resetter sink, in order with the records queued before
+// it, that a new capture starts. It waits for room in the queues.
+func (x *Exporter) Reset() {
+	for _, sq := range x.sinks {
+		sq.q <- item{reset: true}
+	}
+}
+
+// buffer returns an empty batch, reusing one the sinks finished with.
+func (x *Exporter) buffer() *batch {
 	select {
 	case b := <-x.free:
 		return b
 	default:
-		return nil
+		return &batch{}
 	}
 }
 
-// Dropped returns how many flow records were dropped because the queue was full.
-func (x *Exporter) Dropped() uint64 { return x.dropped.Load() }
+// Dropped returns how many flow records were dropped, summed over the sinks.
+func (x *Exporter) Dropped() uint64 {
+	var n uint64
+	for _, sq := range x.sinks {
+		n += sq.dropped.Load()
+	}
+	return n
+}
 
-// Close drains the queue, closes the sinks and returns the first sink error.
+// Stats returns every sink's counters, in the order the sinks were given.
+// Safe from any goroutine.
+func (x *Exporter) Stats() []SinkStats {
+	out := make([]SinkStats, len(x.sinks))
+	for i, sq := range x.sinks {
+		out[i] = SinkStats{Name: sq.name, Written: sq.written.Load(), Dropped: sq.dropped.Load(),
+			Queued: len(sq.q), Depth: cap(sq.q)}
+	}
+	return out
+}
+
+// Close drains every queue, closes the sinks and returns the first error.
 func (x *Exporter) Close() error {
-	close(x.queue)
-	<-x.done
-	for _, s := range x.sinks {
-		if err := s.Close(); err != nil && x.err == nil {
-			x.err = err
+	for _, sq := range x.sinks {
+		close(sq.q)
+	}
+	var err error
+	for _, sq := range x.sinks {
+		<-sq.done
+		if sq.err != nil && err == nil {
+			err = sq.err
+		}
+		if cerr := sq.s.Close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}
-	return x.err
+	return err
 }
 
 // JSONLines writes each flow as one JSON object per line (--flows-out).
@@ -121,6 +226,9 @@ func (j *JSONLines) WriteFlows(recs []flowtable.Record) error {
 	}
 	return nil
 }
+
+// Name implements Named.
+func (j *JSONLines) Name() string { return "flows_out" }
 
 // Close flushes and closes the output.
 func (j *JSONLines) Close() error {
@@ -168,6 +276,12 @@ func (t *TopFlows) WriteFlows(recs []flowtable.Record) error {
 
 // Close implements Sink.
 func (t *TopFlows) Close() error { return nil }
+
+// Name implements Named.
+func (t *TopFlows) Name() string { return "summary" }
+
+// Reset implements Resetter: a new capture starts with no top flows.
+func (t *TopFlows) Reset() { t.top = t.top[:0] }
 
 // Top returns the kept flows, largest first. Read it after the exporter closed.
 func (t *TopFlows) Top() []flowtable.Record { return t.top }
