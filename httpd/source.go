@@ -27,6 +27,9 @@ type Parts struct {
 // Snapshot is the merged state of every packet worker, copied by the
 // workers between batches.
 type Snapshot struct {
+	// Seq numbers the sensor's published snapshots (0 from a source that
+	// does not publish: see Publisher).
+	Seq                   uint64
 	Packets, Bytes, NonIP uint64
 	// DecodeErrors counts undecodable frames per reason, every reason
 	// listed (bounded label set), zero counts included.
@@ -37,6 +40,16 @@ type Snapshot struct {
 	Flows     [][]flowtable.Record
 	Hosts     []flowtable.HostCounters
 	Protocols []flowtable.ProtoStat
+	// Sinks are the flow sinks' counters (records written, dropped).
+	Sinks []SinkStats
+}
+
+// SinkStats are one ended-flow sink's counters: each sink has its own
+// bounded queue, so one slow sink drops only its own records.
+type SinkStats struct {
+	Name             string
+	Written, Dropped uint64
+	Queued, Depth    int // batches waiting, and the queue's bound
 }
 
 // NamedCount is a count with a name from a fixed set.
@@ -79,6 +92,15 @@ type Sensor interface {
 	// StopCapture stops the capture, flushing its open flows; stopping a
 	// stopped capture is not an error.
 	StopCapture() (CaptureStatus, error)
+}
+
+// Publisher is a Sensor that publishes a snapshot periodically (package
+// sensor). The API then shares each published snapshot, and what it
+// rendered from it, among its requests until the next one is published,
+// instead of keeping snapshots for a TTL.
+type Publisher interface {
+	// Published returns the Seq of the latest published snapshot.
+	Published() uint64
 }
 
 // HostMetrics is the host samplers as the API sees them.

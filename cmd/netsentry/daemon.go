@@ -8,17 +8,11 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"reflect"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/netsentry/netsentry/bpf"
 	"github.com/netsentry/netsentry/configs"
@@ -26,16 +20,17 @@ import (
 	"github.com/netsentry/netsentry/decode/app"
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/engine/sampler"
-	"github.com/netsentry/netsentry/flowtable"
 	"github.com/netsentry/netsentry/httpd"
+	"github.com/netsentry/netsentry/sensor"
 )
 
 // shutdownLimit is the longest a stop may take after SIGTERM or SIGINT.
 const shutdownLimit = 5 * time.Second
 
-// daemon is the running sensor: a capture that can be stopped and started
-// again, the flow exporter shared by every capture, the API and the
-// signal handling. It implements httpd.Sensor and httpd.ConfigStore.
+// daemon is the running sensor as the command wires it: the sensor (the
+// capture's lifecycle and the periodic snapshot), the flow exporter
+// shared by every capture, the API, the host samplers and the signal
+// handling. It implements httpd.ConfigStore.
 type daemon struct {
 	o       options
 	cfgPath string
@@ -45,25 +40,12 @@ type daemon struct {
 	log     *slog.Logger
 	exp     *engine.Exporter
 	top     *engine.TopFlows
+	sensor  *sensor.Sensor
 	api     *httpd.Server
 	host    *hostSource // nil when the samplers could not start
 
 	cfgMu sync.Mutex // guards cfg; held while a new config is written and applied
 	cfg   configs.Config
-
-	capMu sync.Mutex // guards cur and last; held while a capture starts or stops
-	cur   *captureRun
-	last  *captureRun // the latest capture that ran, for the final summary
-}
-
-// captureRun is one capture from start to stop.
-type captureRun struct {
-	l        *engine.Live
-	ifaces   []string
-	since    time.Time
-	stopping atomic.Bool
-	cancel   context.CancelFunc
-	done     chan error
 }
 
 // live runs the sensor until ctx ends (SIGINT, SIGTERM): capture on the
@@ -95,6 +77,10 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 	d.log = newLogger(stderr, d.level)
 	// Live workers never wait on a writer, except for a capture's final flush.
 	d.exp = engine.NewExporter(1024, false, sinks...)
+	d.sensor, err = sensor.New(sensor.Options{Config: d.Config, Prepare: prepareCapture, Exporter: d.exp, Log: d.log})
+	if err != nil {
+		panic("BUG: " + err.Error())
+	}
 	d.log.Info(fmt.Sprintf("NetSentry %s starting up...", version), "go", goVersion())
 	// A packet worker is locked to its thread and holds a P while it runs
 	// Go code (a busy ring, a snapshot copy); with GOMAXPROCS = CPUs the
@@ -110,6 +96,8 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgWG sync.WaitGroup
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); d.sensor.Run(bg) }()
 	if smp, err := sampler.New(sampler.Config{}); err != nil {
 		d.log.Warn("host samplers not started; host metrics are not available", "err", err)
 	} else {
@@ -124,7 +112,7 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 	defer signal.Stop(hup)
 
 	if cfg.EnablePacketCapture {
-		if _, err := d.StartCapture(nil); err != nil {
+		if _, err := d.sensor.StartCapture(nil); err != nil {
 			stopBG()
 			bgWG.Wait()
 			d.exp.Close()
@@ -136,7 +124,7 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 		if err := d.startAPI(); err != nil {
 			stopBG()
 			bgWG.Wait()
-			d.StopCapture()
+			d.sensor.Close()
 			d.exp.Close()
 			fmt.Fprintf(stderr, "netsentry: %v (set api_port, or enable_api: false / --api-enable=false)\n", err)
 			return 2
@@ -200,216 +188,21 @@ func (d *daemon) shutdown(stopBG context.CancelFunc, bgWG *sync.WaitGroup) int {
 			d.log.Warn("api", "err", err)
 		}
 	}
-	d.capMu.Lock()
-	if d.cur != nil {
-		if err := d.stopLocked(); err != nil {
-			d.log.Error("stop capture", "err", err)
-			code = 1
-		}
+	if err := d.sensor.Close(); err != nil {
+		d.log.Error("stop capture", "err", err)
+		code = 1
 	}
-	last := d.last
-	d.capMu.Unlock()
 	if err := d.exp.Close(); err != nil {
 		fmt.Fprintf(d.stderr, "netsentry: %v\n", err)
 		return 1
 	}
-	if d.o.flowsOut != "-" && last != nil {
-		printSummary(d.stdout, liveSummary(last.l, d.top, d.o.topN))
+	if last, _ := d.sensor.LastCapture(); d.o.flowsOut != "-" && last != nil {
+		printSummary(d.stdout, liveSummary(last, d.top, d.o.topN))
 	}
 	if n := d.exp.Dropped(); n > 0 {
 		fmt.Fprintf(d.stderr, "netsentry: %d flow records dropped: the flow writer could not keep up\n", n)
 	}
 	return code
-}
-
-// StartCapture implements httpd.Sensor.
-func (d *daemon) StartCapture(ifaces []string) (httpd.CaptureStatus, error) {
-	d.capMu.Lock()
-	defer d.capMu.Unlock()
-	if d.cur != nil {
-		return d.statusLocked(), fmt.Errorf("capture already running on %v; stop it first: %w", d.cur.ifaces, httpd.ErrConflict)
-	}
-	cfg := d.Config()
-	if ifaces != nil {
-		cfg.CaptureInterface = ifaces[0]
-		cfg.NetworkAnalysis.CaptureInterfaces = ifaces
-	}
-	lc := liveConfig(cfg)
-	if len(lc.Interfaces) == 0 {
-		return d.statusLocked(), fmt.Errorf("no capture interface configured: %w", httpd.ErrInvalid)
-	}
-	run := &captureRun{ifaces: lc.Interfaces, done: make(chan error, 1)}
-	onEnd := func(recs []flowtable.Record) {
-		if run.stopping.Load() {
-			d.exp.SendWait(recs)
-			return
-		}
-		d.exp.Send(recs)
-	}
-	flowCfg := cfg
-	flowCfg.Performance.MemoryLimitMB = max(cfg.Performance.MemoryLimitMB-lc.RingMB, 16)
-	nShards := lc.Queues
-	if nShards <= 0 {
-		nShards = allowedCPUs()
-	}
-	lc.NewShard = func(q int) (*flowtable.Shard, error) {
-		return flowtable.New(shardConfig(flowCfg, nShards), onEnd)
-	}
-	lc.Logf = func(format string, args ...any) { d.log.Warn(fmt.Sprintf(format, args...)) }
-	l, err := engine.NewLive(lc)
-	if err != nil {
-		return d.statusLocked(), invalidError{err}
-	}
-	run.l = l
-	run.since = time.Now()
-	var runCtx context.Context
-	runCtx, run.cancel = context.WithCancel(context.Background())
-	go func() { run.done <- l.Run(runCtx) }()
-	d.cur, d.last = run, run
-	d.log.Info(fmt.Sprintf("capturing on %v: %s; fan-out %s", lc.Interfaces, l.Geometry(), l.FanoutMode()))
-	return d.statusLocked(), nil
-}
-
-// invalidError is an engine error caused by the request (an interface that
-// does not exist): its message unchanged, and httpd.ErrInvalid for errors.Is.
-type invalidError struct{ err error }
-
-func (e invalidError) Error() string        { return e.err.Error() }
-func (e invalidError) Unwrap() error        { return e.err }
-func (e invalidError) Is(target error) bool { return target == httpd.ErrInvalid }
-
-// StopCapture implements httpd.Sensor.
-func (d *daemon) StopCapture() (httpd.CaptureStatus, error) {
-	d.capMu.Lock()
-	defer d.capMu.Unlock()
-	if d.cur == nil {
-		return d.statusLocked(), nil
-	}
-	err := d.stopLocked()
-	return d.statusLocked(), err
-}
-
-// stopLocked stops the current capture: the workers drain their rings and
-// flush every open flow (reason shutdown) to the writers.
-func (d *daemon) stopLocked() error {
-	run := d.cur
-	d.cur = nil
-	run.stopping.Store(true)
-	run.cancel()
-	err := <-run.done
-	tot := engine.TotalStats(run.l.Stats())
-	d.log.Info(fmt.Sprintf("capture on %v stopped", run.ifaces), "packets", tot.Packets, "kernel_drops", tot.KernelDrops)
-	if cerr := run.l.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("stop capture: %w", err)
-	}
-	return nil
-}
-
-// Capture implements httpd.Sensor.
-func (d *daemon) Capture() httpd.CaptureStatus {
-	d.capMu.Lock()
-	defer d.capMu.Unlock()
-	return d.statusLocked()
-}
-
-func (d *daemon) statusLocked() httpd.CaptureStatus {
-	run := d.cur
-	if run == nil {
-		st := httpd.CaptureStatus{}
-		if d.last != nil {
-			st.Interfaces, st.Since = d.last.ifaces, d.last.since
-		}
-		return st
-	}
-	return httpd.CaptureStatus{Running: true, Interfaces: run.ifaces, Since: run.since,
-		Queues: len(run.l.Workers()), Fanout: run.l.FanoutMode()}
-}
-
-func (d *daemon) running() *captureRun {
-	d.capMu.Lock()
-	defer d.capMu.Unlock()
-	return d.cur
-}
-
-// Queues implements httpd.Sensor.
-func (d *daemon) Queues() []httpd.QueueStats {
-	run := d.running()
-	if run == nil {
-		return nil
-	}
-	st := run.l.Stats()
-	out := make([]httpd.QueueStats, len(st))
-	for i, q := range st {
-		out[i] = httpd.QueueStats{Queue: q.Queue, CPU: q.CPU, Packets: q.Packets, Bytes: q.Bytes,
-			KernelPackets: q.KernelPackets, KernelDrops: q.KernelDrops, Freezes: q.Freezes}
-	}
-	return out
-}
-
-// Snapshot implements httpd.Sensor: every worker copies its state between
-// two batches, all at once; the copies are merged.
-func (d *daemon) Snapshot(ctx context.Context, parts httpd.Parts) (httpd.Snapshot, error) {
-	run := d.running()
-	if run == nil {
-		return toAPISnapshot(engine.Snapshot{}), nil
-	}
-	snaps, err := workerSnapshots(ctx, run.l.Workers(), engine.SnapshotParts{Flows: parts.Flows, Hosts: parts.Hosts, Protocols: parts.Protocols})
-	if err != nil {
-		return httpd.Snapshot{}, err
-	}
-	// Flows stay per worker: merging would copy every record once more.
-	flows := make([][]flowtable.Record, len(snaps))
-	for i := range snaps {
-		flows[i], snaps[i].Flows = snaps[i].Flows, nil
-	}
-	out := toAPISnapshot(engine.MergeSnapshots(snaps))
-	out.Flows = flows
-	return out, nil
-}
-
-// snapshotWorkers asks every worker for a snapshot at once and merges them.
-func snapshotWorkers(ctx context.Context, ws []*engine.Worker, parts engine.SnapshotParts) (engine.Snapshot, error) {
-	snaps, err := workerSnapshots(ctx, ws, parts)
-	if err != nil {
-		return engine.Snapshot{}, err
-	}
-	return engine.MergeSnapshots(snaps), nil
-}
-
-// workerSnapshots asks every worker for a snapshot at once.
-func workerSnapshots(ctx context.Context, ws []*engine.Worker, parts engine.SnapshotParts) ([]engine.Snapshot, error) {
-	snaps := make([]engine.Snapshot, len(ws))
-	errs := make([]error, len(ws))
-	var wg sync.WaitGroup
-	for i, w := range ws {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			snaps[i], errs[i] = w.Snapshot(ctx, parts)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("queue %d: %w", i, err)
-		}
-	}
-	return snaps, nil
-}
-
-func toAPISnapshot(s engine.Snapshot) httpd.Snapshot {
-	out := httpd.Snapshot{Packets: s.Counters.Packets, Bytes: s.Counters.Bytes, NonIP: s.Counters.NonIP,
-		Stats: s.Stats, Hosts: s.Hosts, Protocols: s.Protocols}
-	if s.Flows != nil {
-		out.Flows = [][]flowtable.Record{s.Flows}
-	}
-	for r := decode.ReasonNone + 1; r < decode.NumReasons; r++ {
-		out.DecodeErrors = append(out.DecodeErrors, httpd.NamedCount{Name: r.String(), Count: s.Counters.Decode[r]})
-	}
-	return out
 }
 
 // appProtocols is the bounded set of application-protocol names flows
@@ -426,7 +219,7 @@ func (d *daemon) startAPI() error {
 	cfg := d.Config()
 	addr := net.JoinHostPort(cfg.APIListen, strconv.Itoa(cfg.APIPort))
 	api, err := httpd.New(httpd.Options{Listen: addr, Token: cfg.APIToken, Version: version, GoVersion: goVersion(),
-		Sensor: d, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log})
+		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log})
 	if err != nil {
 		return err
 	}
@@ -467,47 +260,10 @@ func (d *daemon) Replace(c configs.Config) (httpd.ApplyResult, error) {
 		return httpd.ApplyResult{}, err
 	}
 	data = append([]byte("# Written by the NetSentry API (PUT /api/v1/config); see configs/netsentry.yaml for every key.\n"), data...)
-	if err := writeFileAtomic(d.cfgPath, data); err != nil {
+	if err := configs.WriteFile(d.cfgPath, data); err != nil {
 		return httpd.ApplyResult{}, err
 	}
 	return d.applyLocked(c), nil
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, synced, then renamed over path.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	mode := os.FileMode(0o640)
-	if st, err := os.Stat(path); err == nil {
-		mode = st.Mode().Perm()
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write config: %w", err)
-	}
-	if df, err := os.Open(dir); err == nil {
-		df.Sync()
-		df.Close()
-	}
-	return nil
 }
 
 // liveKeys are the keys applied at once; every other change waits for a
@@ -518,7 +274,7 @@ var liveKeys = map[string]bool{"log_level": true, "api_token": true}
 // does, the rest is reported (and logged) as needing a restart.
 func (d *daemon) applyLocked(c configs.Config) httpd.ApplyResult {
 	var res httpd.ApplyResult
-	for _, k := range changedKeys(d.cfg, c) {
+	for _, k := range configs.Diff(d.cfg, c) {
 		if !liveKeys[k] {
 			res.RestartRequired = append(res.RestartRequired, k)
 			continue
@@ -547,57 +303,6 @@ func (d *daemon) applyLocked(c configs.Config) httpd.ApplyResult {
 	return res
 }
 
-// changedKeys lists the dotted keys (down to the second level) whose
-// values differ between a and b.
-func changedKeys(a, b configs.Config) []string {
-	ma, mb := configMap(a), configMap(b)
-	var out []string
-	for _, k := range sortedKeys(ma, mb) {
-		va, vb := ma[k], mb[k]
-		sa, aok := va.(map[string]any)
-		sb, bok := vb.(map[string]any)
-		if aok && bok {
-			for _, sk := range sortedKeys(sa, sb) {
-				if !reflect.DeepEqual(sa[sk], sb[sk]) {
-					out = append(out, k+"."+sk)
-				}
-			}
-			continue
-		}
-		if !reflect.DeepEqual(va, vb) {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
-func configMap(c configs.Config) map[string]any {
-	data, err := configs.Encode(c)
-	if err != nil {
-		panic("BUG: encode config: " + err.Error())
-	}
-	m := map[string]any{}
-	if err := yaml.Unmarshal(data, &m); err != nil {
-		panic("BUG: decode encoded config: " + err.Error())
-	}
-	return m
-}
-
-func sortedKeys(a, b map[string]any) []string {
-	seen := map[string]bool{}
-	var ks []string
-	for _, m := range []map[string]any{a, b} {
-		for k := range m {
-			if !seen[k] {
-				seen[k] = true
-				ks = append(ks, k)
-			}
-		}
-	}
-	slices.Sort(ks)
-	return ks
-}
-
 // reload re-reads the configuration file (SIGHUP) and applies it; a file
 // with problems is refused whole and the configuration in force stays.
 func (d *daemon) reload() {
@@ -618,10 +323,10 @@ func (d *daemon) reload() {
 	d.log.Info("SIGHUP: configuration reloaded", "applied", len(res.Applied), "restart_required", len(res.RestartRequired))
 }
 
-// watchdog pings systemd's watchdog every interval while every packet
-// worker answers a snapshot request within half the interval, which it
-// does only while its loop turns; a stuck worker stops the pings and
-// systemd restarts the service.
+// watchdog pings systemd's watchdog every interval while the sensor is
+// healthy: every packet worker answered the latest snapshot request, which
+// it does only while its loop turns, and the capture that should run does.
+// A stuck worker stops the pings and systemd restarts the service.
 func (d *daemon) watchdog(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -631,16 +336,11 @@ func (d *daemon) watchdog(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if run := d.running(); run != nil {
-			pctx, cancel := context.WithTimeout(ctx, interval/2)
-			_, err := snapshotWorkers(pctx, run.l.Workers(), engine.SnapshotParts{})
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					d.log.Error("watchdog: a packet worker made no progress; not pinging", "err", err)
-				}
-				continue
+		if ok, reason := d.sensor.Health(); !ok {
+			if ctx.Err() == nil {
+				d.log.Error("watchdog: not pinging: " + reason)
 			}
+			continue
 		}
 		if _, err := sdNotify("WATCHDOG=1"); err != nil {
 			d.log.Warn("watchdog", "err", err)
@@ -659,11 +359,11 @@ func (d *daemon) progress(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		run := d.running()
-		if run == nil {
+		snap := d.sensor.Latest()
+		if !snap.Capture.Running {
 			continue
 		}
-		tot := engine.TotalStats(run.l.Stats())
+		tot := engine.TotalStats(snap.Queues)
 		fmt.Fprintf(d.stderr, "\r\033[Klive: %d packets  %.0f pps  %d kernel drops", tot.Packets, float64(tot.Packets-last), tot.KernelDrops)
 		last = tot.Packets
 	}
@@ -682,14 +382,14 @@ func (d *daemon) refreshSummary(ctx context.Context) {
 		case <-t.C:
 		}
 		var s summary
-		if run := d.running(); run != nil {
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			snap, err := snapshotWorkers(sctx, run.l.Workers(), engine.SnapshotParts{Flows: true, Hosts: true})
+		if d.sensor.Running() {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			snap, err := d.sensor.Wait(sctx, sensor.PartFlows|sensor.PartHosts|sensor.PartScan, 2*time.Second)
 			cancel()
 			if err != nil {
 				continue
 			}
-			s = snapshotSummary(snap, run.l.Stats(), d.o.topN)
+			s = snapshotSummary(snap, d.o.topN)
 		}
 		if host != nil {
 			if _, flat, err := host.HostMetrics(); err == nil {

@@ -226,7 +226,9 @@ flows:
 	if stats.Packets != 751 || stats.Drops != 0 {
 		t.Fatalf("stats: %d packets, %d drops; want 751 and 0", stats.Packets, stats.Drops)
 	}
-	time.Sleep(600 * time.Millisecond) // past the snapshot cache's TTL
+	// Past the sensor's snapshot interval (1 s): the API serves the latest
+	// published snapshot, at most two intervals old.
+	time.Sleep(2500 * time.Millisecond)
 
 	// The top connection by bytes and its counters, against tshark.
 	var conns struct {

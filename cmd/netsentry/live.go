@@ -5,6 +5,7 @@ import (
 
 	"github.com/netsentry/netsentry/configs"
 	"github.com/netsentry/netsentry/engine"
+	"github.com/netsentry/netsentry/flowtable"
 )
 
 // ringShare is the part of performance.memory_limit_mb given to the capture
@@ -38,4 +39,18 @@ func liveSummary(l *engine.Live, top *engine.TopFlows, n int) summary {
 		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes})
 	}
 	return s
+}
+
+// prepareCapture derives a capture's engine and flow-table configuration
+// from cfg: the rings take their share of memory_limit_mb, the shards the
+// rest, one shard per queue.
+func prepareCapture(cfg configs.Config) (engine.LiveConfig, flowtable.Config, error) {
+	lc := liveConfig(cfg)
+	flowCfg := cfg
+	flowCfg.Performance.MemoryLimitMB = max(cfg.Performance.MemoryLimitMB-lc.RingMB, 16)
+	nShards := lc.Queues
+	if nShards <= 0 {
+		nShards = allowedCPUs()
+	}
+	return lc, shardConfig(flowCfg, nShards), nil
 }

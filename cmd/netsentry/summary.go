@@ -10,6 +10,7 @@ import (
 	"github.com/netsentry/netsentry/decode"
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/flowtable"
+	"github.com/netsentry/netsentry/sensor"
 )
 
 // summary is what the terminal report shows.
@@ -41,15 +42,7 @@ func buildSummary(workers []*engine.Worker, top *engine.TopFlows, n int) summary
 	}
 	m := engine.MergeSnapshots(snaps)
 	s := summary{counters: m.Counters, stats: m.Stats, top: top.Top(), hosts: topHosts(m.Hosts, n), protocols: m.Protocols}
-	for _, src := range m.Scan {
-		if src.DistinctPorts > 1 || src.DistinctHosts > 1 {
-			s.scan = append(s.scan, src)
-		}
-	}
-	sort.Slice(s.scan, func(i, j int) bool { return s.scan[i].DistinctPorts > s.scan[j].DistinctPorts })
-	if len(s.scan) > 3 {
-		s.scan = s.scan[:3]
-	}
+	s.scan = topScanners(m.Scan, 3)
 	return s
 }
 
@@ -76,21 +69,38 @@ func endpoint(a *decode.Addr, v uint8, port uint16) string {
 	return netip.AddrPortFrom(ip, port).String()
 }
 
-// snapshotSummary is the summary of a running capture: its open flows and
-// hosts from worker snapshots.
-func snapshotSummary(snap engine.Snapshot, qs []engine.QueueStats, n int) summary {
-	s := summary{counters: snap.Counters, stats: snap.Stats}
-	flows := snap.Flows
+// snapshotSummary is the summary of a running capture: its open flows,
+// hosts and scan signals from the sensor's snapshot.
+func snapshotSummary(snap *sensor.Snapshot, n int) summary {
+	e := &snap.Engine
+	s := summary{counters: e.Counters, stats: e.Stats, protocols: e.Protocols}
+	var flows []flowtable.Record
+	for _, part := range snap.Flows {
+		flows = append(flows, part...)
+	}
 	sort.Slice(flows, func(i, j int) bool {
 		return flows[i].BytesTx+flows[i].BytesRx > flows[j].BytesTx+flows[j].BytesRx
 	})
 	s.top = flows[:min(n, len(flows))]
-	flowtable.SortHosts(snap.Hosts)
-	s.hosts = snap.Hosts[:min(n, len(snap.Hosts))]
-	for _, q := range qs {
+	s.hosts = topHosts(e.Hosts, n)
+	s.scan = topScanners(e.Scan, 3)
+	for _, q := range snap.Queues {
 		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes})
 	}
 	return s
+}
+
+// topScanners returns the n sources with the most distinct destination
+// ports among those that reached more than one port or host.
+func topScanners(all []flowtable.SourceStats, n int) []flowtable.SourceStats {
+	var out []flowtable.SourceStats
+	for _, src := range all {
+		if src.DistinctPorts > 1 || src.DistinctHosts > 1 {
+			out = append(out, src)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].DistinctPorts > out[j].DistinctPorts })
+	return out[:min(n, len(out))]
 }
 
 // printSystem prints the host metrics the product's summary shows: CPU

@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"internal/testcorpus": {},
 	"engine/sampler":      {},
 	"systemd":             {},
+	"sensor":              {"engine", "flowtable", "configs", "httpd", "decode"},
 }
 
 // stdlibOnly lists packages whose non-test code may import the standard
