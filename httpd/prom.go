@@ -132,6 +132,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 		p.family("netsentry_flows_evicted_total", "counter", "Flows ended early because the flow table was full.")
 		p.sample("netsentry_flows_evicted_total", float64(sn.Stats.FlowsEvicted))
 		s.writeProtocols(p, sn)
+		writeSinks(p, sn)
 	}
 	s.writeHost(p)
 }

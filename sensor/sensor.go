@@ -153,7 +153,7 @@ func New(opt Options) (*Sensor, error) {
 	}
 	s := &Sensor{opt: opt, log: log, interval: opt.Interval, pubCh: make(chan struct{}),
 		kick: make(chan struct{}, 1), subs: map[chan *Snapshot]*atomic.Uint64{}}
-	s.latest.Store(&Snapshot{At: time.Now(), Parts: PartFlows | PartHosts | PartScan})
+	s.latest.Store(&Snapshot{}) // never fresh: the first Wait waits for Run
 	return s, nil
 }
 

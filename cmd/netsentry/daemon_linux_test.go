@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -407,6 +408,10 @@ flows:
 	if st != 200 || !bytes.Contains(b, []byte(`netsentry_engine_packets_total{queue="0"}`)) {
 		t.Errorf("/metrics: %d", st)
 	}
+	// Each flow sink has its own queue and drop counter.
+	if !bytes.Contains(b, []byte(`netsentry_flow_records_dropped_total{sink="summary"} 0`)) {
+		t.Errorf("/metrics has no drop counter for the summary sink")
+	}
 	if promtool, err := exec.LookPath("promtool"); err == nil {
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = bytes.NewReader(b)
@@ -478,4 +483,86 @@ func bigRequest(t *testing.T, ns, addr, method, path string, body []byte) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestDaemonSummaryPerCapture: after a capture is stopped and started again
+// over the API, the final summary describes the second capture alone: its
+// packets, its connections and its hosts, as tshark's tables of the file
+// replayed into it give them.
+func TestDaemonSummaryPerCapture(t *testing.T) {
+	ns := liveNet(t)
+	bin := buildBinary(t)
+	cfgPath := filepath.Join(t.TempDir(), "netsentry.yaml")
+	cfgText := "api_port: 18090\ncapture_interface: c0\nperformance:\n  threads: 2\n  memory_limit_mb: 64\n" +
+		"flows:\n  idle_timeout: 1h\n  udp_idle_timeout: 1h\n  active_timeout: 2h\n  tcp_closed_linger: 1h\n"
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &liveProc{}
+	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--config", cfgPath, "--api-enable", "--top", "3")
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill() })
+	waitFor(t, p, "NetSentry is running")
+	api := newAPIClient(t, ns, "127.0.0.1:18090")
+	var stats struct {
+		Packets uint64 `json:"packets"`
+	}
+	waitPackets := func(n uint64) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			api.getJSON("/api/v1/network/stats", &stats)
+			if stats.Packets >= n || time.Now().After(end) {
+				break
+			}
+		}
+		if stats.Packets != n {
+			t.Fatalf("captured %d packets, want %d", stats.Packets, n)
+		}
+	}
+	sendFile(ns, filepath.Join(corpus, "zeek-http-bro.org.pcap"), 20000)
+	waitPackets(751)
+	for _, action := range []string{"stop", "start"} {
+		if st, b := api.do("POST", "/api/v1/capture", []byte(`{"action":"`+action+`"}`)); st != 200 {
+			t.Fatalf("capture %s: %d %s", action, st, b)
+		}
+	}
+	sendFile(ns, filepath.Join(corpus, "zeek-ssh-single-conn.pcap"), 20000)
+	waitPackets(94)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr.String())
+	}
+	out := p.stdout.String()
+	conv := tsv(t, "zeek-ssh-single-conn.pcap.conv_exact.tsv")[0]
+	eps := tsv(t, "zeek-ssh-single-conn.pcap.endpoints_exact.tsv")
+	want := []string{
+		"Packets captured: " + conv["frames_total"],
+		"Bytes captured: " + conv["bytes_total"],
+		fmt.Sprintf("1. %s:%s -> %s:%s [SSH]", conv["addr_a"], conv["port_a"], conv["addr_b"], conv["port_b"]),
+		fmt.Sprintf("   Sent: %s packets, %s bytes | Received: %s packets, %s bytes",
+			conv["frames_a_to_b"], conv["bytes_a_to_b"], conv["frames_b_to_a"], conv["bytes_b_to_a"]),
+	}
+	for _, e := range eps {
+		want = append(want, fmt.Sprintf(". %s: %s bytes", e["address"], e["bytes_total"]))
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("summary lacks %q", w)
+		}
+	}
+	// Nothing of the first capture: none of its hosts, a single connection.
+	for _, e := range tsv(t, "zeek-http-bro.org.pcap.endpoints_exact.tsv") {
+		if strings.Contains(out, " "+e["address"]+":") {
+			t.Errorf("summary of the second capture names %s of the first", e["address"])
+		}
+	}
+	if regexp.MustCompile(`(?m)^2\. \S+ -> `).MatchString(out) {
+		t.Errorf("summary lists more than the one connection of the second capture:\n%s", out)
+	}
+	if t.Failed() {
+		t.Logf("summary:\n%s", out)
+	}
 }

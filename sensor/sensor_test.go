@@ -1,0 +1,131 @@
+package sensor
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/netsentry/netsentry/configs"
+	"github.com/netsentry/netsentry/engine"
+	"github.com/netsentry/netsentry/flowtable"
+	"github.com/netsentry/netsentry/httpd"
+)
+
+func newTestSensor(t *testing.T, prepare func(configs.Config) (engine.LiveConfig, flowtable.Config, error)) (*Sensor, *engine.Exporter) {
+	t.Helper()
+	x := engine.NewExporter(4, false, engine.NewTopFlows(3))
+	t.Cleanup(func() { x.Close() })
+	if prepare == nil {
+		prepare = func(configs.Config) (engine.LiveConfig, flowtable.Config, error) {
+			return engine.LiveConfig{}, flowtable.Config{}, nil
+		}
+	}
+	s, err := New(Options{Config: configs.Default, Prepare: prepare, Exporter: x, Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, x
+}
+
+func TestNewNeedsOptions(t *testing.T) {
+	if _, err := New(Options{}); err == nil {
+		t.Fatal("New without Config, Prepare and Exporter succeeded")
+	}
+}
+
+// TestPublishes: snapshots are published every interval with increasing
+// sequence numbers, every subscriber gets them, and a subscriber that does
+// not read misses snapshots without delaying the others.
+func TestPublishes(t *testing.T) {
+	s, _ := newTestSensor(t, nil)
+	fast, _, cancelFast := s.Subscribe(16)
+	defer cancelFast()
+	_, missed, cancelSlow := s.Subscribe(1)
+	defer cancelSlow()
+	var last uint64
+	for range 5 {
+		select {
+		case snap := <-fast:
+			if snap.Seq <= last {
+				t.Fatalf("seq %d after %d", snap.Seq, last)
+			}
+			last = snap.Seq
+			if snap.Capture.Running {
+				t.Fatal("a capture runs in a sensor that never started one")
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("no snapshot within 2 s at a 20 ms interval")
+		}
+	}
+	if missed() == 0 {
+		t.Error("a subscriber with room for one snapshot that never read missed none")
+	}
+	if s.Published() < last {
+		t.Errorf("Published() = %d, behind the %d received", s.Published(), last)
+	}
+}
+
+// TestWait: a consumer asking for parts gets a snapshot no older than it
+// asked; a cancelled wait says so.
+func TestWait(t *testing.T) {
+	s, _ := newTestSensor(t, nil)
+	before := time.Now()
+	snap, err := s.Wait(context.Background(), PartFlows|PartHosts, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.Parts.Has(PartFlows | PartHosts) {
+		t.Errorf("parts %b lack flows and hosts", snap.Parts)
+	}
+	if age := before.Sub(snap.At); age > 50*time.Millisecond {
+		t.Errorf("snapshot %v older than asked", age)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Wait(ctx, PartFlows, -time.Second); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled wait: %v", err)
+	}
+	api, err := s.Snapshot(context.Background(), httpd.Parts{Flows: true})
+	if err != nil || api.Seq == 0 {
+		t.Errorf("API snapshot seq %d, %v", api.Seq, err)
+	}
+}
+
+// TestHealthWithoutCapture: a sensor whose capture is stopped on purpose
+// is healthy and says so.
+func TestHealthWithoutCapture(t *testing.T) {
+	s, _ := newTestSensor(t, nil)
+	if ok, reason := s.Health(); !ok || reason != "capture stopped" {
+		t.Errorf("Health() = %v %q", ok, reason)
+	}
+}
+
+// TestStartCaptureErrors: a capture that cannot be prepared or has no
+// interface is the request's fault (httpd.ErrInvalid), and nothing runs.
+func TestStartCaptureErrors(t *testing.T) {
+	bad := errors.New("network_analysis.bpf_filter: syntax error")
+	s, _ := newTestSensor(t, func(configs.Config) (engine.LiveConfig, flowtable.Config, error) {
+		return engine.LiveConfig{}, flowtable.Config{}, bad
+	})
+	if _, err := s.StartCapture([]string{"eth0"}); !errors.Is(err, httpd.ErrInvalid) || !errors.Is(err, bad) {
+		t.Errorf("prepare error: %v", err)
+	}
+	s2, _ := newTestSensor(t, nil)
+	if _, err := s2.StartCapture(nil); !errors.Is(err, httpd.ErrInvalid) {
+		t.Errorf("no interface: %v", err)
+	}
+	if s.Running() || s2.Running() {
+		t.Error("a capture runs after failed starts")
+	}
+	if st, err := s2.StopCapture(); err != nil || st.Running {
+		t.Errorf("stopping a stopped capture: %+v %v", st, err)
+	}
+	if l, _ := s2.LastCapture(); l != nil {
+		t.Error("a last capture exists though none started")
+	}
+}
