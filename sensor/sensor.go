@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,8 @@ type Options struct {
 	// Always lists the optional parts every snapshot holds, demanded or not
 	// (a consumer that reads them each interval: the alert evaluator).
 	Always Parts
+	// TopHosts is how many hosts Snapshot.TopHosts keeps (default 100).
+	TopHosts int
 }
 
 // Snapshot is the sensor at one instant. One is published every interval
@@ -87,6 +90,9 @@ type Snapshot struct {
 	// tick is carried forward, PartAt says when each was copied.
 	Parts  Parts
 	PartAt [numParts]time.Time
+	// TopHosts are the TopHosts hosts with the most bytes, largest first,
+	// when Parts has PartHosts.
+	TopHosts []flowtable.HostCounters
 	// Sinks are the flow sinks' counters (records written and dropped).
 	Sinks []engine.SinkStats
 	// Err is set when a worker did not answer in time: Engine and Flows
@@ -146,6 +152,9 @@ func New(opt Options) (*Sensor, error) {
 	}
 	if opt.Interval <= 0 {
 		opt.Interval = DefaultInterval
+	}
+	if opt.TopHosts <= 0 {
+		opt.TopHosts = 100
 	}
 	log := opt.Log
 	if log == nil {
@@ -349,12 +358,35 @@ func (s *Sensor) fill(ctx context.Context, snap, prev *Snapshot, run *captureRun
 	} else if snap.Parts.Has(PartFlows) {
 		snap.Flows = prev.Flows
 	}
-	if !want.Has(PartHosts) && snap.Parts.Has(PartHosts) {
-		snap.Engine.Hosts = prev.Engine.Hosts
+	switch {
+	case want.Has(PartHosts):
+		snap.TopHosts = topHosts(snap.Engine.Hosts, s.opt.TopHosts)
+	case snap.Parts.Has(PartHosts):
+		snap.Engine.Hosts, snap.TopHosts = prev.Engine.Hosts, prev.TopHosts
 	}
 	if !want.Has(PartScan) && snap.Parts.Has(PartScan) {
 		snap.Engine.Scan = prev.Engine.Scan
 	}
+}
+
+// topHosts returns the n hosts of hs with the most bytes, largest first
+// (ties: the lower address), in a new slice.
+func topHosts(hs []flowtable.HostCounters, n int) []flowtable.HostCounters {
+	top := make([]flowtable.HostCounters, 0, min(n, len(hs))+1)
+	for _, h := range hs {
+		if len(top) == n && h.Bytes() <= top[n-1].Bytes() {
+			continue
+		}
+		i := len(top)
+		for i > 0 && top[i-1].Bytes() < h.Bytes() {
+			i--
+		}
+		top = slices.Insert(top, i, h)
+		if len(top) > n {
+			top = top[:n]
+		}
+	}
+	return top
 }
 
 // workerSnapshots asks every worker for a snapshot at once.

@@ -1,8 +1,10 @@
 package sensor
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -127,5 +129,30 @@ func TestStartCaptureErrors(t *testing.T) {
 	}
 	if l, _ := s2.LastCapture(); l != nil {
 		t.Error("a last capture exists though none started")
+	}
+}
+
+// TestTopHosts: the n hosts with the most bytes, largest first, equal to a
+// full sort of the same hosts.
+func TestTopHosts(t *testing.T) {
+	var hs []flowtable.HostCounters
+	for i := range 500 {
+		h := flowtable.HostCounters{IPVersion: 4, BytesTx: uint64((i * 7919) % 1000), BytesRx: uint64(i % 13)}
+		h.Addr[0], h.Addr[1] = byte(i>>8), byte(i)
+		hs = append(hs, h)
+	}
+	got := topHosts(hs, 10)
+	all := slices.Clone(hs)
+	slices.SortStableFunc(all, func(a, b flowtable.HostCounters) int { return cmp.Compare(b.Bytes(), a.Bytes()) })
+	if len(got) != 10 {
+		t.Fatalf("%d hosts, want 10", len(got))
+	}
+	for i := range got {
+		if got[i].Bytes() != all[i].Bytes() {
+			t.Errorf("host %d: %d bytes, a full sort says %d", i, got[i].Bytes(), all[i].Bytes())
+		}
+	}
+	if n := len(topHosts(hs[:3], 10)); n != 3 {
+		t.Errorf("top 10 of 3 hosts: %d", n)
 	}
 }

@@ -77,7 +77,10 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 	d.log = newLogger(stderr, d.level)
 	// Live workers never wait on a writer, except for a capture's final flush.
 	d.exp = engine.NewExporter(1024, false, sinks...)
-	d.sensor, err = sensor.New(sensor.Options{Config: d.Config, Prepare: prepareCapture, Exporter: d.exp, Log: d.log})
+	// Hosts and scan signals are in every snapshot: the summary, the store
+	// and alerting read them each interval.
+	d.sensor, err = sensor.New(sensor.Options{Config: d.Config, Prepare: prepareCapture, Exporter: d.exp, Log: d.log,
+		Always: sensor.PartHosts | sensor.PartScan})
 	if err != nil {
 		panic("BUG: " + err.Error())
 	}
