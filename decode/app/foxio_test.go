@@ -1,3 +1,5 @@
+//go:build foxio
+
 package app
 
 import (
@@ -14,7 +16,8 @@ import (
 // compares the JA4 and server name of every TLS and QUIC client with the
 // outputs FoxIO publishes for its Rust implementation
 // (rust/ja4/src/snapshots). It needs a checkout of
-// github.com/FoxIO-LLC/ja4 named by FOXIO_JA4 and is skipped without one.
+// github.com/FoxIO-LLC/ja4 named by FOXIO_JA4, so it is built only with
+// the foxio tag (go test -tags foxio ./decode/app/) and fails without one.
 //
 // Known, justified differences (the JA4 spec, technical_details/JA4.md,
 // is what this package follows; FoxIO's implementations lag it):
@@ -26,7 +29,7 @@ import (
 func TestFoxIOSnapshots(t *testing.T) {
 	root := os.Getenv("FOXIO_JA4")
 	if root == "" {
-		t.Skip("set FOXIO_JA4 to a checkout of github.com/FoxIO-LLC/ja4")
+		t.Fatal("set FOXIO_JA4 to a checkout of github.com/FoxIO-LLC/ja4")
 	}
 	snaps, _ := filepath.Glob(filepath.Join(root, "rust/ja4/src/snapshots/ja4__insta@*.snap"))
 	if len(snaps) == 0 {
