@@ -214,7 +214,7 @@ func (d *daemon) shutdown(stopBG context.CancelFunc, bgWG *sync.WaitGroup) int {
 		return 1
 	}
 	if d.o.flowsOut != "-" && last != nil {
-		printSummary(d.stdout, liveSummary(last.l, d.top, d.o.topN))
+		printSummary(d.stdout, liveSummary(last.l, d.top, d.o.topN), d.o.geo)
 	}
 	if n := d.exp.Dropped(); n > 0 {
 		fmt.Fprintf(d.stderr, "netsentry: %d flow records dropped: the flow writer could not keep up\n", n)
@@ -426,7 +426,7 @@ func (d *daemon) startAPI() error {
 	cfg := d.Config()
 	addr := net.JoinHostPort(cfg.APIListen, strconv.Itoa(cfg.APIPort))
 	api, err := httpd.New(httpd.Options{Listen: addr, Token: cfg.APIToken, Version: version, GoVersion: goVersion(),
-		Sensor: d, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log})
+		Sensor: d, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo})
 	if err != nil {
 		return err
 	}
@@ -519,6 +519,10 @@ var liveKeys = map[string]bool{"log_level": true, "api_token": true}
 func (d *daemon) applyLocked(c configs.Config) httpd.ApplyResult {
 	var res httpd.ApplyResult
 	for _, k := range changedKeys(d.cfg, c) {
+		if configs.Inert(k) {
+			res.NotActedOn = append(res.NotActedOn, k) // nothing to restart: no feature reads it yet
+			continue
+		}
 		if !liveKeys[k] {
 			res.RestartRequired = append(res.RestartRequired, k)
 			continue
@@ -697,6 +701,6 @@ func (d *daemon) refreshSummary(ctx context.Context) {
 			}
 		}
 		fmt.Fprint(d.stdout, "\033[H\033[2J")
-		printSummary(d.stdout, s)
+		printSummary(d.stdout, s, d.o.geo)
 	}
 }
