@@ -37,8 +37,8 @@ type options struct {
 	cpuprofile  string
 	apiEnable   bool
 	webEnable   bool
-	apiFlag     bool // --api-enable was given
-	webFlag     bool // --web-enable was given
+	apiFlag     bool    // --api-enable was given
+	webFlag     bool    // --web-enable was given
 	geo         *geo.DB // network_analysis.enable_geolocation's databases; nil when off
 }
 
