@@ -218,3 +218,33 @@ func TestCheckFile(t *testing.T) {
 		t.Errorf("warnings %v", &Errors{ws})
 	}
 }
+
+// FuzzCheck: whatever the bytes, Check lists problems as *Errors with the
+// file named, warnings that say what is not acted on, and a Config it
+// returns without error validates.
+func FuzzCheck(f *testing.F) {
+	f.Add(DefaultYAML)
+	f.Add([]byte(descriptionExample))
+	f.Add([]byte(descriptionAdvanced))
+	f.Add([]byte("api_prot: 1\nstorage: {type: influxdb}\nperformance: {use_zero_copy: false}\n"))
+	f.Add([]byte("network_analysis: {protocols: [smb, smb], enable_geolocation: true, geoip_db: ''}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, ws, err := Check(data, "fuzz.yaml", nil)
+		for _, w := range ws {
+			if w.Key == "" || w.File != "fuzz.yaml" || !strings.HasPrefix(w.Msg, w.Key+": ") || !strings.Contains(w.Msg, NotActedOn) {
+				t.Fatalf("malformed warning %+v", w)
+			}
+		}
+		if err != nil {
+			for _, p := range problems(t, err) {
+				if p.File != "fuzz.yaml" || p.Msg == "" {
+					t.Fatalf("malformed problem %+v", p)
+				}
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Check accepted a config that does not validate: %v", err)
+		}
+	})
+}
