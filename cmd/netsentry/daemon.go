@@ -609,10 +609,14 @@ func (d *daemon) reload() {
 		d.log.Warn("SIGHUP: started without --config; nothing to reload")
 		return
 	}
-	c, err := configs.LoadChecked(d.cfgPath)
+	c, warns, db, err := loadConfig(d.cfgPath) // the geolocation databases are checked, then closed
+	db.Close()
 	if err != nil {
 		d.log.Error("SIGHUP: configuration not reloaded; the one in force stays", "err", err)
 		return
+	}
+	for _, w := range warns {
+		d.log.Warn("config: " + w.String())
 	}
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()
