@@ -609,7 +609,7 @@ func TestValidate(t *testing.T) {
 		{"copying capture", func(c *Config) { c.Performance.UseZeroCopy = false }, "performance.use_zero_copy",
 			"performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true"},
 		{"locking queues", func(c *Config) { c.Performance.EnableLockFreeQueues = false }, "performance.enable_lock_free_queues",
-			"performance.enable_lock_free_queues: false is not supported: packet workers never take a lock (each owns its ring and flow-table shard); remove the key or set it to true"},
+			"performance.enable_lock_free_queues: false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true"},
 		{"geolocation without database", func(c *Config) { c.NetworkAnalysis.EnableGeolocation = true; c.NetworkAnalysis.GeoIPDB = "" },
 			"network_analysis.geoip_db",
 			"network_analysis.geoip_db: empty, but enable_geolocation is true; set the path of a MaxMind City or Country database, e.g. /var/lib/GeoIP/GeoLite2-City.mmdb"},

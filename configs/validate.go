@@ -159,7 +159,7 @@ func (c *Config) Validate() error {
 		v.add("performance.use_zero_copy", "false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true")
 	}
 	if !p.EnableLockFreeQueues {
-		v.add("performance.enable_lock_free_queues", "false is not supported: packet workers never take a lock (each owns its ring and flow-table shard); remove the key or set it to true")
+		v.add("performance.enable_lock_free_queues", "false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true")
 	}
 	if p.RingSizeMB != 0 {
 		v.between("performance.ring_size_mb", p.RingSizeMB, 2, 1024)

@@ -191,7 +191,7 @@ performance:
 		`body:4: storage.type: "influxdb": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
 		`body:5: storage.retention_days: 0; keep data for at least 1 day`,
 		`body:7: performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true`,
-		`body:8: performance.enable_lock_free_queues: false is not supported: packet workers never take a lock (each owns its ring and flow-table shard); remove the key or set it to true`,
+		`body:8: performance.enable_lock_free_queues: false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true`,
 	}
 	problems(t, err)
 	if err.Error() != strings.Join(want, "\n") {

@@ -55,7 +55,7 @@ func TestPutListsEveryProblem(t *testing.T) {
 		`request body:2: storage.type: "prometheus": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
 		`request body:3: alerts.notification_channels[0]: type "webhook": sending alerts is not built yet; remove the channel (notification_channels: [])`,
 		`request body:4: performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true`,
-		`request body:4: performance.enable_lock_free_queues: false is not supported: packet workers never take a lock (each owns its ring and flow-table shard); remove the key or set it to true`,
+		`request body:4: performance.enable_lock_free_queues: false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true`,
 		`request body: network_analysis.geoip_db: cannot read "/nonexistent/GeoLite2-City.mmdb" as a MaxMind database: open /nonexistent/GeoLite2-City.mmdb: no such file or directory`,
 	}
 	if got := strs(t, p["errors"]); !slices.Equal(got, want) {

@@ -248,3 +248,15 @@ func TestApplyNotActedOn(t *testing.T) {
 		t.Errorf("applyLocked: %+v", res)
 	}
 }
+
+// --web-enable=false turns the dashboard off, so its warning goes; the
+// others stay.
+func TestWebFlagOffDropsItsWarning(t *testing.T) {
+	var stderr bytes.Buffer
+	if rc := run([]string{"--web-enable=false", "--replay", testcorpus.Path(t, "zeek-http-bro.org.pcap")}, io.Discard, &stderr); rc != 0 {
+		t.Fatalf("exit %d: %s", rc, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "enable_web") || !strings.Contains(stderr.String(), "config: "+defaultWarnings[1]) {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
