@@ -52,6 +52,8 @@ type NetworkAnalysis struct {
 	CaptureSnaplen          int      `yaml:"capture_snaplen"`
 	EnableProtocolDetection bool     `yaml:"enable_protocol_detection"`
 	EnableGeolocation       bool     `yaml:"enable_geolocation"`
+	GeoIPDB                 string   `yaml:"geoip_db"` // MaxMind City or Country database
+	ASNDB                   string   `yaml:"asn_db"`   // MaxMind ASN database; "" = no AS numbers
 	Protocols               []string `yaml:"protocols"`
 }
 
@@ -160,35 +162,8 @@ func Load(path string) (Config, error) {
 // its file and, where the key is set in the file, its line; this is what
 // --check-config prints. On any problem it returns a zero Config.
 func LoadChecked(path string) (Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
-	}
-	c := Default()
-	lines, err := decode(&c, data, path)
-	var errs Errors
-	if err != nil {
-		errs.Problems = append(errs.Problems, err.(*Errors).Problems...)
-	}
-	decodeProblems := errs.Problems
-	if err := c.Validate(); err != nil {
-	next:
-		for _, p := range err.(*Errors).Problems {
-			// A key that did not decode has been reported already.
-			for _, d := range decodeProblems {
-				if d.Key != "" && (p.Key == d.Key || strings.HasPrefix(p.Key, d.Key+".") || strings.HasPrefix(p.Key, d.Key+"[")) {
-					continue next
-				}
-			}
-			p.File = path
-			p.Line = lines[p.Key]
-			errs.Problems = append(errs.Problems, p)
-		}
-	}
-	if len(errs.Problems) > 0 {
-		return Config{}, &errs
-	}
-	return c, nil
+	c, _, err := CheckFile(path)
+	return c, err
 }
 
 // Encode writes c as YAML in the layout of netsentry.yaml (without its

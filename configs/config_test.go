@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -30,6 +31,9 @@ func problems(t *testing.T, err error) []Problem {
 	}
 	return e.Problems
 }
+
+// channelRE matches the key of a whole notification channel.
+var channelRE = regexp.MustCompile(`^alerts\.notification_channels\[\d+\]$`)
 
 func secs(n int) Duration { return Duration{time.Duration(n) * time.Second} }
 
@@ -57,6 +61,8 @@ var wantDefault = Config{
 		CaptureSnaplen:          65535,
 		EnableProtocolDetection: true,
 		EnableGeolocation:       false,
+		GeoIPDB:                 "/var/lib/GeoIP/GeoLite2-City.mmdb",
+		ASNDB:                   "/var/lib/GeoIP/GeoLite2-ASN.mmdb",
 		Protocols: []string{"http", "http2", "dns", "mdns", "llmnr", "tls", "smtp", "ssh", "quic",
 			"ftp", "dhcp", "dhcpv6", "ntp", "ssdp", "pop3", "imap"},
 	},
@@ -284,8 +290,12 @@ func TestCommentedExampleValidates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example does not parse: %v\n%s", err, in)
 	}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("example does not validate: %v", err)
+	// Sending is not built yet: each channel is refused as such, and for
+	// nothing else.
+	for i, p := range problems(t, c.Validate()) {
+		if !channelRE.MatchString(p.Key) || !strings.Contains(p.Msg, "sending alerts is not built yet") {
+			t.Errorf("example problem %d: %s", i, p.Msg)
+		}
 	}
 	want := []NotificationChannel{
 		{Type: "email", Recipients: []string{"admin@example.com"}},
@@ -556,9 +566,11 @@ func TestValidate(t *testing.T) {
 			"storage.retention_days: 0; keep data for at least 1 day"},
 		{"local path", func(c *Config) { c.Storage.LocalPath = "data" }, "storage.local_path",
 			`storage.local_path: "data" is not an absolute path; use e.g. /var/lib/netsentry/data`},
-		{"remote without url", func(c *Config) { c.Storage.Type = "prometheus" }, "storage.remote_url",
-			`storage.remote_url: empty, but storage.type "prometheus" sends data to a server; set its URL, e.g. http://prometheus:PORT`},
-		{"remote bad url", func(c *Config) { c.Storage.Type = "influxdb"; c.Storage.RemoteURL = "influx:8086" }, "storage.remote_url",
+		{"remote store", func(c *Config) { c.Storage.Type = "prometheus"; c.Storage.RemoteURL = "http://prometheus:9090" }, "storage.type",
+			`storage.type: "prometheus": remote storage is not built yet; use local (itself accepted, not yet acted on)`},
+		{"remote store without url", func(c *Config) { c.Storage.Type = "influxdb" }, "storage.type",
+			`storage.type: "influxdb": remote storage is not built yet; use local (itself accepted, not yet acted on)`},
+		{"remote bad url", func(c *Config) { c.Storage.RemoteURL = "influx:8086" }, "storage.remote_url",
 			`storage.remote_url: "influx:8086" is not an http(s) URL; write it like https://host:port/path`},
 		{"protocol", func(c *Config) { c.NetworkAnalysis.Protocols = []string{"dns", "gopher"} }, "network_analysis.protocols[1]",
 			`network_analysis.protocols[1]: "gopher" is not one of http, dns, tls, smtp, ssh, quic, http2, ftp, dhcp, ntp, smb, ssdp, mdns, llmnr, pop3, imap, dhcpv6`},
@@ -590,6 +602,17 @@ func TestValidate(t *testing.T) {
 			"flows.active_timeout: 1m30s is shorter than flows.idle_timeout (2m); make it at least as long"},
 		{"active below udp idle", func(c *Config) { c.Flows.UDPIdleTimeout = secs(3600) }, "flows.active_timeout",
 			"flows.active_timeout: 30m is shorter than flows.udp_idle_timeout (1h); make it at least as long"},
+		{"channel not built", func(c *Config) {
+			c.Alerts.NotificationChannels = []NotificationChannel{{Type: "webhook", URL: "https://hooks.example.com/x"}}
+		}, "alerts.notification_channels[0]",
+			`alerts.notification_channels[0]: type "webhook": sending alerts is not built yet; remove the channel (notification_channels: [])`},
+		{"copying capture", func(c *Config) { c.Performance.UseZeroCopy = false }, "performance.use_zero_copy",
+			"performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true"},
+		{"locking queues", func(c *Config) { c.Performance.EnableLockFreeQueues = false }, "performance.enable_lock_free_queues",
+			"performance.enable_lock_free_queues: false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true"},
+		{"geolocation without database", func(c *Config) { c.NetworkAnalysis.EnableGeolocation = true; c.NetworkAnalysis.GeoIPDB = "" },
+			"network_analysis.geoip_db",
+			"network_analysis.geoip_db: empty, but enable_geolocation is true; set the path of a MaxMind City or Country database, e.g. /var/lib/GeoIP/GeoLite2-City.mmdb"},
 		{"max fragments", func(c *Config) { c.Flows.MaxFragments = 0 }, "flows.max_fragments",
 			"flows.max_fragments: 0 is out of range; use 1 to 1048576"},
 		{"open api without token", func(c *Config) { c.APIListen = "0.0.0.0" }, "api_token",
@@ -608,6 +631,11 @@ func TestValidate(t *testing.T) {
 			c := Default()
 			tc.change(&c)
 			ps := problems(t, c.Validate())
+			if tc.key != "alerts.notification_channels[0]" {
+				// Every channel is also refused as not built; that is
+				// the case "channel not built".
+				ps = slices.DeleteFunc(ps, func(p Problem) bool { return channelRE.MatchString(p.Key) })
+			}
 			if len(ps) != 1 {
 				t.Fatalf("got %d problems, want 1:\n%v", len(ps), &Errors{ps})
 			}
@@ -637,7 +665,8 @@ func TestValidateAccepts(t *testing.T) {
 			c.Storage.RetentionDays = 1
 			c.Flows.ActiveTimeout = c.Flows.IdleTimeout
 		}},
-		{"remote store", func(c *Config) { c.Storage.Type = "victoriametrics"; c.Storage.RemoteURL = "http://vm:8428" }},
+		{"remote url kept for later", func(c *Config) { c.Storage.RemoteURL = "http://vm:8428" }},
+		{"geolocation with database", func(c *Config) { c.NetworkAnalysis.EnableGeolocation = true }},
 	} {
 		c := Default()
 		tc.change(&c)
@@ -725,6 +754,7 @@ performance:
 	want = strings.Join([]string{
 		dup + `:2: network_analysis.protocols[1]: want a string, got a list`,
 		dup + `:6: alerts.notification_channels[0].recipients: want a list, got 5`,
+		dup + `:5: alerts.notification_channels[0]: type "email": sending alerts is not built yet; remove the channel (notification_channels: [])`,
 	}, "\n")
 	if err.Error() != want {
 		t.Errorf("LoadChecked:\n%s\nwant\n%s", err, want)

@@ -184,6 +184,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, key string) {
 			continue
 		}
 		d.value(val, v.Field(f), path)
+		d.lines[path] = k.Line // a section's own line, not its first key's
 	}
 }
 

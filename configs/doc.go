@@ -10,7 +10,10 @@
 // every problem in a file is reported, not only the first, as an *Errors.
 // Parse and Load check form only; Validate checks meaning (ranges, known
 // names, ports that clash). LoadChecked does both and reports every problem
-// of both kinds with its line, which is what --check-config prints.
+// of both kinds with its line, which is what --check-config prints; Check
+// and CheckFile do the same and also return the warnings: settings this
+// build accepts but does not act on yet (Warnings, Inert), which are not
+// errors, so that a file written for a later build still loads.
 // Filters in network_analysis.bpf_filter are compiled, and so checked, by
 // the bpf package, not here.
 //

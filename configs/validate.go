@@ -91,22 +91,32 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if na.EnableGeolocation && na.GeoIPDB == "" {
+		v.add("network_analysis.geoip_db", "empty, but enable_geolocation is true; set the path of a MaxMind City or Country database, e.g. /var/lib/GeoIP/GeoLite2-City.mmdb")
+	}
+
 	st := &c.Storage
-	v.oneOf("storage.type", st.Type, storageTypes)
+	switch {
+	case !slices.Contains(storageTypes, st.Type):
+		v.oneOf("storage.type", st.Type, storageTypes)
+	case st.Type != "local":
+		v.add("storage.type", "%q: remote storage is not built yet; use local (itself accepted, not yet acted on)", st.Type)
+	}
 	if st.RetentionDays < 1 {
 		v.add("storage.retention_days", "%d; keep data for at least 1 day", st.RetentionDays)
 	}
 	if st.Type == "local" && !filepath.IsAbs(st.LocalPath) {
 		v.add("storage.local_path", "%q is not an absolute path; use e.g. /var/lib/netsentry/data", st.LocalPath)
 	}
-	if st.Type != "local" && slices.Contains(storageTypes, st.Type) && st.RemoteURL == "" {
-		v.add("storage.remote_url", "empty, but storage.type %q sends data to a server; set its URL, e.g. http://%s:PORT", st.Type, st.Type)
-	} else if st.RemoteURL != "" {
+	if st.RemoteURL != "" {
 		v.httpURL("storage.remote_url", st.RemoteURL)
 	}
 
 	for i, ch := range c.Alerts.NotificationChannels {
 		key := fmt.Sprintf("alerts.notification_channels[%d]", i)
+		if slices.Contains(channelTypes, ch.Type) {
+			v.add(key, "type %q: sending alerts is not built yet; remove the channel (notification_channels: [])", ch.Type)
+		}
 		v.oneOf(key+".type", ch.Type, channelTypes)
 		switch ch.Type {
 		case "email":
@@ -145,6 +155,12 @@ func (c *Config) Validate() error {
 		seenCPU[cpu] = true
 	}
 	v.between("performance.packet_batch_size", p.PacketBatchSize, 1, MaxBatchSize)
+	if !p.UseZeroCopy {
+		v.add("performance.use_zero_copy", "false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true")
+	}
+	if !p.EnableLockFreeQueues {
+		v.add("performance.enable_lock_free_queues", "false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true")
+	}
 	if p.RingSizeMB != 0 {
 		v.between("performance.ring_size_mb", p.RingSizeMB, 2, 1024)
 	}

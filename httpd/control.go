@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/netsentry/netsentry/configs"
+	"github.com/netsentry/netsentry/geo"
 )
 
 type captureJSON struct {
@@ -193,13 +194,18 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	// JSON is YAML: the strict configuration decoder reports unknown keys
-	// and wrong types with their line, as for a file.
-	c, err := configs.Parse(body, "request body")
-	if err == nil && c.APIToken == Redacted {
-		c.APIToken = s.opt.Config.Config().APIToken
-	}
-	if err == nil {
-		err = c.Validate()
+	// and wrong types with their line, as for a file, and the checks of
+	// meaning and of the geolocation databases run too, so that every
+	// problem is listed at once.
+	c, warns, db, err := geo.CheckConfig(body, "request body", func(c *configs.Config) {
+		if c.APIToken == Redacted {
+			c.APIToken = s.opt.Config.Config().APIToken
+		}
+	})
+	db.Close() // opened to check it; the running sensor keeps its own until a restart
+	warnList := make([]string, 0, len(warns))
+	for _, w := range warns {
+		warnList = append(warnList, w.String())
 	}
 	if err != nil {
 		var errs *configs.Errors
@@ -208,7 +214,7 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 			for _, p := range errs.Problems {
 				list = append(list, p.String())
 			}
-			writeProblem(ctx, fasthttp.StatusBadRequest, "invalid configuration; nothing was changed", list...)
+			writeConfigProblem(ctx, list, warnList)
 			return
 		}
 		writeProblem(ctx, fasthttp.StatusBadRequest, "invalid configuration; nothing was changed: "+err.Error())
@@ -225,7 +231,10 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.log.Info("api: configuration replaced", "applied", res.Applied, "restart_required", res.RestartRequired,
-		"client", ctx.RemoteAddr().String())
+		"not_acted_on", res.NotActedOn, "client", ctx.RemoteAddr().String())
+	for _, w := range warnList {
+		s.log.Warn("api: config: " + w)
+	}
 	m, err := configJSON(s.opt.Config.Config())
 	if err != nil {
 		writeProblem(ctx, fasthttp.StatusInternalServerError, err.Error())
@@ -237,6 +246,18 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 	if res.RestartRequired == nil {
 		res.RestartRequired = []string{}
 	}
+	if res.NotActedOn == nil {
+		res.NotActedOn = []string{}
+	}
 	writeJSON(ctx, map[string]any{"timestamp": time.Now().UTC().Format(tsFormat), "config": m,
-		"applied": res.Applied, "restart_required": res.RestartRequired})
+		"applied": res.Applied, "restart_required": res.RestartRequired, "not_acted_on": res.NotActedOn,
+		"warnings": warnList})
+}
+
+// writeConfigProblem answers 400 for a configuration with problems: every
+// problem in errors, and the warnings the configuration would have had.
+func writeConfigProblem(ctx *fasthttp.RequestCtx, errs, warns []string) {
+	p := problem{Type: "about:blank", Title: fasthttp.StatusMessage(fasthttp.StatusBadRequest), Status: fasthttp.StatusBadRequest,
+		Detail: "invalid configuration; nothing was changed", Instance: string(ctx.Path()), Errors: errs, Warnings: warns}
+	writeProblemBody(ctx, p)
 }

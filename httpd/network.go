@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/netsentry/netsentry/flowtable"
+	"github.com/netsentry/netsentry/geo"
 )
 
 const (
@@ -47,11 +48,12 @@ type connFilter struct {
 	app     string
 	host    netip.Addr
 	hasHost bool
+	geo     *geo.DB // where the endpoints are; nil: off
 }
 
 func (s *Server) connections(ctx *fasthttp.RequestCtx) {
 	q, msg := parseQuery(ctx, "limit", "sort", "protocol", "application_protocol", "host")
-	var f connFilter
+	f := connFilter{geo: s.opt.Geo}
 	if msg == "" {
 		f.limit, msg = q.limit(defaultConnLimit)
 	}
@@ -176,14 +178,14 @@ func renderConnections(c *cached, f connFilter) []byte {
 		if n > 0 {
 			b = append(b, ',')
 		}
-		b = appendConnection(b, all[i])
+		b = appendConnection(b, all[i], f.geo)
 	}
 	return append(b, "]}"...)
 }
 
 // appendConnection appends the product's connection object.
-func appendConnection(b []byte, r *flowtable.Record) []byte {
-	return append(r.AppendConnection(b), '}')
+func appendConnection(b []byte, r *flowtable.Record, g *geo.DB) []byte {
+	return append(appendConnGeo(r.AppendConnection(b), g, r), '}')
 }
 
 func (s *Server) hosts(ctx *fasthttp.RequestCtx) {
@@ -200,10 +202,10 @@ func (s *Server) hosts(ctx *fasthttp.RequestCtx) {
 	if c == nil {
 		return
 	}
-	writeJSONBytes(ctx, c.render("h\x00"+strconv.Itoa(limit), func(c *cached) []byte { return renderHosts(c, limit) }))
+	writeJSONBytes(ctx, c.render("h\x00"+strconv.Itoa(limit), func(c *cached) []byte { return renderHosts(c, limit, s.opt.Geo) }))
 }
 
-func renderHosts(c *cached, limit int) []byte {
+func renderHosts(c *cached, limit int, g *geo.DB) []byte {
 	hs := c.snap.Hosts
 	t := topK{k: limit}
 	for i := range hs {
@@ -236,6 +238,7 @@ func renderHosts(c *cached, limit int) []byte {
 		b = strconv.AppendUint(b, h.FlowsInitiated, 10)
 		b = append(b, `,"flows_answered":`...)
 		b = strconv.AppendUint(b, h.FlowsAnswered, 10)
+		b = appendHostGeo(b, g, h)
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)

@@ -13,20 +13,25 @@ type problem struct {
 	Status   int      `json:"status"`
 	Detail   string   `json:"detail,omitempty"`
 	Instance string   `json:"instance,omitempty"`
-	Errors   []string `json:"errors,omitempty"` // every problem found, e.g. of a config
+	Errors   []string `json:"errors,omitempty"`   // every problem found, e.g. of a config
+	Warnings []string `json:"warnings,omitempty"` // settings accepted but not acted on, of a config
 }
 
 // writeProblem answers with status and a problem+json body.
 func writeProblem(ctx *fasthttp.RequestCtx, status int, detail string, errs ...string) {
-	p := problem{Type: "about:blank", Title: fasthttp.StatusMessage(status), Status: status,
-		Detail: detail, Instance: string(ctx.Path()), Errors: errs}
+	writeProblemBody(ctx, problem{Type: "about:blank", Title: fasthttp.StatusMessage(status), Status: status,
+		Detail: detail, Instance: string(ctx.Path()), Errors: errs})
+}
+
+// writeProblemBody answers with p as problem+json, p.Status as the status.
+func writeProblemBody(ctx *fasthttp.RequestCtx, p problem) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		panic("BUG: marshal problem: " + err.Error())
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetContentType("application/problem+json")
-	ctx.SetStatusCode(status)
+	ctx.SetStatusCode(p.Status)
 	ctx.SetBody(b)
 }
 

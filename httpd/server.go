@@ -16,6 +16,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+
+	"github.com/netsentry/netsentry/geo"
 )
 
 // Limits of the server.
@@ -51,6 +53,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// CacheTTL is how long a snapshot is shared by requests; 0: DefaultTTL.
 	CacheTTL time.Duration
+	// Geo adds where each connection's endpoints and each host are
+	// (source_geo, dest_geo, geo); nil: geolocation is off.
+	Geo *geo.DB
 }
 
 // Server is the API server.

@@ -115,6 +115,10 @@ type HostMetrics interface {
 type ApplyResult struct {
 	Applied         []string // keys applied at once
 	RestartRequired []string // keys that take effect at the next start
+	// NotActedOn lists the changed keys that this build accepts but does
+	// not act on yet (configs.Inert): neither applied nor waiting for a
+	// restart.
+	NotActedOn []string
 }
 
 // ConfigStore holds the configuration in force.

@@ -77,7 +77,9 @@ func (s *Server) writeEvents(w *bufio.Writer) bool {
 		return false
 	}
 	w.WriteString("event: connections\ndata: ")
-	w.Write(fc.render("stream", func(c *cached) []byte { return renderConnections(c, connFilter{sort: "bytes", limit: 10}) }))
+	w.Write(fc.render("stream", func(c *cached) []byte {
+		return renderConnections(c, connFilter{sort: "bytes", limit: 10, geo: s.opt.Geo})
+	}))
 	w.WriteString("\n\n")
 	return true
 }

@@ -200,7 +200,7 @@ func (d *daemon) shutdown(stopBG context.CancelFunc, bgWG *sync.WaitGroup) int {
 		return 1
 	}
 	if last, _ := d.sensor.LastCapture(); d.o.flowsOut != "-" && last != nil {
-		printSummary(d.stdout, liveSummary(last, d.top, d.o.topN))
+		printSummary(d.stdout, liveSummary(last, d.top, d.o.topN), d.o.geo)
 	}
 	if n := d.exp.Dropped(); n > 0 {
 		fmt.Fprintf(d.stderr, "netsentry: %d flow records dropped: the flow writer could not keep up\n", n)
@@ -222,7 +222,7 @@ func (d *daemon) startAPI() error {
 	cfg := d.Config()
 	addr := net.JoinHostPort(cfg.APIListen, strconv.Itoa(cfg.APIPort))
 	api, err := httpd.New(httpd.Options{Listen: addr, Token: cfg.APIToken, Version: version, GoVersion: goVersion(),
-		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log})
+		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo})
 	if err != nil {
 		return err
 	}
@@ -278,6 +278,10 @@ var liveKeys = map[string]bool{"log_level": true, "api_token": true}
 func (d *daemon) applyLocked(c configs.Config) httpd.ApplyResult {
 	var res httpd.ApplyResult
 	for _, k := range configs.Diff(d.cfg, c) {
+		if configs.Inert(k) {
+			res.NotActedOn = append(res.NotActedOn, k) // nothing to restart: no feature reads it yet
+			continue
+		}
 		if !liveKeys[k] {
 			res.RestartRequired = append(res.RestartRequired, k)
 			continue
@@ -313,10 +317,14 @@ func (d *daemon) reload() {
 		d.log.Warn("SIGHUP: started without --config; nothing to reload")
 		return
 	}
-	c, err := configs.LoadChecked(d.cfgPath)
+	c, warns, db, err := loadConfig(d.cfgPath) // the geolocation databases are checked, then closed
+	db.Close()
 	if err != nil {
 		d.log.Error("SIGHUP: configuration not reloaded; the one in force stays", "err", err)
 		return
+	}
+	for _, w := range warns {
+		d.log.Warn("config: " + w.String())
 	}
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()
@@ -400,6 +408,6 @@ func (d *daemon) refreshSummary(ctx context.Context) {
 			}
 		}
 		fmt.Fprint(d.stdout, "\033[H\033[2J")
-		printSummary(d.stdout, s)
+		printSummary(d.stdout, s, d.o.geo)
 	}
 }

@@ -8,15 +8,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 
 	"github.com/netsentry/netsentry/configs"
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/flowtable"
+	"github.com/netsentry/netsentry/geo"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,8 +38,9 @@ type options struct {
 	cpuprofile  string
 	apiEnable   bool
 	webEnable   bool
-	apiFlag     bool // --api-enable was given
-	webFlag     bool // --web-enable was given
+	apiFlag     bool    // --api-enable was given
+	webFlag     bool    // --web-enable was given
+	geo         *geo.DB // network_analysis.enable_geolocation's databases; nil when off
 }
 
 // applyOverrides lays the command-line flags over a configuration.
@@ -99,12 +103,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "netsentry %s (%s)\n", version, goVersion())
 		return 0
 	}
-	cfg, err := loadConfig(o.configPath)
+	cfg, warns, db, err := loadConfig(o.configPath)
 	if o.checkConfig {
 		if err != nil {
 			fmt.Fprintln(stdout, err)
+		}
+		for _, w := range warns {
+			fmt.Fprintln(stdout, "warning: "+w.String())
+		}
+		if err != nil {
 			return 1
 		}
+		db.Close()
 		fmt.Fprintln(stdout, "ok")
 		return 0
 	}
@@ -112,6 +122,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "netsentry: %v\n(run netsentry --check-config --config FILE to list every problem)\n", err)
 		return 2
 	}
+	defer db.Close()
+	o.geo = db
+	if o.webFlag && !o.webEnable { // --web-enable=false: the dashboard is off, nothing to warn about
+		warns = slices.DeleteFunc(warns, func(p configs.Problem) bool { return p.Key == "enable_web" })
+	}
+	logWarnings(stderr, cfg, warns)
 	if o.replaySpeed != "max" && o.replaySpeed != "1x" {
 		fmt.Fprintf(stderr, "netsentry: --replay-speed %q: want max or 1x\n", o.replaySpeed)
 		return 2
@@ -147,12 +163,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return live(ctx, cfg, o, stdout, stderr)
 }
 
-func loadConfig(path string) (configs.Config, error) {
-	if path == "" {
-		c := configs.Default()
-		return c, c.Validate()
+// loadConfig loads and checks the configuration file at path (the
+// defaults when path is ""), and opens the geolocation databases it names.
+// The error lists every problem; warnings are the settings accepted but
+// not acted on (configs.Config.Warnings).
+func loadConfig(path string) (configs.Config, []configs.Problem, *geo.DB, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return configs.Config{}, nil, nil, fmt.Errorf("read config: %w", err)
+		}
 	}
-	return configs.LoadChecked(path)
+	return geo.CheckConfig(data, path, nil)
+}
+
+// logWarnings logs each configuration warning at start-up.
+func logWarnings(w io.Writer, cfg configs.Config, warns []configs.Problem) {
+	if len(warns) == 0 {
+		return
+	}
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(cfg.LogLevel))
+	log := newLogger(w, level)
+	for _, p := range warns {
+		log.Warn("config: " + p.String())
+	}
 }
 
 func goVersion() string {
@@ -186,13 +222,13 @@ func flowSinks(o options, stdout io.Writer) (*engine.TopFlows, []engine.Sink, er
 	switch o.flowsOut {
 	case "":
 	case "-":
-		sinks = append(sinks, engine.NewJSONLines(stdout, nil))
+		sinks = append(sinks, geoLines(engine.NewJSONLines(stdout, nil), o.geo))
 	default:
 		f, err := os.Create(o.flowsOut)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open --flows-out: %w", err)
 		}
-		sinks = append(sinks, engine.NewJSONLines(f, f))
+		sinks = append(sinks, geoLines(engine.NewJSONLines(f, f), o.geo))
 	}
 	return top, sinks, nil
 }
@@ -229,7 +265,7 @@ func replay(ctx context.Context, cfg configs.Config, o options, stdout, stderr i
 		return 1
 	}
 	if o.flowsOut != "-" {
-		printSummary(stdout, buildSummary([]*engine.Worker{w}, top, o.topN))
+		printSummary(stdout, buildSummary([]*engine.Worker{w}, top, o.topN), o.geo)
 	}
 	if st.Stop != nil {
 		fmt.Fprintf(stderr, "netsentry: %s: %v\n", o.replay, st.Stop)

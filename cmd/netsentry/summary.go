@@ -6,11 +6,13 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/netsentry/netsentry/decode"
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/flowtable"
 	"github.com/netsentry/netsentry/sensor"
+	"github.com/netsentry/netsentry/geo"
 )
 
 // summary is what the terminal report shows.
@@ -131,7 +133,8 @@ func printSystem(w io.Writer, m map[string]float64) {
 	fmt.Fprintln(w)
 }
 
-func printSummary(w io.Writer, s summary) {
+// printSummary prints s; g, if not nil, adds where the top hosts are.
+func printSummary(w io.Writer, s summary, g *geo.DB) {
 	fmt.Fprintln(w, "NetSentry - Network Monitoring Tool")
 	fmt.Fprintln(w, "==================================")
 	fmt.Fprintln(w)
@@ -177,7 +180,8 @@ func printSummary(w io.Writer, s summary) {
 	fmt.Fprintln(w, "Top Hosts by Traffic:")
 	for i := range s.hosts {
 		h := &s.hosts[i]
-		fmt.Fprintf(w, "%d. %s: %s bytes\n", i+1, flowtable.IP(&h.Addr, h.IPVersion), strconv.FormatUint(h.Bytes(), 10))
+		ip := flowtable.IP(&h.Addr, h.IPVersion)
+		fmt.Fprintf(w, "%d. %s: %s bytes%s\n", i+1, ip, strconv.FormatUint(h.Bytes(), 10), geoNote(g.Lookup(ip)))
 	}
 	if len(s.protocols) > 0 {
 		fmt.Fprintln(w)
@@ -198,4 +202,20 @@ func printSummary(w io.Writer, s summary) {
 				flowtable.IP(&src.Addr, src.IPVersion), src.Connections, src.DistinctPorts, src.DistinctHosts, approx)
 		}
 	}
+}
+
+// geoNote is where a host is, for the summary: " (DE Berlin, AS3320
+// Deutsche Telekom AG)", as much as is known; "" when nothing is.
+func geoNote(i geo.Info) string {
+	var parts []string
+	if loc := strings.TrimSpace(i.Country + " " + i.City); loc != "" {
+		parts = append(parts, loc)
+	}
+	if i.ASN != 0 {
+		parts = append(parts, strings.TrimSpace("AS"+strconv.FormatUint(uint64(i.ASN), 10)+" "+i.ASOrg))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

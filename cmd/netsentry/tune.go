@@ -31,7 +31,8 @@ func tune(args []string, stdout, stderr io.Writer) int {
 	if *iface != "" {
 		o.Interfaces = []string{*iface}
 	} else {
-		cfg, err := loadConfig(*cfgPath)
+		cfg, _, db, err := loadConfig(*cfgPath)
+		db.Close()
 		if err != nil {
 			fmt.Fprintf(stderr, "netsentry tune: %v\n", err)
 			return 2

@@ -1,0 +1,250 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// keysOf returns the keys of ps, in order.
+func keysOf(ps []Problem) []string {
+	var ks []string
+	for _, p := range ps {
+		ks = append(ks, p.Key)
+	}
+	return ks
+}
+
+func TestWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(c *Config)
+		want   []string // keys warned about
+	}{
+		{"default", func(c *Config) {}, []string{"enable_web", "storage", "alerts"}},
+		{"web off", func(c *Config) { c.EnableWeb = false }, []string{"storage", "alerts"}},
+		{"smb", func(c *Config) { c.NetworkAnalysis.Protocols = []string{"dns", "smb"} },
+			[]string{"enable_web", "network_analysis.protocols[1]", "storage", "alerts"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.change(&c)
+			ws := c.Warnings()
+			if got := keysOf(ws); !slices.Equal(got, tc.want) {
+				t.Fatalf("warned about %v, want %v", got, tc.want)
+			}
+			for _, w := range ws {
+				if !strings.HasPrefix(w.Msg, w.Key+": ") || !strings.Contains(w.Msg, NotActedOn) {
+					t.Errorf("warning %q: want it to start with its key and say %q", w.Msg, NotActedOn)
+				}
+			}
+		})
+	}
+	c := Default()
+	ws := c.Warnings()
+	for _, want := range []string{
+		"enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090",
+		"storage: accepted, not yet acted on: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk",
+		`alerts: accepted, not yet acted on: this build evaluates no alert rules yet, so alerts.config_path ("/etc/netsentry/alerts/") is not read`,
+	} {
+		if !slices.ContainsFunc(ws, func(p Problem) bool { return p.Msg == want }) {
+			t.Errorf("no warning %q in\n%v", want, &Errors{ws})
+		}
+	}
+}
+
+func TestInert(t *testing.T) {
+	for key, want := range map[string]bool{
+		"enable_web": true, "web_port": true, "storage": true, "storage.type": true, "storage.retention_days": true,
+		"alerts": true, "alerts.notification_channels": true, "alerts.config_path": true,
+		"enable_api": false, "api_port": false, "storagex": false, "network_analysis.protocols": false,
+		"performance.use_zero_copy": false, "log_level": false,
+	} {
+		if got := Inert(key); got != want {
+			t.Errorf("Inert(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
+// The product description's example configurations, with the indentation
+// that its text lost restored.
+const (
+	descriptionExample = `# Example configuration
+log_level: "info"
+enable_api: true
+api_port: 8080
+enable_web: true
+web_port: 9090
+enable_packet_capture: true
+capture_interface: "eth0"
+`
+	descriptionAdvanced = `# Storage configuration
+storage:
+  type: "prometheus" # Options: prometheus, influxdb, local
+  retention_days: 30
+  local_path: "/var/lib/netsentry/data"
+  remote_url: "http://prometheus:9090"
+# Network analysis configuration
+network_analysis:
+  capture_interfaces: ["eth0", "eth1"]
+  bpf_filter: "not port 22"
+  capture_snaplen: 96
+  enable_protocol_detection: true
+  enable_geolocation: true
+  protocols:
+    - http
+    - dns
+    - tls
+    - smtp
+# Alert configuration
+alerts:
+  config_path: "/etc/netsentry/alerts/"
+  notification_channels:
+    - type: "email"
+      recipients: ["admin@example.com"]
+    - type: "webhook"
+      url: "https://hooks.slack.com/services/XXX/YYY/ZZZ"
+    - type: "prometheus-alertmanager"
+      url: "http://alertmanager:9093/api/v1/alerts"
+# Performance tuning
+performance:
+  threads: 4 # 0 = auto-detect
+  packet_batch_size: 1024
+  use_zero_copy: true
+  memory_limit_mb: 2048
+  enable_lock_free_queues: true
+`
+)
+
+func TestDescriptionExampleLoadsWithWarnings(t *testing.T) {
+	c, ws, err := Check([]byte(descriptionExample), "example.yaml", nil)
+	if err != nil {
+		t.Fatalf("the description's example configuration does not load: %v", err)
+	}
+	if c.WebPort != 9090 || !c.EnableWeb {
+		t.Errorf("web_port %d enable_web %v", c.WebPort, c.EnableWeb)
+	}
+	want := []string{
+		`example.yaml:5: enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090`,
+		`example.yaml: storage: accepted, not yet acted on: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk`,
+		`example.yaml: alerts: accepted, not yet acted on: this build evaluates no alert rules yet, so alerts.config_path ("/etc/netsentry/alerts/") is not read`,
+	}
+	if got := (&Errors{ws}).Error(); got != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// The advanced example asks for a remote store and for notification
+// channels, which are not built: exactly those are errors, each saying so,
+// all listed at once; everything else in it is accepted.
+func TestDescriptionAdvancedNamesWhatIsNotBuilt(t *testing.T) {
+	_, ws, err := Check([]byte(descriptionAdvanced), "advanced.yaml", nil)
+	want := []string{
+		`advanced.yaml:3: storage.type: "prometheus": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
+		`advanced.yaml:23: alerts.notification_channels[0]: type "email": sending alerts is not built yet; remove the channel (notification_channels: [])`,
+		`advanced.yaml:25: alerts.notification_channels[1]: type "webhook": sending alerts is not built yet; remove the channel (notification_channels: [])`,
+		`advanced.yaml:27: alerts.notification_channels[2]: type "prometheus-alertmanager": sending alerts is not built yet; remove the channel (notification_channels: [])`,
+	}
+	problems(t, err)
+	if err.Error() != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web", "storage", "alerts"}) {
+		t.Errorf("warned about %v", got)
+	}
+	if ws[1].Line != 2 || ws[2].Line != 20 {
+		t.Errorf("warning lines %d, %d; want 2 (storage:) and 20 (alerts:)", ws[1].Line, ws[2].Line)
+	}
+
+	// With the unbuilt parts taken out, it loads, with warnings.
+	fixed := strings.Replace(descriptionAdvanced, `type: "prometheus"`, `type: "local"`, 1)
+	fixed = fixed[:strings.Index(fixed, "  notification_channels:")] + fixed[strings.Index(fixed, "# Performance"):]
+	c, _, err := Check([]byte(fixed), "advanced.yaml", nil)
+	if err != nil {
+		t.Fatalf("advanced example without remote store and channels: %v", err)
+	}
+	if !c.NetworkAnalysis.EnableGeolocation || c.Performance.Threads != 4 || c.NetworkAnalysis.CaptureSnaplen != 96 {
+		t.Errorf("advanced example decoded as %+v", c)
+	}
+}
+
+// Check lists every problem of a file at once: an unknown key does not
+// hide the bad values beside it, nor the settings that are not built.
+func TestCheckListsEverything(t *testing.T) {
+	in := `log_level: loud
+api_prot: 8080
+storage:
+  type: influxdb
+  retention_days: 0
+performance:
+  use_zero_copy: false
+  enable_lock_free_queues: false
+  threads: lots
+`
+	_, _, err := Check([]byte(in), "body", nil)
+	want := []string{
+		`body:2: unknown key "api_prot"; did you mean "api_port"?`,
+		`body:9: performance.threads: want an integer, got "lots"`,
+		`body:1: log_level: "loud" is not one of debug, info, warn, error`,
+		`body:4: storage.type: "influxdb": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
+		`body:5: storage.retention_days: 0; keep data for at least 1 day`,
+		`body:7: performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true`,
+		`body:8: performance.enable_lock_free_queues: false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true`,
+	}
+	problems(t, err)
+	if err.Error() != strings.Join(want, "\n") {
+		t.Errorf("Check:\n%s\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+
+	// adjust runs before Validate.
+	_, _, err = Check([]byte("api_token: short\n"), "body", func(c *Config) { c.APIToken = "0123456789abcdef0123" })
+	if err != nil {
+		t.Errorf("Check with adjust: %v", err)
+	}
+}
+
+func TestCheckFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "site.yaml")
+	if err := os.WriteFile(path, []byte("enable_web: false\nstorage:\n  retention_days: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, ws, err := CheckFile(path)
+	if err != nil || c.Storage.RetentionDays != 3 {
+		t.Fatalf("CheckFile: %+v, %v", c.Storage, err)
+	}
+	if len(ws) != 2 || ws[0].String() != path+":2: "+ws[0].Msg || ws[0].Key != "storage" {
+		t.Errorf("warnings %v", &Errors{ws})
+	}
+}
+
+// FuzzCheck: whatever the bytes, Check lists problems as *Errors with the
+// file named, warnings that say what is not acted on, and a Config it
+// returns without error validates.
+func FuzzCheck(f *testing.F) {
+	f.Add(DefaultYAML)
+	f.Add([]byte(descriptionExample))
+	f.Add([]byte(descriptionAdvanced))
+	f.Add([]byte("api_prot: 1\nstorage: {type: influxdb}\nperformance: {use_zero_copy: false}\n"))
+	f.Add([]byte("network_analysis: {protocols: [smb, smb], enable_geolocation: true, geoip_db: ''}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, ws, err := Check(data, "fuzz.yaml", nil)
+		for _, w := range ws {
+			if w.Key == "" || w.File != "fuzz.yaml" || !strings.HasPrefix(w.Msg, w.Key+": ") || !strings.Contains(w.Msg, NotActedOn) {
+				t.Fatalf("malformed warning %+v", w)
+			}
+		}
+		if err != nil {
+			for _, p := range problems(t, err) {
+				if p.File != "fuzz.yaml" || p.Msg == "" {
+					t.Fatalf("malformed problem %+v", p)
+				}
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Check accepted a config that does not validate: %v", err)
+		}
+	})
+}
