@@ -298,7 +298,7 @@ func (d *daemon) stopLocked() error {
 	run.cancel()
 	err := <-run.done
 	tot := engine.TotalStats(run.l.Stats())
-	d.log.Info(fmt.Sprintf("capture on %v stopped", run.ifaces), "packets", tot.Packets, "kernel_drops", tot.KernelDrops)
+	d.log.Info(fmt.Sprintf("capture on %v stopped", run.ifaces), "packets", tot.Packets, "kernel_packets", tot.KernelPackets, "kernel_drops", tot.KernelDrops)
 	if cerr := run.l.Close(); err == nil {
 		err = cerr
 	}

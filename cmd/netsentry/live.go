@@ -35,7 +35,7 @@ func liveConfig(cfg configs.Config) engine.LiveConfig {
 func liveSummary(l *engine.Live, top *engine.TopFlows, n int) summary {
 	s := buildSummary(l.Workers(), top, n)
 	for _, q := range l.Stats() {
-		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes})
+		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes, captured: q.Packets})
 	}
 	return s
 }

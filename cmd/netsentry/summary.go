@@ -24,10 +24,14 @@ type summary struct {
 	system    map[string]float64 // host metrics by dotted name; nil: none
 }
 
+// queueDrops is one queue's line: packets is the kernel's count for its
+// sockets (drops included), captured what its worker took from the ring;
+// after the capture stopped, packets = captured + drops exactly.
 type queueDrops struct {
 	queue          int
 	packets, drops uint64
 	freezes        uint64
+	captured       uint64
 }
 
 // buildSummary merges the workers' counters, hosts, protocols and scan
@@ -88,7 +92,7 @@ func snapshotSummary(snap engine.Snapshot, qs []engine.QueueStats, n int) summar
 	flowtable.SortHosts(snap.Hosts)
 	s.hosts = snap.Hosts[:min(n, len(snap.Hosts))]
 	for _, q := range qs {
-		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes})
+		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes, captured: q.Packets})
 	}
 	return s
 }
@@ -137,7 +141,7 @@ func printSummary(w io.Writer, s summary) {
 		fmt.Fprintf(w, "Non-IP frames: %d\n", s.counters.NonIP)
 	}
 	for _, d := range s.drops {
-		fmt.Fprintf(w, "Queue %d: %d packets, %d kernel drops, %d freezes\n", d.queue, d.packets, d.drops, d.freezes)
+		fmt.Fprintf(w, "Queue %d: %d packets, %d kernel drops, %d freezes; %d captured\n", d.queue, d.packets, d.drops, d.freezes, d.captured)
 	}
 	if m := s.counters.Malformed(); m > 0 {
 		fmt.Fprintf(w, "Malformed frames: %d\n", m)
