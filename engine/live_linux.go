@@ -63,13 +63,17 @@ type Live struct {
 
 // NewLive opens every socket and ring, joins the fan-out groups and
 // prepares one worker per queue; Run starts them. Sockets are created in the
-// network namespace of the calling thread.
+// network namespace of the calling thread. An interface that does not exist
+// there is an error wrapping ErrNoInterface that names those that do.
 func NewLive(cfg LiveConfig) (l *Live, err error) {
 	if len(cfg.Interfaces) == 0 {
 		return nil, errors.New("open live capture: no interface")
 	}
 	if cfg.NewShard == nil {
 		return nil, errors.New("open live capture: no shard constructor")
+	}
+	if err := checkInterfaces(cfg.Interfaces); err != nil {
+		return nil, err
 	}
 	cpus, err := workerCPUs(cfg.CPUs)
 	if err != nil {
