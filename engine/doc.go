@@ -4,6 +4,12 @@
 // here, the TPACKET_V3 ring queues in the live engine. A Worker decodes each
 // frame (package decode) and accounts it in its own flow-table shard (package
 // flowtable); nothing after the source knows where frames came from.
+// DefaultRouteInterface reads which interface the default route uses, for
+// callers that choose an interface to capture on.
+//
+// Stopping a live capture is exact: each socket stops taking frames, its
+// ring is walked to the last frame and its kernel statistics are read last,
+// so each queue's KernelPackets = Packets + KernelDrops.
 //
 // Threading: one goroutine per Worker; a Worker, its shard and its Counters
 // are touched by that goroutine only. Ended flows leave through the shard's

@@ -49,6 +49,12 @@ type LiveConfig struct {
 // KernelPackets counts every frame the filter passed to the socket, the
 // dropped ones included, KernelDrops the frames lost because the ring was
 // full, Freezes the times the ring was full.
+//
+// While the capture runs the kernel figures are up to a second old. After
+// Run returned, KernelPackets = Packets + KernelDrops exactly: the sockets
+// stopped taking frames before their rings were walked for the last time
+// and their statistics read (an interface removed while capturing, whose
+// socket was re-opened, is the exception: its old ring is not walked).
 type QueueStats struct {
 	Queue         int
 	CPU           int

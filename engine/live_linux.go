@@ -63,13 +63,17 @@ type Live struct {
 
 // NewLive opens every socket and ring, joins the fan-out groups and
 // prepares one worker per queue; Run starts them. Sockets are created in the
-// network namespace of the calling thread.
+// network namespace of the calling thread. An interface that does not exist
+// there is an error wrapping ErrNoInterface that names those that do.
 func NewLive(cfg LiveConfig) (l *Live, err error) {
 	if len(cfg.Interfaces) == 0 {
 		return nil, errors.New("open live capture: no interface")
 	}
 	if cfg.NewShard == nil {
 		return nil, errors.New("open live capture: no shard constructor")
+	}
+	if err := checkInterfaces(cfg.Interfaces); err != nil {
+		return nil, err
 	}
 	cpus, err := workerCPUs(cfg.CPUs)
 	if err != nil {
@@ -290,9 +294,11 @@ func (l *Live) Stats() []QueueStats {
 	return out
 }
 
-// Run captures until ctx is done, then drains what the rings hold, reads
-// the final kernel statistics and flushes every open flow with reason
-// shutdown, each worker on its own goroutine. Run may be called once.
+// Run captures until ctx is done, then stops each socket's intake, walks
+// every frame its ring holds, reads its final kernel statistics (so that
+// each queue's KernelPackets = Packets + KernelDrops exactly; see finish)
+// and flushes every open flow with reason shutdown, each worker on its own
+// goroutine. Run returns when all of that is done. Run may be called once.
 func (l *Live) Run(ctx context.Context) error {
 	started := false
 	l.runOnce.Do(func() {
@@ -332,13 +338,8 @@ func (l *Live) runQueue(q *liveQueue) {
 		l.logf("queue %d: pin to cpu %d: %v", q.idx, q.cpu, err)
 	}
 	next := time.Now().Add(housekeeping)
-	for {
-		busy := l.drain(q)
-		if l.stopping.Load() {
-			l.drain(q)
-			break
-		}
-		if !busy {
+	for !l.stopping.Load() {
+		if !l.drain(q) {
 			l.wait(q)
 		}
 		if now := time.Now(); now.After(next) {
@@ -346,8 +347,59 @@ func (l *Live) runQueue(q *liveQueue) {
 			l.housekeep(q)
 		}
 	}
-	l.readStats(q)
+	l.finish(q)
 	q.w.Shard().Flush(flowtable.EndShutdown)
+}
+
+// finish ends q's capture so that, for every socket, the frames the kernel
+// counted (tp_packets) are exactly those walked plus those dropped
+// (tp_drops):
+//  1. a drop-all filter stops the kernel from handing the sockets more
+//     frames (a fan-out member cannot leave its group or be re-bound);
+//  2. settle waits for the frames already being received to be written;
+//  3. every block handed to user space is walked, and the statistics are
+//     read, until the identity holds: the kernel's current, partly filled
+//     block reaches user space when its retire timer fires (RetireMs after
+//     it was opened), so this takes at most about one timeout.
+//
+// The wait is bounded; a socket whose count still differs is logged.
+func (l *Live) finish(q *liveQueue) {
+	for _, r := range q.rings {
+		if r.mem == nil {
+			continue
+		}
+		if err := r.dropAll(); err != nil {
+			l.logf("queue %d: %v", q.idx, err)
+		}
+	}
+	if err := settle(); err != nil {
+		l.logf("queue %d: wait for frames in flight: %v", q.idx, err)
+	}
+	retire := time.Duration(l.setup.geo.RetireMs) * time.Millisecond
+	deadline := time.Now().Add(4*retire + 100*time.Millisecond)
+	for {
+		l.drain(q)
+		l.readStats(q)
+		done := true
+		for _, r := range q.rings {
+			if r.mem != nil && !r.balanced() {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(retire / 10)
+	}
+	for _, r := range q.rings {
+		if r.mem != nil && !r.balanced() {
+			l.logf("queue %d: %s: the kernel counted %d frames, %d were captured and %d dropped",
+				q.idx, r.ifname, r.kpackets, r.counted, r.kdrops)
+		}
+	}
 }
 
 // drain walks every ready block of q's rings (at most one lap of each ring)
@@ -365,6 +417,7 @@ func (l *Live) drain(q *liveQueue) bool {
 			}
 			n, by, last := q.wk.walk(b, r.link)
 			release(b)
+			r.counted += uint64(n)
 			r.cur++
 			if r.cur == r.geo.Blocks {
 				r.cur = 0
@@ -487,6 +540,8 @@ func (l *Live) readStats(q *liveQueue) {
 		if err != nil {
 			continue
 		}
+		r.kpackets += p
+		r.kdrops += d
 		q.c.kpackets.Add(p)
 		q.c.kdrops.Add(d)
 		q.c.freeze.Add(f)

@@ -84,6 +84,13 @@ type ring struct {
 	link    uint16 // decode link type of the interface
 	cur     int    // next block to look at
 	down    bool   // the interface went down (ENETDOWN seen)
+
+	// Totals of this socket, for the identity kpackets = counted + kdrops
+	// that holds once the socket receives nothing more and its last block
+	// was walked (see Live.finish).
+	counted  uint64 // frames walked
+	kpackets uint64 // PACKET_STATISTICS tp_packets, accumulated
+	kdrops   uint64 // PACKET_STATISTICS tp_drops, accumulated
 }
 
 // ringSetup is what every ring of a Live shares.
@@ -221,6 +228,42 @@ func (r *ring) stats() (packets, drops, freezes uint64, err error) {
 	}
 	return uint64(st.Packets), uint64(st.Drops), uint64(st.Freeze_q_cnt), nil
 }
+
+// dropAllFilter is a classic BPF program that keeps no frame (ret #0).
+var dropAllFilter = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+
+// dropAll replaces the socket's filter with one that keeps nothing: from
+// then on the kernel hands the socket no new frame and counts none in
+// PACKET_STATISTICS (af_packet.c: tpacket_rcv returns before counting when
+// the filter says 0). A frame already past the old filter on another CPU
+// may still land; settle waits for those.
+func (r *ring) dropAll() error {
+	prog := unix.SockFprog{Len: uint16(len(dropAllFilter)), Filter: &dropAllFilter[0]}
+	if err := unix.SetsockoptSockFprog(r.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+		return fmt.Errorf("attach drop-all filter to %s: %w", r.ifname, err)
+	}
+	return nil
+}
+
+// settle returns after every frame that was being received when it was
+// called has been written to its ring and counted. The kernel receives
+// frames inside RCU read-side sections; closing a packet socket waits for
+// a grace period (packet_release calls synchronize_net), so opening and
+// closing a spare socket, bound to nothing, is that wait.
+func settle() error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open packet socket: %w", err)
+	}
+	if err := unix.Close(fd); err != nil {
+		return fmt.Errorf("close packet socket: %w", err)
+	}
+	return nil
+}
+
+// balanced reports whether every frame the kernel counted for the socket
+// was walked or counted dropped.
+func (r *ring) balanced() bool { return r.kpackets == r.counted+r.kdrops }
 
 // sockErr reads and clears the socket's pending error (ENETDOWN after the
 // interface went down).

@@ -99,7 +99,7 @@ func (s *Sensor) stopLocked() error {
 		err = nil // reported by Health and logged when it happened
 	}
 	tot := engine.TotalStats(run.l.Stats())
-	s.log.Info(fmt.Sprintf("capture on %v stopped", run.ifaces), "packets", tot.Packets, "kernel_drops", tot.KernelDrops)
+	s.log.Info(fmt.Sprintf("capture on %v stopped", run.ifaces), "packets", tot.Packets, "kernel_packets", tot.KernelPackets, "kernel_drops", tot.KernelDrops)
 	if cerr := run.l.Close(); err == nil {
 		err = cerr
 	}

@@ -85,6 +85,9 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 		panic("BUG: " + err.Error())
 	}
 	d.log.Info(fmt.Sprintf("NetSentry %s starting up...", version), "go", goVersion())
+	if o.ifaceNote != "" {
+		d.log.Info(o.ifaceNote)
+	}
 	// A packet worker is locked to its thread and holds a P while it runs
 	// Go code (a busy ring, a snapshot copy); with GOMAXPROCS = CPUs the
 	// workers could take every P and stall the API. Give the rest of the
@@ -119,7 +122,7 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 			stopBG()
 			bgWG.Wait()
 			d.exp.Close()
-			fmt.Fprintf(stderr, "netsentry: %v\n", err)
+			fmt.Fprintf(stderr, "netsentry: %v%s\n", err, interfaceHint(err, o))
 			return 2
 		}
 	}

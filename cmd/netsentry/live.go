@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/netsentry/netsentry/configs"
 	"github.com/netsentry/netsentry/engine"
@@ -36,7 +39,7 @@ func liveConfig(cfg configs.Config) engine.LiveConfig {
 func liveSummary(l *engine.Live, top *engine.TopFlows, n int) summary {
 	s := buildSummary(l.Workers(), top, n)
 	for _, q := range l.Stats() {
-		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes})
+		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes, captured: q.Packets})
 	}
 	return s
 }
@@ -53,4 +56,37 @@ func prepareCapture(cfg configs.Config) (engine.LiveConfig, flowtable.Config, er
 		nShards = allowedCPUs()
 	}
 	return lc, shardConfig(flowCfg, nShards), nil
+}
+
+// useDefaultRoute is for a capture interface that comes from the embedded
+// default configuration (no --config, no --interface): it captures on the
+// interface of the default route instead, read from the routing tables in
+// netDir (see engine.DefaultRouteInterface), and returns the log line that
+// says so. Without a default route the embedded default's interface stays,
+// and the line says that.
+func useDefaultRoute(cfg *configs.Config, netDir string) string {
+	builtin := strings.Join(cfg.Interfaces(), ", ")
+	name, err := engine.DefaultRouteInterface(netDir)
+	if err != nil {
+		return fmt.Sprintf("capture interface %s, from the built-in configuration (%v); pass --interface to choose another", builtin, err)
+	}
+	cfg.CaptureInterface = name
+	cfg.NetworkAnalysis.CaptureInterfaces = nil
+	return fmt.Sprintf("capture interface %s: the interface of the default route (no --interface or --config given; the built-in configuration names %s)", name, builtin)
+}
+
+// interfaceHint says what to do after an error naming an interface that
+// does not exist (engine.ErrNoInterface), by where the name came from; ""
+// for any other error.
+func interfaceHint(err error, o options) string {
+	switch {
+	case !errors.Is(err, engine.ErrNoInterface):
+		return ""
+	case o.iface != "":
+		return "\n(pass --interface with one of them)"
+	case o.configPath != "":
+		return fmt.Sprintf("\n(set capture_interface or network_analysis.capture_interfaces in %s to one of them, or pass --interface NAME)", o.configPath)
+	default:
+		return "\n(no default route to take the interface from: pass --interface with one of them, or --config FILE)"
+	}
 }

@@ -41,6 +41,7 @@ type options struct {
 	apiFlag     bool    // --api-enable was given
 	webFlag     bool    // --web-enable was given
 	geo         *geo.DB // network_analysis.enable_geolocation's databases; nil when off
+	ifaceNote   string  // how the capture interface was chosen, when not by flag or file; logged at start
 }
 
 // applyOverrides lays the command-line flags over a configuration.
@@ -156,6 +157,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return replay(ctx, cfg, o, stdout, stderr)
 	}
 	o.applyOverrides(&cfg)
+	if o.configPath == "" && o.iface == "" && cfg.EnablePacketCapture {
+		o.ifaceNote = useDefaultRoute(&cfg, engine.ThreadNetDir)
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "netsentry: with the command-line flags: %v\n", err)
 		return 2

@@ -11,8 +11,8 @@ import (
 	"github.com/netsentry/netsentry/decode"
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/flowtable"
-	"github.com/netsentry/netsentry/sensor"
 	"github.com/netsentry/netsentry/geo"
+	"github.com/netsentry/netsentry/sensor"
 )
 
 // summary is what the terminal report shows.
@@ -27,10 +27,14 @@ type summary struct {
 	system    map[string]float64 // host metrics by dotted name; nil: none
 }
 
+// queueDrops is one queue's line: packets is the kernel's count for its
+// sockets (drops included), captured what its worker took from the ring;
+// after the capture stopped, packets = captured + drops exactly.
 type queueDrops struct {
 	queue          int
 	packets, drops uint64
 	freezes        uint64
+	captured       uint64
 }
 
 // buildSummary merges the workers' counters, hosts, protocols and scan
@@ -87,7 +91,7 @@ func snapshotSummary(snap *sensor.Snapshot, n int) summary {
 	s.hosts = topHosts(e.Hosts, n)
 	s.scan = topScanners(e.Scan, 3)
 	for _, q := range snap.Queues {
-		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes})
+		s.drops = append(s.drops, queueDrops{queue: q.Queue, packets: q.KernelPackets, drops: q.KernelDrops, freezes: q.Freezes, captured: q.Packets})
 	}
 	return s
 }
@@ -150,7 +154,7 @@ func printSummary(w io.Writer, s summary, g *geo.DB) {
 		fmt.Fprintf(w, "Non-IP frames: %d\n", s.counters.NonIP)
 	}
 	for _, d := range s.drops {
-		fmt.Fprintf(w, "Queue %d: %d packets, %d kernel drops, %d freezes\n", d.queue, d.packets, d.drops, d.freezes)
+		fmt.Fprintf(w, "Queue %d: %d packets, %d kernel drops, %d freezes; %d captured\n", d.queue, d.packets, d.drops, d.freezes, d.captured)
 	}
 	if m := s.counters.Malformed(); m > 0 {
 		fmt.Fprintf(w, "Malformed frames: %d\n", m)
