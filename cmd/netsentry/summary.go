@@ -31,13 +31,14 @@ type queueDrops struct {
 }
 
 // buildSummary merges the workers' counters, hosts, protocols and scan
-// signals. Call it after the workers stopped (their shards are read directly).
+// signals (one entry per source, its windows in every shard united). Call it
+// after the workers stopped (their shards are read directly).
 func buildSummary(workers []*engine.Worker, top *engine.TopFlows, n int) summary {
 	var snaps []engine.Snapshot
 	for _, w := range workers {
 		sh := w.Shard()
 		snaps = append(snaps, engine.Snapshot{Counters: w.Counters(), Stats: sh.Stats(),
-			Hosts: sh.HostSnapshot(nil), Protocols: sh.ProtocolSnapshot(), Scan: sh.ScanTop(3, "ports")})
+			Hosts: sh.HostSnapshot(nil), Protocols: sh.ProtocolSnapshot(), ScanWindows: sh.ScanExport(nil)})
 	}
 	m := engine.MergeSnapshots(snaps)
 	s := summary{counters: m.Counters, stats: m.Stats, top: top.Top(), hosts: topHosts(m.Hosts, n), protocols: m.Protocols}
@@ -46,7 +47,7 @@ func buildSummary(workers []*engine.Worker, top *engine.TopFlows, n int) summary
 			s.scan = append(s.scan, src)
 		}
 	}
-	sort.Slice(s.scan, func(i, j int) bool { return s.scan[i].DistinctPorts > s.scan[j].DistinctPorts })
+	sort.SliceStable(s.scan, func(i, j int) bool { return s.scan[i].DistinctPorts > s.scan[j].DistinctPorts })
 	if len(s.scan) > 3 {
 		s.scan = s.scan[:3]
 	}
