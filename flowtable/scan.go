@@ -97,7 +97,7 @@ func scanIndexSize(maxSources int) int {
 //
 // With the defaults (65536 sources, 64 exact entries) that is 61.0 MiB for the
 // sources, 0.5 MiB for the index and 28.1 MiB for the sketches: 89.6 MiB
-// (93,929,256 bytes) per tracker; with MaxSources 4096, 5.6 MiB. The large
+// (93,929,264 bytes) per tracker; with MaxSources 4096, 5.6 MiB. The large
 // arrays are whole pages at these settings, so the allocator adds little.
 // Memory is taken as sources arrive, so a quiet shard holds little.
 func (c ScanConfig) MaxBytes() int {
