@@ -60,7 +60,7 @@ func (t *ScanTracker) Window() time.Duration { return t.cfg.Window }
 // the sources' exact entries (2 × ExactPorts values each) and 512 bytes per
 // approximate kind, in a few arrays.
 func (t *ScanTracker) Export(now int64, dst []SourceWindow) []SourceWindow {
-	stats := t.Snapshot(now, nil)
+	stats := t.Snapshot(now, make([]SourceStats, 0, t.live))
 	if len(stats) == 0 {
 		return dst
 	}
