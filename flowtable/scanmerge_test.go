@@ -140,7 +140,7 @@ func TestMergeSourcesAgainstModel(t *testing.T) {
 func TestMergeSourcesExactToSketch(t *testing.T) {
 	cfg := ScanConfig{ExactPorts: 16, Seed: 7}
 	for _, c := range []struct {
-		ports int
+		ports  int
 		approx bool
 	}{{16, false}, {17, true}, {30, true}} {
 		a, b := NewScanTracker(cfg), NewScanTracker(cfg)
