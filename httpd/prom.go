@@ -133,6 +133,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 		p.sample("netsentry_flows_evicted_total", float64(sn.Stats.FlowsEvicted))
 		s.writeProtocols(p, sn)
 	}
+	s.writeScan(p)
 	s.writeHost(p)
 }
 

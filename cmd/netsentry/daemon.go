@@ -356,7 +356,7 @@ func (d *daemon) Snapshot(ctx context.Context, parts httpd.Parts) (httpd.Snapsho
 	if run == nil {
 		return toAPISnapshot(engine.Snapshot{}), nil
 	}
-	snaps, err := workerSnapshots(ctx, run.l.Workers(), engine.SnapshotParts{Flows: parts.Flows, Hosts: parts.Hosts, Protocols: parts.Protocols})
+	snaps, err := workerSnapshots(ctx, run.l.Workers(), engine.SnapshotParts{Flows: parts.Flows, Hosts: parts.Hosts, Protocols: parts.Protocols, Scan: parts.Scan})
 	if err != nil {
 		return httpd.Snapshot{}, err
 	}
@@ -402,7 +402,7 @@ func workerSnapshots(ctx context.Context, ws []*engine.Worker, parts engine.Snap
 
 func toAPISnapshot(s engine.Snapshot) httpd.Snapshot {
 	out := httpd.Snapshot{Packets: s.Counters.Packets, Bytes: s.Counters.Bytes, NonIP: s.Counters.NonIP,
-		Stats: s.Stats, Hosts: s.Hosts, Protocols: s.Protocols}
+		Stats: s.Stats, Hosts: s.Hosts, Protocols: s.Protocols, Scan: s.Scan, ScanWindow: s.ScanWindow}
 	if s.Flows != nil {
 		out.Flows = [][]flowtable.Record{s.Flows}
 	}
