@@ -171,10 +171,6 @@ func (s *Shard) ScanWindow() time.Duration { return s.scan.Window() }
 // allocates; it never modifies its arguments. Windows of trackers with
 // different seeds cannot be merged: that is a bug, and it panics.
 func MergeSources(parts ...[]SourceWindow) []SourceStats {
-	type key struct {
-		a decode.Addr
-		v uint8
-	}
 	n, nonEmpty := 0, 0
 	for _, p := range parts {
 		n += len(p)
@@ -189,11 +185,10 @@ func MergeSources(parts ...[]SourceWindow) []SourceStats {
 				out = append(out, p[i].Stats)
 			}
 		}
-		sortSources(out)
+		slices.SortFunc(out, func(a, b SourceStats) int { return compareSource(&a, &b) })
 		return out
 	}
-	idx := make(map[key]int, n)
-	var groups [][]*SourceWindow
+	all := make([]*SourceWindow, 0, n)
 	var seed uint64
 	for _, p := range parts {
 		for i := range p {
@@ -203,37 +198,35 @@ func MergeSources(parts ...[]SourceWindow) []SourceStats {
 			} else if w.seed != seed && w.seed != 0 {
 				panic("BUG: merging scan windows of trackers with different hash seeds")
 			}
-			k := key{w.Stats.Addr, w.Stats.IPVersion}
-			g, ok := idx[k]
-			if !ok {
-				g = len(groups)
-				idx[k] = g
-				groups = append(groups, nil)
-			}
-			groups[g] = append(groups[g], w)
+			all = append(all, w)
 		}
 	}
+	// Sorted by source, a source's windows are neighbours.
+	slices.SortFunc(all, func(a, b *SourceWindow) int { return compareSource(&a.Stats, &b.Stats) })
 	var sc mergeScratch
-	for _, g := range groups {
-		out = append(out, sc.merge(g))
+	for len(all) > 0 {
+		j := 1
+		for j < len(all) && compareSource(&all[0].Stats, &all[j].Stats) == 0 {
+			j++
+		}
+		out = append(out, sc.merge(all[:j]))
+		all = all[j:]
 	}
-	sortSources(out)
 	return out
 }
 
-func sortSources(ss []SourceStats) {
-	slices.SortFunc(ss, func(a, b SourceStats) int {
-		if c := cmp.Compare(a.IPVersion, b.IPVersion); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.Addr[:], b.Addr[:])
-	})
+// compareSource orders sources by IP version, then address.
+func compareSource(a, b *SourceStats) int {
+	if c := cmp.Compare(a.IPVersion, b.IPVersion); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Addr[:], b.Addr[:])
 }
 
 // mergeScratch holds the buffers MergeSources reuses from source to source.
 type mergeScratch struct {
-	vals []uint64
-	regs hllRegs
+	vals, all []uint64
+	regs      hllRegs
 }
 
 func (sc *mergeScratch) merge(ws []*SourceWindow) SourceStats {
@@ -270,7 +263,7 @@ func (sc *mergeScratch) merge(ws []*SourceWindow) SourceStats {
 // estimate of the union of sketches (exact values added through hash).
 func (sc *mergeScratch) union(ws []*SourceWindow, exact int, get func(*SourceWindow) (*hllRegs, []uint64),
 	hash func(uint64) uint64) (uint64, bool) {
-	var all []uint64
+	all := sc.all[:0]
 	sketched := false
 	for _, w := range ws {
 		sk, vals := get(w)
@@ -280,6 +273,7 @@ func (sc *mergeScratch) union(ws []*SourceWindow, exact int, get func(*SourceWin
 		}
 		all = append(all, vals...)
 	}
+	sc.all = all // keep the grown buffer for the next source
 	if !sketched {
 		slices.Sort(all)
 		all = slices.Compact(all)
@@ -315,13 +309,22 @@ var sourceStatsSkip = map[string]bool{
 // packet.
 func addCounters(dst, src *SourceStats) {
 	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
-	ty := d.Type()
-	for i := range ty.NumField() {
-		if f := ty.Field(i); f.IsExported() && !sourceStatsSkip[f.Name] {
-			addValue(d.Field(i), s.Field(i))
-		}
+	for _, i := range sourceStatsSums {
+		addValue(d.Field(i), s.Field(i))
 	}
 }
+
+// sourceStatsSums are the indices of the fields addCounters adds.
+var sourceStatsSums = func() []int {
+	var idx []int
+	ty := reflect.TypeFor[SourceStats]()
+	for i := range ty.NumField() {
+		if f := ty.Field(i); f.IsExported() && !sourceStatsSkip[f.Name] {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}()
 
 func addValue(d, s reflect.Value) {
 	switch d.Kind() {
