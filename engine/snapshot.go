@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/netsentry/netsentry/flowtable"
 )
@@ -17,7 +18,15 @@ type Snapshot struct {
 	Flows     []flowtable.Record       // open flows
 	Hosts     []flowtable.HostCounters // every host, open flows included
 	Protocols []flowtable.ProtoStat
-	Scan      []flowtable.SourceStats // sources in the scan window
+	// Scan holds one SourceStats per source in the scan window: one
+	// worker's, or, after MergeSnapshots, every worker's merged
+	// (flowtable.MergeSources), since a source's connections are spread
+	// over the shards.
+	Scan []flowtable.SourceStats
+	// ScanWindows is one worker's export of the same sources, what
+	// MergeSnapshots unites; a merged Snapshot has none.
+	ScanWindows []flowtable.SourceWindow
+	ScanWindow  time.Duration // the scan signals' sliding window
 }
 
 // SnapshotParts selects what a snapshot copies (counters always). Flows
@@ -70,8 +79,10 @@ func (w *Worker) answerSnapshot() {
 		if r.parts.Protocols {
 			s.Protocols = sh.ProtocolSnapshot()
 		}
+		s.ScanWindow = sh.ScanWindow()
 		if r.parts.Scan {
-			s.Scan = sh.ScanSnapshot(nil)
+			s.ScanWindows = sh.ScanExport(nil)
+			s.Scan = flowtable.MergeSources(s.ScanWindows)
 		}
 		close(r.done)
 	default:
@@ -80,11 +91,14 @@ func (w *Worker) answerSnapshot() {
 
 // MergeSnapshots combines the snapshots of several workers (one per shard):
 // flows are concatenated (the shards hold disjoint flows), hosts, protocols
-// and counters are summed.
+// and counters are summed, and the scan windows are united into one
+// SourceStats per source (flowtable.MergeSources: distinct ports and hosts
+// as set unions, not sums).
 func MergeSnapshots(snaps []Snapshot) Snapshot {
 	var out Snapshot
 	var hosts [][]flowtable.HostCounters
 	var protos [][]flowtable.ProtoStat
+	var scans [][]flowtable.SourceWindow
 	for i := range snaps {
 		s := &snaps[i]
 		out.Now = max(out.Now, s.Now)
@@ -108,7 +122,13 @@ func MergeSnapshots(snaps []Snapshot) Snapshot {
 		out.Flows = append(out.Flows, s.Flows...)
 		hosts = append(hosts, s.Hosts)
 		protos = append(protos, s.Protocols)
-		out.Scan = append(out.Scan, s.Scan...)
+		if s.ScanWindows != nil {
+			scans = append(scans, s.ScanWindows)
+		}
+		out.ScanWindow = max(out.ScanWindow, s.ScanWindow)
+	}
+	if len(scans) > 0 {
+		out.Scan = flowtable.MergeSources(scans...)
 	}
 	if len(hosts) > 0 {
 		out.Hosts = flowtable.MergeHosts(hosts...)

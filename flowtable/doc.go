@@ -22,6 +22,16 @@
 // The host table (Hosts) counts every IP layer of every frame per address, as
 // tshark's endpoint table does, bounded by Config.MaxHosts.
 //
+// The scan tracker (ScanTracker, one per shard) counts per source address
+// the connections it starts and the distinct destination ports and hosts
+// they reach in a sliding window. Live capture spreads one source's
+// connections over every shard, so a shard's counts are a part: Export
+// copies each source's window (exact values, or HyperLogLog registers) and
+// MergeSources unites the parts of every shard into one SourceStats per
+// source. Trackers of one process share a hash seed (ScanConfig.Seed) so
+// that their parts merge.
+//
 // Threading: all Shard methods run on the owning worker's goroutine. Readers
-// (API, exporter) get Records and HostCounters, which are copies.
+// (API, exporter) get Records, HostCounters and SourceWindows, which are
+// copies; MergeSources runs on any goroutine.
 package flowtable

@@ -24,6 +24,12 @@ type ScanConfig struct {
 	// hosts, a source is tracked exactly for before it switches to a
 	// HyperLogLog sketch (default 64, at most 4096).
 	ExactPorts int
+	// Seed is the hash seed of addresses and ports. Trackers whose windows
+	// are merged (MergeSources) must share it; zero takes the process's
+	// seed, drawn at random once per process (ProcessScanSeed), so every
+	// shard of a sensor can merge with the others and hash floods still
+	// cannot be precomputed.
+	Seed uint64
 }
 
 // Scan tracker defaults and fixed shapes.
@@ -91,7 +97,7 @@ func scanIndexSize(maxSources int) int {
 //
 // With the defaults (65536 sources, 64 exact entries) that is 61.0 MiB for the
 // sources, 0.5 MiB for the index and 28.1 MiB for the sketches: 89.6 MiB
-// (93,929,256 bytes) per tracker; with MaxSources 4096, 5.6 MiB. The large
+// (93,929,264 bytes) per tracker; with MaxSources 4096, 5.6 MiB. The large
 // arrays are whole pages at these settings, so the allocator adds little.
 // Memory is taken as sources arrive, so a quiet shard holds little.
 func (c ScanConfig) MaxBytes() int {
@@ -217,7 +223,7 @@ type ScanTracker struct {
 	exact   int
 	now     int64 // latest packet time seen
 	started bool
-	seed    uint64 // hash seed, random per tracker so hash floods cannot be precomputed
+	seed    uint64 // hash seed: ScanConfig.Seed, else random per process so hash floods cannot be precomputed
 	rng     uint64 // xorshift state for eviction sampling
 
 	chunks []scanChunk
@@ -248,7 +254,7 @@ func NewScanTracker(cfg ScanConfig) *ScanTracker {
 		bw:        max(1, int64(cfg.Window)/scanBuckets),
 		window:    int64(cfg.Window),
 		exact:     cfg.ExactPorts,
-		seed:      rand.Uint64(),
+		seed:      cfg.seed(),
 		rng:       rand.Uint64() | 1,
 		maxSketch: scanMaxSketches(cfg.MaxSources),
 	}

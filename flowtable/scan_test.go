@@ -820,7 +820,7 @@ func TestScanMaxBytes(t *testing.T) {
 	if got := unsafe.Sizeof(scanSource{}); got != 144 {
 		t.Errorf("scanSource is %d bytes; update MaxBytes' doc comment", got)
 	}
-	if got := (ScanConfig{}).MaxBytes(); got != 93_929_256 {
+	if got := (ScanConfig{}).MaxBytes(); got != 93_929_264 {
 		t.Errorf("default MaxBytes = %d; update the doc comments", got)
 	}
 }

@@ -134,6 +134,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 		s.writeProtocols(p, sn)
 		writeSinks(p, sn)
 	}
+	s.writeScan(p)
 	s.writeHost(p)
 }
 

@@ -68,6 +68,7 @@ type Server struct {
 	conns    *snapCache // open flows
 	hostsC   *snapCache // hosts
 	light    *snapCache // counters and protocols
+	scanC    *snapCache // scan signals
 	set      *metrics.Set
 	routes   []*route
 	streams  atomic.Int32
@@ -106,6 +107,7 @@ func New(opt Options) (*Server, error) {
 	s.conns = newSnapCache(opt.Sensor, Parts{Flows: true}, opt.CacheTTL)
 	s.hostsC = newSnapCache(opt.Sensor, Parts{Hosts: true}, opt.CacheTTL)
 	s.light = newSnapCache(opt.Sensor, Parts{Protocols: true}, opt.CacheTTL)
+	s.scanC = newSnapCache(opt.Sensor, Parts{Scan: true}, opt.CacheTTL)
 	s.set.RegisterMetricsWriter(s.writeMetrics)
 	r := router.New()
 	r.SaveMatchedRoutePath = true
@@ -119,6 +121,7 @@ func New(opt Options) (*Server, error) {
 	s.handle(r, "GET", "/api/v1/network/hosts", authRead, s.hosts)
 	s.handle(r, "GET", "/api/v1/network/protocols", authRead, s.protocols)
 	s.handle(r, "GET", "/api/v1/network/stats", authRead, s.stats)
+	s.handle(r, "GET", "/api/v1/network/scanners", authRead, s.scanners)
 	s.handle(r, "GET", "/api/v1/capture", authRead, s.captureGet)
 	s.handle(r, "POST", "/api/v1/capture", authWrite, s.capturePost)
 	s.handle(r, "GET", "/api/v1/config", authRead, s.configGet)

@@ -50,6 +50,9 @@ func (f *fakeSensor) Snapshot(ctx context.Context, parts httpd.Parts) (httpd.Sna
 	if !parts.Hosts {
 		s.Hosts = nil
 	}
+	if !parts.Scan {
+		s.Scan = nil
+	}
 	return s, nil
 }
 
@@ -138,6 +141,7 @@ func replayState(t *testing.T, name string) httpd.Snapshot {
 	c := w.Counters()
 	return httpd.Snapshot{Packets: c.Packets, Bytes: c.Bytes, Stats: shard.Stats(), Flows: [][]flowtable.Record{recs[:4], recs[4:]},
 		Hosts: shard.HostSnapshot(nil), Protocols: shard.ProtocolSnapshot(),
+		Scan: flowtable.MergeSources(shard.ScanExport(nil)), ScanWindow: shard.ScanWindow(),
 		DecodeErrors: []httpd.NamedCount{{Name: "truncated_tcp", Count: 0}, {Name: "bad_ipv4_header", Count: 0}}}
 }
 

@@ -22,6 +22,8 @@ var (
 // Parts selects what a snapshot copies; counters are always copied.
 type Parts struct {
 	Flows, Hosts, Protocols bool
+	// Scan asks for the per-source scan signals (Snapshot.Scan).
+	Scan bool
 }
 
 // Snapshot is the merged state of every packet worker, copied by the
@@ -40,6 +42,11 @@ type Snapshot struct {
 	Flows     [][]flowtable.Record
 	Hosts     []flowtable.HostCounters
 	Protocols []flowtable.ProtoStat
+	// Scan holds one entry per source address with a connection in the
+	// scan window, its windows in every worker merged
+	// (flowtable.MergeSources); ScanWindow is that window.
+	Scan       []flowtable.SourceStats
+	ScanWindow time.Duration
 	// Sinks are the flow sinks' counters (records written, dropped).
 	Sinks []SinkStats
 }

@@ -365,8 +365,9 @@ func (s *Sensor) fill(ctx context.Context, snap, prev *Snapshot, run *captureRun
 		snap.Engine.Hosts, snap.TopHosts = prev.Engine.Hosts, prev.TopHosts
 	}
 	if !want.Has(PartScan) && snap.Parts.Has(PartScan) {
-		snap.Engine.Scan = prev.Engine.Scan
+		snap.Engine.Scan, snap.Engine.ScanWindow = prev.Engine.Scan, prev.Engine.ScanWindow
 	}
+	snap.Engine.ScanWindows = nil // merged into Scan; the per-worker windows are not kept
 }
 
 // topHosts returns the n hosts of hs with the most bytes, largest first
@@ -450,6 +451,9 @@ func (s *Sensor) Snapshot(ctx context.Context, parts httpd.Parts) (httpd.Snapsho
 	if parts.Hosts {
 		p |= PartHosts
 	}
+	if parts.Scan {
+		p |= PartScan
+	}
 	snap, err := s.Wait(ctx, p, 2*s.interval)
 	if err != nil {
 		return httpd.Snapshot{}, err
@@ -461,7 +465,7 @@ func (s *Sensor) Snapshot(ctx context.Context, parts httpd.Parts) (httpd.Snapsho
 func ToAPI(snap *Snapshot) httpd.Snapshot {
 	e := &snap.Engine
 	out := httpd.Snapshot{Seq: snap.Seq, Packets: e.Counters.Packets, Bytes: e.Counters.Bytes, NonIP: e.Counters.NonIP,
-		Stats: e.Stats, Hosts: e.Hosts, Protocols: e.Protocols, Flows: snap.Flows}
+		Stats: e.Stats, Hosts: e.Hosts, Protocols: e.Protocols, Flows: snap.Flows, Scan: e.Scan, ScanWindow: e.ScanWindow}
 	for r := decode.ReasonNone + 1; r < decode.NumReasons; r++ {
 		out.DecodeErrors = append(out.DecodeErrors, httpd.NamedCount{Name: r.String(), Count: e.Counters.Decode[r]})
 	}

@@ -318,6 +318,43 @@ flows:
 		t.Errorf("protocols: %+v, want HTTP: 13 flows, 751 packets", protos.Protocols)
 	}
 
+	// The scan signals: each initiator once, though its connections went
+	// to both workers; counts against tshark's conversations (addr_a
+	// started each one).
+	var scanners struct {
+		Window   float64 `json:"window_seconds"`
+		Scanners []struct {
+			SrcIP string `json:"src_ip"`
+			Conns uint64 `json:"connection_count"`
+			Ports uint64 `json:"unique_dest_port_count"`
+			Hosts uint64 `json:"unique_dest_host_count"`
+		} `json:"scanners"`
+	}
+	api.getJSON("/api/v1/network/scanners?sort=connections&limit=100", &scanners)
+	type convSet struct {
+		conns        uint64
+		ports, hosts map[string]bool
+	}
+	bySrc := map[string]*convSet{}
+	for _, row := range conv {
+		c := bySrc[row["addr_a"]]
+		if c == nil {
+			c = &convSet{ports: map[string]bool{}, hosts: map[string]bool{}}
+			bySrc[row["addr_a"]] = c
+		}
+		c.conns++
+		c.ports[row["proto"]+"/"+row["port_b"]] = true
+		c.hosts[row["addr_b"]] = true
+	}
+	if len(scanners.Scanners) != len(bySrc) || scanners.Window != 60 {
+		t.Errorf("scanners: %+v (window %v s), want %d sources (tshark's initiators), 60 s", scanners.Scanners, scanners.Window, len(bySrc))
+	}
+	for _, sc := range scanners.Scanners {
+		if c := bySrc[sc.SrcIP]; c == nil || sc.Conns != c.conns || sc.Ports != uint64(len(c.ports)) || sc.Hosts != uint64(len(c.hosts)) {
+			t.Errorf("scanner %+v; tshark %+v", sc, c)
+		}
+	}
+
 	// Malformed requests: 4xx, nothing changes, capture goes on.
 	before, _ := os.ReadFile(cfgPath)
 	_, cfgBefore := api.do("GET", "/api/v1/config", nil)

@@ -38,13 +38,14 @@ type queueDrops struct {
 }
 
 // buildSummary merges the workers' counters, hosts, protocols and scan
-// signals. Call it after the workers stopped (their shards are read directly).
+// signals (one entry per source, its windows in every shard united). Call it
+// after the workers stopped (their shards are read directly).
 func buildSummary(workers []*engine.Worker, top *engine.TopFlows, n int) summary {
 	var snaps []engine.Snapshot
 	for _, w := range workers {
 		sh := w.Shard()
 		snaps = append(snaps, engine.Snapshot{Counters: w.Counters(), Stats: sh.Stats(),
-			Hosts: sh.HostSnapshot(nil), Protocols: sh.ProtocolSnapshot(), Scan: sh.ScanTop(3, "ports")})
+			Hosts: sh.HostSnapshot(nil), Protocols: sh.ProtocolSnapshot(), ScanWindows: sh.ScanExport(nil)})
 	}
 	m := engine.MergeSnapshots(snaps)
 	s := summary{counters: m.Counters, stats: m.Stats, top: top.Top(), hosts: topHosts(m.Hosts, n), protocols: m.Protocols}
@@ -105,7 +106,7 @@ func topScanners(all []flowtable.SourceStats, n int) []flowtable.SourceStats {
 			out = append(out, src)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].DistinctPorts > out[j].DistinctPorts })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].DistinctPorts > out[j].DistinctPorts })
 	return out[:min(n, len(out))]
 }
 
