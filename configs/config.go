@@ -26,6 +26,7 @@ type Config struct {
 	APIListen           string          `yaml:"api_listen"`
 	APIPort             int             `yaml:"api_port"`
 	APIToken            string          `yaml:"api_token"`
+	APIReadToken        string          `yaml:"api_read_token"`
 	EnableWeb           bool            `yaml:"enable_web"`
 	WebPort             int             `yaml:"web_port"`
 	EnablePacketCapture bool            `yaml:"enable_packet_capture"`

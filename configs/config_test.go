@@ -45,6 +45,7 @@ var wantDefault = Config{
 	APIListen:           "127.0.0.1",
 	APIPort:             8080,
 	APIToken:            "",
+	APIReadToken:        "",
 	EnableWeb:           true,
 	WebPort:             9090,
 	EnablePacketCapture: true,
@@ -247,7 +248,7 @@ func TestEveryKeyInYAMLAndStruct(t *testing.T) {
 		"alerts.notification_channels[].recipients", "alerts.notification_channels[].url",
 		"performance.threads", "performance.packet_batch_size", "performance.use_zero_copy",
 		"performance.memory_limit_mb", "performance.enable_lock_free_queues",
-		"api_listen", "api_token", "flows.idle_timeout", "flows.udp_idle_timeout", "flows.active_timeout",
+		"api_listen", "api_token", "api_read_token", "flows.idle_timeout", "flows.udp_idle_timeout", "flows.active_timeout",
 		"flows.tcp_closed_linger", "flows.fragment_timeout", "flows.max_fragments",
 	} {
 		if !inStruct[k] {
@@ -619,6 +620,14 @@ func TestValidate(t *testing.T) {
 			`api_token: empty, but api_listen "0.0.0.0" is not a loopback address, which opens the API to the network; set api_token, or listen on 127.0.0.1`},
 		{"short token", func(c *Config) { c.APIToken = "secret" }, "api_token",
 			"api_token: too short (6 characters); use at least 16 random characters, e.g. the output of `openssl rand -hex 32`"},
+		{"read token without admin token", func(c *Config) { c.APIReadToken = "0123456789abcdef0123" }, "api_read_token",
+			"api_read_token: set, but api_token is empty, so every client could change the configuration while reads need a token; set api_token too, or leave api_read_token empty"},
+		{"read token equals admin token", func(c *Config) { c.APIToken = "0123456789abcdef0123"; c.APIReadToken = c.APIToken }, "api_read_token",
+			"api_read_token: the same as api_token, so it would allow changes too; use a different random string, e.g. the output of `openssl rand -hex 32`"},
+		{"short read token", func(c *Config) { c.APIToken = "0123456789abcdef0123"; c.APIReadToken = "dash" }, "api_read_token",
+			"api_read_token: too short (4 characters); use at least 16 random characters, e.g. the output of `openssl rand -hex 32`"},
+		{"read token with space", func(c *Config) { c.APIToken = "0123456789abcdef0123"; c.APIReadToken = "0123456789 abcdef0123" }, "api_read_token",
+			"api_read_token: contains spaces or control characters, which cannot be sent in a header; use e.g. the output of `openssl rand -hex 32`"},
 		{"listen not an address", func(c *Config) { c.APIListen = "my-host" }, "api_listen",
 			`api_listen: "my-host" is not an IP address; use e.g. 127.0.0.1 (this host only) or 0.0.0.0 (all interfaces)`},
 		{"no interface", func(c *Config) { c.CaptureInterface = "" }, "capture_interface",
@@ -652,6 +661,7 @@ func TestValidateAccepts(t *testing.T) {
 		change func(c *Config)
 	}{
 		{"open api with token", func(c *Config) { c.APIListen = "0.0.0.0"; c.APIToken = "0123456789abcdef0123" }},
+		{"read and admin tokens", func(c *Config) { c.APIToken = "0123456789abcdef0123"; c.APIReadToken = "fedcba9876543210fedc" }},
 		{"ipv6 loopback", func(c *Config) { c.APIListen = "::1" }},
 		{"localhost", func(c *Config) { c.APIListen = "localhost" }},
 		{"open but api off", func(c *Config) { c.APIListen = "0.0.0.0"; c.EnableAPI = false }},
@@ -771,7 +781,7 @@ performance:
 
 func TestRoundTrip(t *testing.T) {
 	c := Config{
-		LogLevel: "debug", EnableAPI: false, APIListen: "::", APIPort: 1, APIToken: "tok: with # odd 'chars\"",
+		LogLevel: "debug", EnableAPI: false, APIListen: "::", APIPort: 1, APIToken: "tok: with # odd 'chars\"", APIReadToken: "~",
 		EnableWeb: false, WebPort: 65535, EnablePacketCapture: false, CaptureInterface: "true",
 		Storage: Storage{Type: "influxdb", RetentionDays: 400, LocalPath: "/d", RemoteURL: "http://i:8086"},
 		NetworkAnalysis: NetworkAnalysis{

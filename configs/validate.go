@@ -66,6 +66,17 @@ func (c *Config) Validate() error {
 	case len(c.APIToken) < MinAPITokenLen:
 		v.add("api_token", "too short (%d characters); use at least %d random characters, e.g. the output of `openssl rand -hex 32`", len(c.APIToken), MinAPITokenLen)
 	}
+	switch {
+	case c.APIReadToken == "":
+	case c.APIToken == "":
+		v.add("api_read_token", "set, but api_token is empty, so every client could change the configuration while reads need a token; set api_token too, or leave api_read_token empty")
+	case c.APIReadToken == c.APIToken:
+		v.add("api_read_token", "the same as api_token, so it would allow changes too; use a different random string, e.g. the output of `openssl rand -hex 32`")
+	case strings.ContainsFunc(c.APIReadToken, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		v.add("api_read_token", "contains spaces or control characters, which cannot be sent in a header; use e.g. the output of `openssl rand -hex 32`")
+	case len(c.APIReadToken) < MinAPITokenLen:
+		v.add("api_read_token", "too short (%d characters); use at least %d random characters, e.g. the output of `openssl rand -hex 32`", len(c.APIReadToken), MinAPITokenLen)
+	}
 
 	if c.CaptureInterface != "" {
 		v.ifname("capture_interface", c.CaptureInterface)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -62,7 +64,7 @@ func decodeJSONBody(ctx *fasthttp.RequestCtx, v any) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeProblem(ctx, fasthttp.StatusBadRequest, "bad JSON body: "+err.Error())
+		writeProblem(ctx, fasthttp.StatusBadRequest, "bad JSON body: "+jsonProblem(err))
 		return false
 	}
 	if dec.More() {
@@ -70,6 +72,29 @@ func decodeJSONBody(ctx *fasthttp.RequestCtx, v any) bool {
 		return false
 	}
 	return true
+}
+
+// jsonProblem says what is wrong with a JSON body in words of its own
+// rather than the decoder's error text.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("not valid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("%s: want a %s, got a JSON %s", typ.Field, typ.Type, typ.Value)
+		}
+		return fmt.Sprintf("want a %s, got a JSON %s", typ.Type, typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the JSON ends early"
+	}
+	// The decoder's own words for an unknown field: json: unknown field "x".
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown field " + f
+	}
+	return "not a JSON object of the documented fields"
 }
 
 func isJSON(ctx *fasthttp.RequestCtx) bool {
@@ -131,7 +156,7 @@ func (s *Server) capturePost(ctx *fasthttp.RequestCtx) {
 		return
 	case err != nil:
 		s.log.Error("api: capture "+req.Action, "err", err)
-		writeProblem(ctx, fasthttp.StatusInternalServerError, err.Error())
+		writeProblem(ctx, fasthttp.StatusInternalServerError, "capture "+req.Action+" failed; the sensor's log says why")
 		return
 	}
 	s.log.Info("api: capture "+req.Action, "interfaces", st.Interfaces, "client", ctx.RemoteAddr().String())
@@ -141,15 +166,18 @@ func (s *Server) capturePost(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, captureOut(st))
 }
 
-// Redacted stands for a set api_token in GET /api/v1/config; a PUT that
-// sends it back keeps the token in force.
+// Redacted stands for a set api_token or api_read_token in GET
+// /api/v1/config; a PUT that sends it back keeps that token in force.
 const Redacted = "<redacted>"
 
 // configJSON returns c as a JSON object with the keys of netsentry.yaml,
-// the token redacted.
+// the tokens redacted.
 func configJSON(c configs.Config) (map[string]any, error) {
 	if c.APIToken != "" {
 		c.APIToken = Redacted
+	}
+	if c.APIReadToken != "" {
+		c.APIReadToken = Redacted
 	}
 	y, err := configs.Encode(c)
 	if err != nil {
@@ -169,7 +197,8 @@ func (s *Server) configGet(ctx *fasthttp.RequestCtx) {
 	}
 	m, err := configJSON(s.opt.Config.Config())
 	if err != nil {
-		writeProblem(ctx, fasthttp.StatusInternalServerError, err.Error())
+		s.log.Error("api: show config", "err", err)
+		writeProblem(ctx, fasthttp.StatusInternalServerError, "cannot show the configuration; the sensor's log says why")
 		return
 	}
 	writeJSON(ctx, m)
@@ -196,10 +225,17 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 	// JSON is YAML: the strict configuration decoder reports unknown keys
 	// and wrong types with their line, as for a file, and the checks of
 	// meaning and of the geolocation databases run too, so that every
-	// problem is listed at once.
+	// problem is listed at once. A token sent back redacted keeps the one
+	// in force.
 	c, warns, db, err := geo.CheckConfig(body, "request body", func(c *configs.Config) {
-		if c.APIToken == Redacted {
-			c.APIToken = s.opt.Config.Config().APIToken
+		if c.APIToken == Redacted || c.APIReadToken == Redacted {
+			cur := s.opt.Config.Config()
+			if c.APIToken == Redacted {
+				c.APIToken = cur.APIToken
+			}
+			if c.APIReadToken == Redacted {
+				c.APIReadToken = cur.APIReadToken
+			}
 		}
 	})
 	db.Close() // opened to check it; the running sensor keeps its own until a restart
@@ -217,7 +253,14 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 			writeConfigProblem(ctx, list, warnList)
 			return
 		}
-		writeProblem(ctx, fasthttp.StatusBadRequest, "invalid configuration; nothing was changed: "+err.Error())
+		writeProblem(ctx, fasthttp.StatusBadRequest, "invalid configuration; nothing was changed")
+		return
+	}
+	// The tokens apply at once, on the address the server listens on now
+	// (api_listen changes at a restart): a change this server cannot make
+	// is refused whole, so that what GET shows is what is enforced.
+	if err := s.CheckTokens(c.APIToken, c.APIReadToken); err != nil {
+		writeProblem(ctx, fasthttp.StatusConflict, "nothing was changed: "+tokenProblem(err))
 		return
 	}
 	res, err := s.opt.Config.Replace(c)
@@ -227,7 +270,7 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 		return
 	case err != nil:
 		s.log.Error("api: replace config", "err", err)
-		writeProblem(ctx, fasthttp.StatusInternalServerError, "nothing was changed: "+err.Error())
+		writeProblem(ctx, fasthttp.StatusInternalServerError, "nothing was changed; the sensor's log says why")
 		return
 	}
 	s.log.Info("api: configuration replaced", "applied", res.Applied, "restart_required", res.RestartRequired,
@@ -237,7 +280,8 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 	}
 	m, err := configJSON(s.opt.Config.Config())
 	if err != nil {
-		writeProblem(ctx, fasthttp.StatusInternalServerError, err.Error())
+		s.log.Error("api: show config", "err", err)
+		writeProblem(ctx, fasthttp.StatusInternalServerError, "the configuration was replaced but cannot be shown; the sensor's log says why")
 		return
 	}
 	if res.Applied == nil {
@@ -260,4 +304,14 @@ func writeConfigProblem(ctx *fasthttp.RequestCtx, errs, warns []string) {
 	p := problem{Type: "about:blank", Title: fasthttp.StatusMessage(fasthttp.StatusBadRequest), Status: fasthttp.StatusBadRequest,
 		Detail: "invalid configuration; nothing was changed", Instance: string(ctx.Path()), Errors: errs, Warnings: warns}
 	writeProblemBody(ctx, p)
+}
+
+// tokenProblem is the reason CheckTokens gave, without its "set api
+// tokens: " prefix.
+func tokenProblem(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
 }

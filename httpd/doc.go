@@ -11,7 +11,9 @@
 // are cached for Options.CacheTTL and shared by every request (one refresh
 // at a time, stale data served while it runs), so many clients cost the
 // workers one snapshot per TTL. Rendered responses are cached per snapshot
-// and query. The token can be changed at any time (SetToken).
+// and query. The tokens (admin and read-only) can be changed at any time
+// (SetTokens). Event streams are written by fasthttp on a goroutine of their
+// own; a client that does not read is dropped after StreamWriteTimeout.
 //
 // Lifetimes: a Server lives from New to Close; Close stops the event
 // streams, then shuts the listener down and waits for open requests.

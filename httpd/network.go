@@ -34,7 +34,7 @@ func (s *Server) snapshot(ctx *fasthttp.RequestCtx, c *snapCache) *cached {
 	snap, err := c.get(cctx)
 	if err != nil {
 		s.log.Warn("api: snapshot failed", "err", err)
-		writeProblem(ctx, fasthttp.StatusServiceUnavailable, "the capture workers did not answer in time: "+err.Error())
+		writeProblem(ctx, fasthttp.StatusServiceUnavailable, "the capture workers did not answer within "+snapshotWait.String()+"; try again")
 		return nil
 	}
 	return snap

@@ -39,7 +39,7 @@ func writeProblemBody(ctx *fasthttp.RequestCtx, p problem) {
 func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeProblem(ctx, fasthttp.StatusInternalServerError, "encode response: "+err.Error())
+		writeProblem(ctx, fasthttp.StatusInternalServerError, "cannot encode the response")
 		return
 	}
 	writeJSONBytes(ctx, b)

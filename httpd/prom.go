@@ -83,6 +83,19 @@ func (s *Server) writeMetrics(w io.Writer) {
 	p.family("netsentry_build_info", "gauge", "Build of the running sensor; always 1.")
 	p.sample("netsentry_build_info", 1, "version", s.opt.Version, "goversion", s.opt.GoVersion)
 
+	p.family("netsentry_api_stream_dropped_total", "counter",
+		"Event-stream clients dropped because they did not read for the stream write timeout.")
+	p.sample("netsentry_api_stream_dropped_total", float64(s.streams.dropped.Load()))
+	p.family("netsentry_api_stream_rejected_total", "counter",
+		"Event-stream requests refused: reason client_limit (429, the client address holds its maximum of streams) or server_limit (503, the server holds its maximum).")
+	p.sample("netsentry_api_stream_rejected_total", float64(s.streams.rejectedClient.Load()), "reason", "client_limit")
+	p.sample("netsentry_api_stream_rejected_total", float64(s.streams.rejectedServer.Load()), "reason", "server_limit")
+	s.streams.mu.Lock()
+	open := s.streams.open
+	s.streams.mu.Unlock()
+	p.family("netsentry_api_streams_open", "gauge", "Event streams open now.")
+	p.sample("netsentry_api_streams_open", float64(open))
+
 	st := s.opt.Sensor.Capture()
 	p.family("netsentry_capture_running", "gauge", "1 while the sensor captures packets, else 0.")
 	run := 0.0

@@ -18,7 +18,7 @@ type openAPI struct {
 	doc map[string]any
 }
 
-func loadOpenAPI(t *testing.T) *openAPI {
+func loadOpenAPI(t testing.TB) *openAPI {
 	t.Helper()
 	var doc map[string]any
 	if err := json.Unmarshal(httpd.OpenAPI, &doc); err != nil {

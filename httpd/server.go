@@ -3,12 +3,14 @@ package httpd
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,12 +24,25 @@ import (
 
 // Limits of the server.
 const (
-	MaxBodyBytes   = 1 << 20 // request bodies larger than this get 413
-	MaxLimit       = 1000    // largest ?limit=
-	ReadTimeout    = 10 * time.Second
-	WriteTimeout   = 10 * time.Second
-	IdleTimeout    = 60 * time.Second
-	MaxStreams     = 32 // concurrent /api/v1/stream clients
+	MaxBodyBytes = 1 << 20 // request bodies larger than this get 413
+	MaxLimit     = 1000    // largest ?limit=
+	ReadTimeout  = 10 * time.Second
+	WriteTimeout = 10 * time.Second
+	IdleTimeout  = 60 * time.Second
+	MaxStreams   = 32 // concurrent /api/v1/stream clients
+	// MaxStreamsPerClient is the most event streams one client address may
+	// hold open; more get 429.
+	MaxStreamsPerClient = 4
+	// StreamWriteTimeout is how long an event stream may stay blocked on a
+	// client that does not read (its socket buffer full) before it is
+	// dropped.
+	StreamWriteTimeout = 5 * time.Second
+	// StreamSendBuffer is the socket send buffer of an event stream: small,
+	// so that a client that stops reading is found out within seconds.
+	StreamSendBuffer = 64 << 10
+	// MaxHeaderBytes bounds the request line and the header fields
+	// together; a longer request line gets 414, longer headers 431.
+	MaxHeaderBytes = 8 << 10
 	DefaultTTL     = 500 * time.Millisecond
 	snapshotWait   = 3 * time.Second // longest a request waits for the workers
 	streamInterval = time.Second
@@ -37,9 +52,12 @@ const (
 type Options struct {
 	// Listen is the address to listen on, host:port.
 	Listen string
-	// Token is the bearer token clients must send; empty: none (allowed on
-	// a loopback address only).
+	// Token is the admin bearer token: it allows every request. Empty:
+	// none, every request is allowed (on a loopback address only).
 	Token string
+	// ReadToken is the read-only bearer token: it allows GET requests only;
+	// a write with it gets 403. Empty: none. It needs Token.
+	ReadToken string
 	// Version and GoVersion label netsentry_build_info.
 	Version, GoVersion string
 	Sensor             Sensor
@@ -56,13 +74,25 @@ type Options struct {
 	// Geo adds where each connection's endpoints and each host are
 	// (source_geo, dest_geo, geo); nil: geolocation is off.
 	Geo *geo.DB
+	// ReadTimeout is how long a client may take to send a request (408
+	// after it); 0: ReadTimeout.
+	ReadTimeout time.Duration
+	// StreamInterval is the time between two rounds of events on
+	// /api/v1/stream; 0: one second.
+	StreamInterval time.Duration
+	// StreamWriteTimeout is how long an event stream may stay blocked on a
+	// client that does not read; 0: StreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 }
+
+// tokens are the bearer tokens in force; replaced whole.
+type tokens struct{ admin, read string }
 
 // Server is the API server.
 type Server struct {
 	opt      Options
 	log      *slog.Logger
-	token    atomic.Pointer[string]
+	tokens   atomic.Pointer[tokens]
 	srv      *fasthttp.Server
 	ln       net.Listener
 	conns    *snapCache // open flows
@@ -71,7 +101,7 @@ type Server struct {
 	scanC    *snapCache // scan signals
 	set      *metrics.Set
 	routes   []*route
-	streams  atomic.Int32
+	streams  streamSlots
 	done     chan struct{}
 	closeOne sync.Once
 	serveErr chan error
@@ -88,8 +118,8 @@ func New(opt Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new api server: listen address %q: %w", opt.Listen, err)
 	}
-	if opt.Token == "" && !isLoopback(host) {
-		return nil, fmt.Errorf("new api server: %s is not a loopback address and api_token is empty; refusing to open the API to the network without a token", host)
+	if err := checkTokens(host, opt.Token, opt.ReadToken); err != nil {
+		return nil, fmt.Errorf("new api server: %w", err)
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -97,13 +127,23 @@ func New(opt Options) (*Server, error) {
 	if opt.CacheTTL <= 0 {
 		opt.CacheTTL = DefaultTTL
 	}
+	if opt.ReadTimeout <= 0 {
+		opt.ReadTimeout = ReadTimeout
+	}
+	if opt.StreamInterval <= 0 {
+		opt.StreamInterval = streamInterval
+	}
+	if opt.StreamWriteTimeout <= 0 {
+		opt.StreamWriteTimeout = StreamWriteTimeout
+	}
 	s := &Server{opt: opt, log: opt.Logger, done: make(chan struct{}), serveErr: make(chan error, 1),
 		set: metrics.NewSet(), protoSet: map[string]bool{}}
 	s.hostname, _ = osHostname()
 	for _, p := range opt.Protocols {
 		s.protoSet[p] = true
 	}
-	s.token.Store(&opt.Token)
+	s.tokens.Store(&tokens{admin: opt.Token, read: opt.ReadToken})
+	s.streams.perClient = map[netip.Addr]int{}
 	s.conns = newSnapCache(opt.Sensor, Parts{Flows: true}, opt.CacheTTL)
 	s.hostsC = newSnapCache(opt.Sensor, Parts{Hosts: true}, opt.CacheTTL)
 	s.light = newSnapCache(opt.Sensor, Parts{Protocols: true}, opt.CacheTTL)
@@ -143,7 +183,8 @@ func New(opt Options) (*Server, error) {
 	s.srv = &fasthttp.Server{
 		Handler:                       r.Handler,
 		Name:                          "netsentry",
-		ReadTimeout:                   ReadTimeout,
+		ReadTimeout:                   opt.ReadTimeout,
+		ReadBufferSize:                MaxHeaderBytes,
 		WriteTimeout:                  WriteTimeout,
 		IdleTimeout:                   IdleTimeout,
 		MaxRequestBodySize:            MaxBodyBytes,
@@ -151,14 +192,8 @@ func New(opt Options) (*Server, error) {
 		NoDefaultServerHeader:         false,
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: false,
-		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			status := fasthttp.StatusBadRequest
-			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-				status = fasthttp.StatusRequestEntityTooLarge
-			}
-			writeProblem(ctx, status, "cannot read request: "+err.Error())
-		},
-		Logger: slogPrinter{s.log},
+		ErrorHandler:                  s.requestError,
+		Logger:                        slogPrinter{s.log},
 	}
 	return s, nil
 }
@@ -183,6 +218,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("start api server: %w", err)
 	}
+	ln = headListener{ln}
 	s.ln = ln
 	go func() { s.serveErr <- s.srv.Serve(ln) }()
 	return nil
@@ -194,14 +230,35 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Handler returns the server's request handler (for tests and benchmarks).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.srv.Handler }
 
-// SetToken changes the bearer token at once. An empty token is refused
-// when the server listens beyond loopback.
-func (s *Server) SetToken(tok string) error {
+// CheckTokens says whether SetTokens(admin, read) would be accepted: an
+// empty admin token is refused while the server listens beyond loopback
+// (the address it listens on now, whatever a new configuration says), and
+// a read token needs an admin token.
+func (s *Server) CheckTokens(admin, read string) error {
 	host, _, _ := net.SplitHostPort(s.opt.Listen)
-	if tok == "" && !isLoopback(host) {
-		return errors.New("set api token: empty token on a non-loopback address")
+	if err := checkTokens(host, admin, read); err != nil {
+		return fmt.Errorf("set api tokens: %w", err)
 	}
-	s.token.Store(&tok)
+	return nil
+}
+
+// SetTokens replaces the admin and the read-only token at once, both
+// together; on error (see CheckTokens) the tokens in force stay.
+func (s *Server) SetTokens(admin, read string) error {
+	if err := s.CheckTokens(admin, read); err != nil {
+		return err
+	}
+	s.tokens.Store(&tokens{admin: admin, read: read})
+	return nil
+}
+
+func checkTokens(host, admin, read string) error {
+	if admin == "" && !isLoopback(host) {
+		return fmt.Errorf("the API listens on %s, which is not a loopback address, and api_token is empty; refusing to open the API to the network without a token", host)
+	}
+	if admin == "" && read != "" {
+		return errors.New("api_read_token is set but api_token is empty")
+	}
 	return nil
 }
 
@@ -230,8 +287,8 @@ type authLevel int
 
 const (
 	authNone  authLevel = iota // open to anyone who can connect
-	authRead                   // token required when one is set
-	authWrite                  // token required when one is set; mutating
+	authRead                   // the admin or the read token, when a token is set
+	authWrite                  // the admin token, when one is set; mutating
 )
 
 // route is one registered endpoint with its request counters.
@@ -268,30 +325,71 @@ func (rt *route) count(ctx *fasthttp.RequestCtx) {
 func (s *Server) handle(r *router.Router, method, path string, auth authLevel, h fasthttp.RequestHandler) {
 	rt := s.newRoute(method, path)
 	r.Handle(method, path, func(ctx *fasthttp.RequestCtx) {
-		if auth != authNone && !s.authorized(ctx) {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="netsentry"`)
-			writeProblem(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token (Authorization: Bearer <api_token>)")
-		} else {
+		if auth == authNone || s.authorize(ctx, auth) {
 			h(ctx)
 		}
 		rt.count(ctx)
 	})
 }
 
-func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
-	tok := *s.token.Load()
-	if tok == "" {
+// authorize checks the bearer token against level and answers the
+// problem itself when it does not do (RFC 6750): no token or an unknown
+// one 401, the read-only token on a write 403.
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, level authLevel) bool {
+	tok := s.tokens.Load()
+	if tok.admin == "" {
 		return true
 	}
 	h := ctx.Request.Header.Peek("Authorization")
-	const prefix = "Bearer "
-	if len(h) <= len(prefix) || string(h[:len(prefix)]) != prefix {
+	const scheme = "bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(string(h[:len(scheme)]), scheme) {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="netsentry"`)
+		writeProblem(ctx, fasthttp.StatusUnauthorized, "this endpoint needs a bearer token (Authorization: Bearer <api_token>, or <api_read_token> for reading)")
 		return false
 	}
-	return subtle.ConstantTimeCompare(h[len(prefix):], []byte(tok)) == 1
+	sent := h[len(scheme):]
+	isAdmin := subtle.ConstantTimeCompare(sent, []byte(tok.admin)) == 1
+	isRead := tok.read != "" && subtle.ConstantTimeCompare(sent, []byte(tok.read)) == 1
+	switch {
+	case isAdmin, isRead && level == authRead:
+		return true
+	case isRead:
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="netsentry", error="insufficient_scope"`)
+		writeProblem(ctx, fasthttp.StatusForbidden, "the read-only token (api_read_token) cannot change anything; send api_token")
+		return false
+	default:
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="netsentry", error="invalid_token"`)
+		writeProblem(ctx, fasthttp.StatusUnauthorized, "wrong bearer token")
+		return false
+	}
 }
 
+// healthJSON is the body of /healthz.
+type healthJSON struct {
+	Status         string `json:"status"` // ok, unhealthy
+	CaptureRunning bool   `json:"capture_running"`
+	Reason         string `json:"reason,omitempty"`
+}
+
+// healthz answers 200 while the sensor is healthy, 503 with the reason
+// when it is not (a packet worker stopped answering, the capture ended by
+// itself); a capture stopped on request is healthy ("capture stopped").
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	st := s.opt.Sensor.Capture()
-	writeJSON(ctx, map[string]any{"status": "ok", "capture_running": st.Running})
+	ok, reason := s.opt.Sensor.Health()
+	out := healthJSON{Status: "ok", CaptureRunning: st.Running, Reason: reason}
+	status := fasthttp.StatusOK
+	switch {
+	case !ok:
+		out.Status, status = "unhealthy", fasthttp.StatusServiceUnavailable
+	case !st.Running && reason == "":
+		out.Reason = "capture stopped"
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		panic("BUG: marshal health: " + err.Error())
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeJSONBytes(ctx, b)
+	ctx.SetStatusCode(status)
 }

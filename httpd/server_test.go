@@ -37,6 +37,13 @@ type fakeSensor struct {
 	running bool
 	ifaces  []string
 	calls   int
+	sick    string // Health's reason when unhealthy
+}
+
+func (f *fakeSensor) Health() (bool, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sick == "", f.sick
 }
 
 func (f *fakeSensor) Snapshot(ctx context.Context, parts httpd.Parts) (httpd.Snapshot, error) {
@@ -120,7 +127,7 @@ func (c *fakeConfig) Replace(n configs.Config) (httpd.ApplyResult, error) {
 // replayState replays a corpus file into one worker and returns what the
 // API would see. The replay ends every flow (end of capture); the fake
 // serves those records as the open flows.
-func replayState(t *testing.T, name string) httpd.Snapshot {
+func replayState(t testing.TB, name string) httpd.Snapshot {
 	t.Helper()
 	rf, err := engine.OpenFile(filepath.Join(corpus, name))
 	if err != nil {
@@ -146,7 +153,7 @@ func replayState(t *testing.T, name string) httpd.Snapshot {
 }
 
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httpd.Server
 	base   string
 	sensor *fakeSensor
@@ -157,13 +164,21 @@ type testServer struct {
 
 func newTestServer(t *testing.T, token string) *testServer {
 	t.Helper()
+	return newTestServerWith(t, func(o *httpd.Options) { o.Token = token })
+}
+
+// newTestServerWith starts a server with the options that edit sets.
+func newTestServerWith(t testing.TB, edit func(o *httpd.Options)) *testServer {
+	t.Helper()
 	snap := replayState(t, "zeek-http-bro.org.pcap")
 	sensor := &fakeSensor{snap: snap, running: true, ifaces: []string{"eth0"},
 		queues: []httpd.QueueStats{{Queue: 0, Packets: snap.Packets, Bytes: snap.Bytes, KernelPackets: snap.Packets}}}
 	cfg := &fakeConfig{cfg: configs.Default()}
-	cfg.cfg.APIToken = token
-	srv, err := httpd.New(httpd.Options{Listen: "127.0.0.1:0", Token: token, Version: "test", GoVersion: "go-test",
-		Sensor: sensor, Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Protocols: []string{"Unknown", "HTTP", "DNS", "TLS", "HTTPS"}})
+	opt := httpd.Options{Listen: "127.0.0.1:0", Version: "test", GoVersion: "go-test",
+		Sensor: sensor, Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Protocols: []string{"Unknown", "HTTP", "DNS", "TLS", "HTTPS"}}
+	edit(&opt)
+	cfg.cfg.APIToken, cfg.cfg.APIReadToken = opt.Token, opt.ReadToken
+	srv, err := httpd.New(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +187,7 @@ func newTestServer(t *testing.T, token string) *testServer {
 	}
 	t.Cleanup(func() { srv.Close(time.Second) })
 	return &testServer{t: t, srv: srv, base: "http://" + srv.Addr().String(), sensor: sensor, config: cfg,
-		api: loadOpenAPI(t), token: token}
+		api: loadOpenAPI(t), token: opt.Token}
 }
 
 type response struct {
@@ -484,7 +499,9 @@ func TestToken(t *testing.T) {
 	if m := ts.check("/api/v1/config", "GET", r); m["api_token"] != httpd.Redacted {
 		t.Errorf("GET config shows the token: %v", m["api_token"])
 	}
-	ts.srv.SetToken("fedcba9876543210fedc")
+	if err := ts.srv.SetTokens("fedcba9876543210fedc", ""); err != nil {
+		t.Fatal(err)
+	}
 	if r := ts.do("GET", "/api/v1/capture", "", nil); r.status != 401 {
 		t.Errorf("old token after SetToken: %d", r.status)
 	}

@@ -99,6 +99,13 @@ type Sensor interface {
 	// StopCapture stops the capture, flushing its open flows; stopping a
 	// stopped capture is not an error.
 	StopCapture() (CaptureStatus, error)
+	// Health says whether the sensor works: false with the reason when a
+	// packet worker did not answer its latest liveness probe in time or
+	// the capture ended without being asked to. A capture stopped on
+	// request is healthy (reason may say so). It may wait for a probe, a
+	// second or two at most; the reason is for people and holds no
+	// addresses or error text of the system.
+	Health() (ok bool, reason string)
 }
 
 // Publisher is a Sensor that publishes a snapshot periodically (package

@@ -4,38 +4,106 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
+// streamSlots counts the open event streams, in all and per client
+// address.
+type streamSlots struct {
+	mu        sync.Mutex
+	open      int
+	perClient map[netip.Addr]int
+	// Counters for /metrics.
+	dropped        atomic.Uint64 // subscribers that stopped reading, dropped
+	rejectedClient atomic.Uint64 // 429: the client address holds MaxStreamsPerClient
+	rejectedServer atomic.Uint64 // 503: MaxStreams are open
+}
+
+// take reserves a slot for a; 0 when it got one, else the status to answer.
+func (sl *streamSlots) take(a netip.Addr) int {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	switch {
+	case sl.perClient[a] >= MaxStreamsPerClient:
+		sl.rejectedClient.Add(1)
+		return fasthttp.StatusTooManyRequests
+	case sl.open >= MaxStreams:
+		sl.rejectedServer.Add(1)
+		return fasthttp.StatusServiceUnavailable
+	}
+	sl.open++
+	sl.perClient[a]++
+	return 0
+}
+
+func (sl *streamSlots) release(a netip.Addr) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	sl.open--
+	if sl.perClient[a]--; sl.perClient[a] <= 0 {
+		delete(sl.perClient, a)
+	}
+}
+
 // stream serves Server-Sent Events: every second an event "metrics" (the
 // /api/v1/metrics document, without host metrics when there are none) and
-// an event "connections" (the top 10 connections by bytes).
+// an event "connections" (the top 10 connections by bytes). A client that
+// does not read is dropped once its socket buffer has stayed full for
+// StreamWriteTimeout; one client address holds MaxStreamsPerClient
+// streams at most (429 past that), the server MaxStreams (503).
 func (s *Server) stream(ctx *fasthttp.RequestCtx) {
 	if _, msg := parseQuery(ctx); msg != "" {
 		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
 		return
 	}
-	if s.streams.Add(1) > MaxStreams {
-		s.streams.Add(-1)
+	client := clientAddr(ctx)
+	switch s.streams.take(client) {
+	case fasthttp.StatusTooManyRequests:
+		ctx.Response.Header.Set("Retry-After", "10")
+		writeProblem(ctx, fasthttp.StatusTooManyRequests,
+			"this client address has "+strconv.Itoa(MaxStreamsPerClient)+" event streams open already; close one")
+		return
+	case fasthttp.StatusServiceUnavailable:
+		ctx.Response.Header.Set("Retry-After", "10")
 		writeProblem(ctx, fasthttp.StatusServiceUnavailable, "too many event streams open; try again later")
 		return
 	}
 	conn := ctx.Conn()
-	// The stream outlives WriteTimeout; each event gets a deadline instead.
+	hc, _ := conn.(*headConn)
+	if hc != nil {
+		if tc, ok := hc.Conn.(*net.TCPConn); ok {
+			tc.SetWriteBuffer(StreamSendBuffer)
+		}
+	}
+	// The stream outlives WriteTimeout; each round gets a deadline instead.
 	ctx.SetWriteDeadline(time.Time{})
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer s.streams.Add(-1)
-		t := time.NewTicker(streamInterval)
+		defer s.streams.release(client)
+		t := time.NewTicker(s.opt.StreamInterval)
 		defer t.Stop()
 		w.WriteString("retry: 2000\n\n")
 		for {
-			conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
+			// fasthttp copies what w holds to the connection on the
+			// connection's goroutine; a write blocked past this deadline
+			// (the client's buffers full) fails there, closes the stream
+			// and so makes the next write here fail.
+			conn.SetWriteDeadline(time.Now().Add(s.opt.StreamWriteTimeout))
 			if !s.writeEvents(w) || w.Flush() != nil {
+				if hc != nil && hc.writeTimeout.Load() {
+					s.streams.dropped.Add(1)
+					s.log.Info("api: event stream dropped: the client did not read for "+s.opt.StreamWriteTimeout.String(),
+						"client", client.String())
+				}
 				return
 			}
 			select {
@@ -45,6 +113,16 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx) {
 			}
 		}
 	})
+}
+
+// clientAddr is the address of the client, IPv4-mapped addresses unmapped.
+func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
 }
 
 // writeEvents writes one round of events; false when the data could not be

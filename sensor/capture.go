@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,9 +56,11 @@ func (s *Sensor) StartCapture(ifaces []string) (httpd.CaptureStatus, error) {
 	runCtx, run.cancel = context.WithCancel(context.Background())
 	go func() {
 		err := l.Run(runCtx)
-		if err != nil && !run.stopping.Load() {
-			run.err.Store(&err)
-			s.log.Error(fmt.Sprintf("capture on %v ended", run.ifaces), "err", err)
+		if !run.stopping.Load() {
+			why := errors.New("ended without a stop request") // the error is logged, not shown
+			run.err.Store(&why)
+			s.log.Error(fmt.Sprintf("capture on %v ended without a stop request", run.ifaces), "err", err)
+			s.kickNow()
 		}
 		run.done <- err
 	}()
@@ -96,7 +99,8 @@ func (s *Sensor) stopLocked() error {
 	run.cancel()
 	err := <-run.done
 	if p := run.err.Load(); p != nil {
-		err = nil // reported by Health and logged when it happened
+		err = nil // logged when it happened; stopping it now is what the operator asked
+		run.err.Store(nil)
 	}
 	tot := engine.TotalStats(run.l.Stats())
 	s.log.Info(fmt.Sprintf("capture on %v stopped", run.ifaces), "packets", tot.Packets, "kernel_packets", tot.KernelPackets, "kernel_drops", tot.KernelDrops)

@@ -28,6 +28,10 @@ const (
 	// dutyCycle×d, so the workers spend at most 1/dutyCycle of their time
 	// copying it (a full table: 100k flows).
 	dutyCycle = 10
+	// answerWait is how long the packet workers may take to answer a
+	// snapshot request; a worker that takes longer makes the sensor
+	// unhealthy (Health, /healthz, the systemd watchdog).
+	answerWait = 2 * time.Second
 )
 
 // Parts is a set of the snapshot's optional parts. Counters, flow-table
@@ -322,8 +326,12 @@ func (s *Sensor) fill(ctx context.Context, snap, prev *Snapshot, run *captureRun
 			want |= bit
 		}
 	}
-	wait := max(s.interval, 2*time.Second)
-	wctx, cancel := context.WithTimeout(ctx, wait)
+	if run.err.Load() != nil {
+		// The capture ended by itself: its workers answer nothing more.
+		snap.Engine, snap.Flows, snap.Parts, snap.PartAt = prev.Engine, prev.Flows, prev.Parts, prev.PartAt
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, answerWait)
 	defer cancel()
 	start := time.Now()
 	snaps, err := workerSnapshots(wctx, run.l.Workers(), engine.SnapshotParts{
@@ -412,8 +420,11 @@ func workerSnapshots(ctx context.Context, ws []*engine.Worker, parts engine.Snap
 }
 
 // Health says whether the sensor works as configured: every packet worker
-// answered the latest snapshot request, and a capture that should run
-// does. A capture stopped on purpose is healthy.
+// answered the latest snapshot request within answerWait, and a capture
+// that should run does. A capture stopped on purpose is healthy ("capture
+// stopped"); a healthy running capture has no reason. Reasons are for
+// people: no addresses, no error text (the log has that). Cheap: it reads
+// the latest snapshot, it asks the workers nothing.
 func (s *Sensor) Health() (ok bool, reason string) {
 	snap := s.latest.Load()
 	s.capMu.Lock()
@@ -422,21 +433,21 @@ func (s *Sensor) Health() (ok bool, reason string) {
 	if cur == nil {
 		if last != nil {
 			if p := last.err.Load(); p != nil {
-				return false, "capture on " + fmt.Sprint(last.ifaces) + " ended: " + (*p).Error()
+				return false, "capture on " + fmt.Sprint(last.ifaces) + " " + (*p).Error()
 			}
 		}
 		return true, "capture stopped"
 	}
 	if p := cur.err.Load(); p != nil {
-		return false, "capture on " + fmt.Sprint(cur.ifaces) + " ended: " + (*p).Error()
+		return false, "capture on " + fmt.Sprint(cur.ifaces) + " " + (*p).Error()
 	}
 	if snap.Err != nil {
-		return false, "a packet worker did not answer: " + snap.Err.Error()
+		return false, "a packet worker did not answer the sensor's snapshot request within " + answerWait.String()
 	}
 	if age := time.Since(snap.At); age > 3*s.interval+2*time.Second {
 		return false, "no snapshot for " + age.Round(time.Second).String() + ": the sensor is stuck"
 	}
-	return true, "ok"
+	return true, ""
 }
 
 // FailedSnapshots counts snapshots a worker did not answer in time.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,5 +155,51 @@ func TestTopHosts(t *testing.T) {
 	}
 	if n := len(topHosts(hs[:3], 10)); n != 3 {
 		t.Errorf("top 10 of 3 hosts: %d", n)
+	}
+}
+
+// TestHealthCaptureEnded: a capture whose Run returned without a stop
+// request makes the sensor unhealthy, with the reason; once stopped on
+// request it is healthy again.
+func TestHealthCaptureEnded(t *testing.T) {
+	s, _ := newTestSensor(t, nil)
+	run := &captureRun{ifaces: []string{"c0"}}
+	why := errors.New("ended without a stop request")
+	run.err.Store(&why)
+	s.capMu.Lock()
+	s.cur, s.last = run, run
+	s.capMu.Unlock()
+	if ok, reason := s.Health(); ok || reason != "capture on [c0] ended without a stop request" {
+		t.Errorf("capture ended by itself: %v %q", ok, reason)
+	}
+	s.capMu.Lock()
+	s.cur = nil
+	s.capMu.Unlock()
+	if ok, _ := s.Health(); ok {
+		t.Error("healthy while the last capture ended by itself and nobody stopped it")
+	}
+	run.err.Store(nil) // what stopLocked does on a stop request
+	if ok, reason := s.Health(); !ok || reason != "capture stopped" {
+		t.Errorf("after the stop: %v %q", ok, reason)
+	}
+}
+
+// TestWorkerThatDoesNotAnswer: a worker whose loop does not turn fails the
+// snapshot request within the context's deadline, naming its queue.
+func TestWorkerThatDoesNotAnswer(t *testing.T) {
+	shard, err := flowtable.New(flowtable.DefaultConfig(), func([]flowtable.Record) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := engine.NewWorker(shard) // never run: it answers no request
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = workerSnapshots(ctx, []*engine.Worker{idle}, engine.SnapshotParts{})
+	if err == nil || !strings.Contains(err.Error(), "queue 0") {
+		t.Errorf("idle worker: %v", err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond || d > 2*time.Second {
+		t.Errorf("took %v, want about the 100 ms deadline", d)
 	}
 }

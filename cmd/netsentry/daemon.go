@@ -224,7 +224,7 @@ func appProtocols() []string {
 func (d *daemon) startAPI() error {
 	cfg := d.Config()
 	addr := net.JoinHostPort(cfg.APIListen, strconv.Itoa(cfg.APIPort))
-	api, err := httpd.New(httpd.Options{Listen: addr, Token: cfg.APIToken, Version: version, GoVersion: goVersion(),
+	api, err := httpd.New(httpd.Options{Listen: addr, Token: cfg.APIToken, ReadToken: cfg.APIReadToken, Version: version, GoVersion: goVersion(),
 		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo})
 	if err != nil {
 		return err
@@ -261,6 +261,9 @@ func (d *daemon) Replace(c configs.Config) (httpd.ApplyResult, error) {
 	}
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()
+	if err := d.checkTokensLocked(c); err != nil {
+		return httpd.ApplyResult{}, fmt.Errorf("nothing was changed: %w: %w", err, httpd.ErrConflict)
+	}
 	data, err := configs.Encode(c)
 	if err != nil {
 		return httpd.ApplyResult{}, err
@@ -274,7 +277,18 @@ func (d *daemon) Replace(c configs.Config) (httpd.ApplyResult, error) {
 
 // liveKeys are the keys applied at once; every other change waits for a
 // restart.
-var liveKeys = map[string]bool{"log_level": true, "api_token": true}
+var liveKeys = map[string]bool{"log_level": true, "api_token": true, "api_read_token": true}
+
+// checkTokensLocked says whether the API can enforce c's tokens now (an
+// empty api_token is refused while it listens beyond loopback); a change it
+// cannot enforce is refused whole, so that the configuration shown is the
+// one in force.
+func (d *daemon) checkTokensLocked(c configs.Config) error {
+	if d.api == nil || (c.APIToken == d.cfg.APIToken && c.APIReadToken == d.cfg.APIReadToken) {
+		return nil
+	}
+	return d.api.CheckTokens(c.APIToken, c.APIReadToken)
+}
 
 // applyLocked makes c the configuration in force: what can change live
 // does, the rest is reported (and logged) as needing a restart.
@@ -292,12 +306,11 @@ func (d *daemon) applyLocked(c configs.Config) httpd.ApplyResult {
 		switch k {
 		case "log_level":
 			d.level.Set(parseLevel(c.LogLevel))
-		case "api_token":
+		case "api_token", "api_read_token":
 			if d.api != nil {
-				if err := d.api.SetToken(c.APIToken); err != nil {
-					d.log.Error("apply api_token", "err", err)
-					res.RestartRequired = append(res.RestartRequired, k)
-					continue
+				// checkTokensLocked passed, so this does not fail.
+				if err := d.api.SetTokens(c.APIToken, c.APIReadToken); err != nil {
+					panic("BUG: tokens checked, then refused: " + err.Error())
 				}
 			}
 		}
@@ -333,6 +346,10 @@ func (d *daemon) reload() {
 	defer d.cfgMu.Unlock()
 	// Command-line overrides stay in force.
 	d.o.applyOverrides(&c)
+	if err := d.checkTokensLocked(c); err != nil {
+		d.log.Error("SIGHUP: configuration not reloaded; the one in force stays", "err", err)
+		return
+	}
 	res := d.applyLocked(c)
 	d.log.Info("SIGHUP: configuration reloaded", "applied", len(res.Applied), "restart_required", len(res.RestartRequired))
 }

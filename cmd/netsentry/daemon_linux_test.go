@@ -63,10 +63,11 @@ func dialInNetns(ctx context.Context, ns, network, addr string) (net.Conn, error
 }
 
 type apiClient struct {
-	t    *testing.T
-	ns   string
-	addr string
-	http *http.Client
+	t     *testing.T
+	ns    string
+	addr  string
+	http  *http.Client
+	token string // sent as a bearer token when set
 }
 
 func newAPIClient(t *testing.T, ns, addr string) *apiClient {
@@ -85,6 +86,9 @@ func (c *apiClient) do(method, path string, body []byte) (int, []byte) {
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -602,4 +606,183 @@ func TestDaemonSummaryPerCapture(t *testing.T) {
 	if t.Failed() {
 		t.Logf("summary:\n%s", out)
 	}
+}
+
+// waitCount waits until the log holds text n times.
+func waitCount(t *testing.T, p *liveProc, text string, n int) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if strings.Count(p.stderr.String(), text) >= n {
+			return
+		}
+	}
+	t.Fatalf("log has %q fewer than %d times:\n%s", text, n, p.stderr.String())
+}
+
+// TestDaemonConfigInForce: GET /api/v1/config shows what the daemon
+// enforces. With the API on 0.0.0.0 (inside the test's namespace) and a
+// token: a PUT that clears the token is refused (409, file and tokens
+// unchanged); a SIGHUP with an empty file (whose defaults clear the token)
+// or a broken one is refused whole; a new token applies at once. The
+// read-only token reads and cannot write. /healthz says "capture stopped"
+// with 200 after a stop on request.
+func TestDaemonConfigInForce(t *testing.T) {
+	ns := liveNet(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "netsentry.yaml")
+	const admin, read, admin2 = "0123456789abcdef0123", "fedcba9876543210fedc", "aaaabbbbccccddddeeee"
+	cfgText := `api_listen: 0.0.0.0
+api_port: 18080
+api_token: ` + admin + `
+api_read_token: ` + read + `
+capture_interface: c0
+performance:
+  threads: 1
+  memory_limit_mb: 64
+`
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &liveProc{}
+	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--config", cfgPath, "--api-enable")
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill() })
+	waitFor(t, p, "REST API server started")
+	api := newAPIClient(t, ns, "127.0.0.1:18080")
+	health := func() (int, map[string]any) {
+		t.Helper()
+		st, b := api.do("GET", "/healthz", nil)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("healthz: %v: %s", err, b)
+		}
+		return st, m
+	}
+	if st, m := health(); st != 200 || m["status"] != "ok" || m["capture_running"] != true {
+		t.Fatalf("healthz while capturing: %d %v", st, m)
+	}
+	if st, _ := api.do("GET", "/api/v1/capture", nil); st != 401 {
+		t.Errorf("GET without a token: %d, want 401", st)
+	}
+	api.token = read
+	var cfg map[string]any
+	api.getJSON("/api/v1/config", &cfg)
+	if cfg["api_token"] != "<redacted>" || cfg["api_read_token"] != "<redacted>" || cfg["api_listen"] != "0.0.0.0" {
+		t.Fatalf("GET config: api_token %v, api_read_token %v, api_listen %v", cfg["api_token"], cfg["api_read_token"], cfg["api_listen"])
+	}
+	_, shown := api.do("GET", "/api/v1/config", nil)
+	if st, b := api.do("PUT", "/api/v1/config", []byte(`{"capture_interface":"c0"}`)); st != 403 {
+		t.Errorf("PUT with the read token: %d %s", st, b)
+	}
+
+	// Clearing the token while the API listens on 0.0.0.0: refused, even
+	// with api_listen back on loopback (that applies at a restart only).
+	api.token = admin
+	cfg["api_token"] = ""
+	cfg["api_read_token"] = ""
+	cfg["api_listen"] = "127.0.0.1"
+	body, _ := json.Marshal(cfg)
+	if st, b := api.do("PUT", "/api/v1/config", body); st != 409 || !strings.Contains(string(b), "nothing was changed") {
+		t.Errorf("PUT clearing the token: %d %s", st, b)
+	}
+	if after, _ := os.ReadFile(cfgPath); string(after) != cfgText {
+		t.Errorf("the refused PUT changed the file:\n%s", after)
+	}
+	api.token = ""
+	if st, _ := api.do("GET", "/api/v1/capture", nil); st != 401 {
+		t.Errorf("without a token after the refused PUT: %d, want 401", st)
+	}
+	api.token = read
+	if _, b := api.do("GET", "/api/v1/config", nil); string(b) != string(shown) {
+		t.Errorf("GET config after the refused PUT:\n%s\nwant\n%s", b, shown)
+	}
+
+	// SIGHUP with an empty file (the defaults: no token, loopback) and
+	// with a broken one: not reloaded, the configuration in force stays.
+	for i, text := range []string{"", "api_token: [\n"} {
+		os.WriteFile(cfgPath, []byte(text), 0o644)
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		waitCount(t, p, "configuration not reloaded", i+1)
+		api.token = ""
+		if st, _ := api.do("GET", "/api/v1/network/stats", nil); st != 401 {
+			t.Errorf("SIGHUP with %q: a GET without a token: %d, want 401", text, st)
+		}
+		api.token = read
+		if _, b := api.do("GET", "/api/v1/config", nil); string(b) != string(shown) {
+			t.Errorf("GET config after SIGHUP with %q:\n%s\nwant\n%s", text, b, shown)
+		}
+	}
+
+	// A new admin token applies at once; the file has it.
+	api.token = admin
+	api.getJSON("/api/v1/config", &cfg)
+	cfg["api_token"] = admin2
+	body, _ = json.Marshal(cfg)
+	st, b := api.do("PUT", "/api/v1/config", body)
+	if st != 200 || !strings.Contains(string(b), `"applied":["api_token"]`) {
+		t.Fatalf("PUT a new token: %d %s", st, b)
+	}
+	if st, _ := api.do("GET", "/api/v1/capture", nil); st != 401 {
+		t.Errorf("the old admin token after the PUT: %d, want 401", st)
+	}
+	api.token = admin2
+	api.getJSON("/api/v1/config", &cfg)
+	if cfg["api_token"] != "<redacted>" {
+		t.Errorf("GET config with the new token: api_token %v", cfg["api_token"])
+	}
+	if c, err := configs.LoadChecked(cfgPath); err != nil || c.APIToken != admin2 || c.APIReadToken != read {
+		t.Errorf("file after the PUT: %v %q %q", err, c.APIToken, c.APIReadToken)
+	}
+
+	// A capture stopped on request is healthy.
+	if st, b := api.do("POST", "/api/v1/capture", []byte(`{"action":"stop"}`)); st != 200 {
+		t.Fatalf("stop: %d %s", st, b)
+	}
+	if st, m := health(); st != 200 || m["status"] != "ok" || m["capture_running"] != false || m["reason"] != "capture stopped" {
+		t.Errorf("healthz after a stop: %d %v", st, m)
+	}
+	if st, b := api.do("POST", "/api/v1/capture", []byte(`{"action":"start"}`)); st != 200 {
+		t.Fatalf("start: %d %s", st, b)
+	}
+	if st, m := health(); st != 200 || m["status"] != "ok" || m["capture_running"] != true || m["reason"] != nil {
+		t.Errorf("healthz after a start: %d %v", st, m)
+	}
+	p.interrupt(t)
+}
+
+// TestDaemonTokenCleared: on a loopback API a PUT that clears the token
+// is applied, and really: requests without a token are then served.
+func TestDaemonTokenCleared(t *testing.T) {
+	ns := liveNet(t)
+	bin := buildBinary(t)
+	cfgPath := filepath.Join(t.TempDir(), "netsentry.yaml")
+	const admin = "0123456789abcdef0123"
+	os.WriteFile(cfgPath, []byte("api_port: 18080\napi_token: "+admin+"\ncapture_interface: c0\nperformance:\n  threads: 1\n  memory_limit_mb: 64\n"), 0o644)
+	p := &liveProc{}
+	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--config", cfgPath, "--api-enable")
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill() })
+	waitFor(t, p, "REST API server started")
+	api := newAPIClient(t, ns, "127.0.0.1:18080")
+	api.token = admin
+	var cfg map[string]any
+	api.getJSON("/api/v1/config", &cfg)
+	cfg["api_token"] = ""
+	body, _ := json.Marshal(cfg)
+	if st, b := api.do("PUT", "/api/v1/config", body); st != 200 || !strings.Contains(string(b), `"applied":["api_token"]`) {
+		t.Fatalf("PUT clearing the token: %d %s", st, b)
+	}
+	api.token = ""
+	api.getJSON("/api/v1/config", &cfg)
+	if cfg["api_token"] != "" {
+		t.Errorf("GET config after clearing: api_token %v", cfg["api_token"])
+	}
+	p.interrupt(t)
 }
