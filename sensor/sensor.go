@@ -444,7 +444,13 @@ func (s *Sensor) Health() (ok bool, reason string) {
 	if snap.Err != nil {
 		return false, "a packet worker did not answer the sensor's snapshot request within " + answerWait.String()
 	}
-	if age := time.Since(snap.At); age > 3*s.interval+2*time.Second {
+	// A snapshot is due every interval; one made before this capture
+	// started does not count against it.
+	since := snap.At
+	if cur.since.After(since) {
+		since = cur.since
+	}
+	if age := time.Since(since); age > 3*s.interval+answerWait {
 		return false, "no snapshot for " + age.Round(time.Second).String() + ": the sensor is stuck"
 	}
 	return true, ""
