@@ -96,8 +96,8 @@ const (
 	lengthsMaybe          // 2.3: swapped when captured > original
 )
 
-// ErrCorrupt marks a record whose header cannot be true.
-var ErrCorrupt = errors.New("corrupt packet record")
+// errCorrupt marks a record whose header cannot be true.
+var errCorrupt = errors.New("corrupt packet record")
 
 // pcapReader reads the records of a classic pcap file into one reused
 // buffer: no allocation per record once the buffer has grown to the largest
@@ -294,7 +294,7 @@ func (r *pcapReader) recordHeader(h []byte) (sec, frac, caplen, wirelen uint32) 
 // file header announces, valid until the following call; wirelen is the
 // record's original length (FCS included, as tshark's frame.len); ts is in
 // Unix nanoseconds. At a clean end of file err is io.EOF; a record cut short
-// gives io.ErrUnexpectedEOF, an impossible one ErrCorrupt.
+// gives io.ErrUnexpectedEOF, an impossible one errCorrupt.
 func (r *pcapReader) next() (data []byte, wirelen uint32, ts int64, err error) {
 	h := r.hdr[:r.hdrLen]
 	if n, err := io.ReadFull(r.br, h); err != nil {
@@ -305,7 +305,7 @@ func (r *pcapReader) next() (data []byte, wirelen uint32, ts int64, err error) {
 	}
 	sec, frac, caplen, wirelen := r.recordHeader(h)
 	if caplen > maxRecord {
-		return nil, 0, 0, fmt.Errorf("%w: captured length %d is over the maximum of %d", ErrCorrupt, caplen, maxRecord)
+		return nil, 0, 0, fmt.Errorf("%w: captured length %d is over the maximum of %d", errCorrupt, caplen, maxRecord)
 	}
 	if cap(r.buf) < int(caplen) {
 		r.buf = make([]byte, max(int(caplen), 2048, 2*cap(r.buf)))

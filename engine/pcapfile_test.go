@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netsentry/netsentry/decode"
 	"github.com/netsentry/netsentry/flowtable"
 	"github.com/netsentry/netsentry/internal/testcorpus"
 )
@@ -113,8 +114,15 @@ type pcapSpec struct {
 	checker      bool // also run the shared compare_flows.py (slow: it runs tshark again)
 }
 
-func (s pcapSpec) write(t *testing.T, path string) {
+func (s pcapSpec) write(t testing.TB, path string) {
 	t.Helper()
+	if err := os.WriteFile(path, s.bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bytes is the file.
+func (s pcapSpec) bytes() []byte {
 	var o order = binary.LittleEndian
 	if s.big {
 		o = binary.BigEndian
@@ -162,9 +170,7 @@ func (s pcapSpec) write(t *testing.T, path string) {
 	if s.ends != nil {
 		b = s.ends(b)
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return b
 }
 
 type order interface {
@@ -260,7 +266,7 @@ func TestPcapVariants(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got, want := rf.Variant, capinfosType(t, path); got != want || got != spec.want {
-				t.Errorf("variant %q, capinfos says %q, test wants %q", got, want, spec.want)
+				t.Errorf("variant %q, captype says %q, test wants %q", got, want, spec.want)
 			}
 			if spec.extraCheck != nil {
 				spec.extraCheck(t, path, rf)
@@ -326,17 +332,16 @@ func checkFCS(t *testing.T, path string, rf *File) {
 	}
 }
 
-// capinfosType is wiretap's name for the file's type.
+// capinfosType is wiretap's name for the file's type (captype, which opens
+// the file as tshark does and names the type capinfos -t shows).
 func capinfosType(t *testing.T, path string) string {
 	t.Helper()
-	out, _ := exec.Command("capinfos", "-t", "-M", path).Output()
-	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(l, "File type:"); ok {
-			return strings.TrimSpace(v)
-		}
+	out, err := exec.Command("captype", path).Output()
+	_, typ, ok := strings.Cut(strings.TrimSpace(string(out)), ": ")
+	if err != nil || !ok {
+		t.Fatalf("captype %s: %v: %s", path, err, out)
 	}
-	t.Fatalf("capinfos -t %s printed no file type: %s", path, out)
-	return ""
+	return typ
 }
 
 // compareWithTshark replays path and checks it against tshark's reading:
@@ -454,8 +459,8 @@ func TestPcapDamage(t *testing.T) {
 			t.Fatalf("record %d: %v", i+1, err)
 		}
 	}
-	if _, _, _, err := rf.next(); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("fifth record: %v, want ErrCorrupt", err)
+	if _, _, _, err := rf.next(); !errors.Is(err, errCorrupt) {
+		t.Fatalf("fifth record: %v, want errCorrupt", err)
 	}
 	out, _ := exec.Command("tshark", "-n", "-r", path, "-T", "fields", "-e", "frame.number").Output()
 	if n := len(strings.Fields(string(out))); n != 4 {
@@ -486,4 +491,66 @@ func TestPcapReadAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("%v allocations per record", n)
 	}
+}
+
+// TestPcapCorpusVariants: every classic pcap of the shared corpus is read as
+// the variant wiretap (capinfos -t) identifies.
+func TestPcapCorpusVariants(t *testing.T) {
+	for _, path := range corpusFiles(t) {
+		rf, err := OpenFile(path)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(path), err)
+			continue
+		}
+		if rf.Format == "pcap" {
+			if want := capinfosType(t, path); rf.Variant != want {
+				t.Errorf("%s: variant %q, captype says %q", filepath.Base(path), rf.Variant, want)
+			}
+		}
+		rf.Close()
+	}
+}
+
+// FuzzPcapFile feeds arbitrary bytes to the capture reader (pcap and pcapng)
+// and the decoder behind it: no panic, no record over the maximum, captured
+// lengths as returned.
+func FuzzPcapFile(f *testing.F) {
+	for _, path := range corpusFiles(f) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 8192)])
+	}
+	le, be := binary.LittleEndian, binary.BigEndian
+	for _, s := range []pcapSpec{
+		{magic: magicMicro, major: 2, minor: 1, snaplen: 96, network: 1, oldOrder: true},
+		{magic: magicMicro, major: 2, minor: 3, snaplen: 96, network: 0x24000001, frames: func() []frame { return conversation([]byte{1, 2, 3, 4}) }},
+		{big: true, magic: magicModified, major: 2, minor: 4, snaplen: 65535, network: 1, recExtra: ss990915Tail(be)},
+		{magic: magicModified, major: 2, minor: 4, snaplen: 65535, network: 1, recExtra: ss990417Tail(le)},
+		{magic: magicMicro, major: 2, minor: 2, snaplen: 1514, network: 6, oldOrder: true},
+		{big: true, magic: magicIxiaHW, major: 2, minor: 4, snaplen: 65535, network: 239, hdrExtra: 4, frames: func() []frame { return nflogFrames(be) }},
+	} {
+		f.Add(s.bytes())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rf, err := newFile("fuzz", bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		var p decode.Packet
+		for i := 0; i < 10000; i++ {
+			data, ci, link, err := rf.next()
+			if err != nil {
+				return
+			}
+			if len(data) > maxRecord {
+				t.Fatalf("record %d: %d bytes", i, len(data))
+			}
+			if rf.Format == "pcap" && ci.CaptureLength != len(data) {
+				t.Fatalf("record %d: CaptureLength %d, %d bytes", i, ci.CaptureLength, len(data))
+			}
+			decode.Parse(data, uint32(ci.Length), link, &p)
+		}
+	})
 }
