@@ -27,7 +27,9 @@ import (
 //     SuSE 6.3's ss990915 (28);
 //   - the link-type field's upper bits: a non-zero reserved field (0x03ff0000)
 //     is refused; "FCS length present" (0x04000000) with an FCS length in
-//     16-bit words (0xf0000000) marks frames that end in an FCS.
+//     16-bit words (0xf0000000) marks frames that end in an FCS, which is
+//     cut from an Ethernet frame before decoding (it still counts in the
+//     frame's wire length, as in tshark's frame.len).
 //
 // A record longer than maxRecord is refused as damage (wiretap's limit for
 // the link types we decode); the header's snap length is not a limit.
@@ -320,9 +322,11 @@ func (r *pcapReader) next() (data []byte, wirelen uint32, ts int64, err error) {
 	default:
 		ts = int64(sec)*1e9 + int64(frac)*1000
 	}
-	if r.fcsLen > 0 {
+	if r.fcsLen > 0 && r.link == 1 {
 		// The FCS is the last fcsLen bytes of the wire frame; cut the
-		// part of it that was captured.
+		// part of it that was captured. Only on Ethernet, as wiretap:
+		// on the other links we decode, the IP length ends the packet
+		// before any trailer anyway.
 		if in := int64(caplen) - (int64(wirelen) - int64(r.fcsLen)); in > 0 {
 			data = data[:int64(caplen)-min(in, int64(r.fcsLen))]
 		}
