@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -112,6 +113,7 @@ type pcapSpec struct {
 	extraCheck   func(t *testing.T, path string, rf *File)
 	notReadableT bool // tshark refuses the file: so must we
 	checker      bool // also run the shared compare_flows.py (slow: it runs tshark again)
+	gz           bool // gzip-compress the file (cut then applies to the compressed bytes)
 }
 
 func (s pcapSpec) write(t testing.TB, path string) {
@@ -165,6 +167,13 @@ func (s pcapSpec) bytes() []byte {
 			b = append(b, s.recExtra(i)...)
 		}
 		b = append(b, data[:caplen]...)
+	}
+	if s.gz {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		zw.Write(b)
+		zw.Close()
+		b = z.Bytes()
 	}
 	b = b[:len(b)-s.cut]
 	if s.ends != nil {
@@ -249,6 +258,9 @@ func TestPcapVariants(t *testing.T) {
 			frames: func() []frame { return nflogFrames(be) }},
 		"NFLOG little-endian": {magic: magicMicro, major: 2, minor: 4, snaplen: 65535, network: 239, want: "pcap",
 			frames: func() []frame { return nflogFrames(le) }},
+		"gzip 2.1": {checker: true, gz: true, magic: magicMicro, major: 2, minor: 1, snaplen: 96, network: 1, oldOrder: true, want: "pcap"},
+		"gzip ss990915 cut": {gz: true, magic: magicModified, major: 2, minor: 4, snaplen: 65535, network: 1, recExtra: ss990915Tail(le),
+			cut: 30, want: "suse6_3pcap"},
 		"reserved link bits": {magic: magicMicro, major: 2, minor: 4, snaplen: 65535, network: 0x00010001, notReadableT: true},
 		"major 1":            {magic: magicMicro, major: 1, minor: 0, snaplen: 65535, network: 1, notReadableT: true},
 	}
@@ -484,25 +496,30 @@ func TestPcapDamage(t *testing.T) {
 // TestPcapReadAllocs: reading a record costs no allocation once the buffer
 // has grown.
 func TestPcapReadAllocs(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "a.pcap")
-	pcapSpec{magic: magicModified, major: 2, minor: 3, snaplen: 65535, network: 1, recExtra: ss990417Tail(binary.LittleEndian)}.write(t, path)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rf, err := newFile(path, bytes.NewReader(raw), int64(len(raw)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, _, err := rf.next(); err != nil {
-		t.Fatal(err)
-	}
-	if n := testing.AllocsPerRun(5, func() {
+	for _, gz := range []bool{false, true} {
+		spec := pcapSpec{gz: gz, magic: magicModified, major: 2, minor: 3, snaplen: 65535, network: 1, recExtra: ss990417Tail(binary.LittleEndian),
+			frames: func() []frame {
+				var fs []frame
+				for i := 0; i < 20; i++ {
+					fs = append(fs, conversation(nil)...)
+				}
+				return fs
+			}}
+		raw := spec.bytes()
+		rf, err := newFile("a.pcap", bytes.NewReader(raw), int64(len(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, _, _, err := rf.next(); err != nil {
 			t.Fatal(err)
 		}
-	}); n != 0 {
-		t.Errorf("%v allocations per record", n)
+		if n := testing.AllocsPerRun(100, func() {
+			if _, _, _, err := rf.next(); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("gzip %v: %v allocations per record", gz, n)
+		}
 	}
 }
 
@@ -538,6 +555,7 @@ func FuzzPcapFile(f *testing.F) {
 	le, be := binary.LittleEndian, binary.BigEndian
 	for _, s := range []pcapSpec{
 		{magic: magicMicro, major: 2, minor: 1, snaplen: 96, network: 1, oldOrder: true},
+		{gz: true, magic: magicMicro, major: 2, minor: 4, snaplen: 65535, network: 1},
 		{magic: magicMicro, major: 2, minor: 3, snaplen: 96, network: 0x24000001, frames: func() []frame { return conversation([]byte{1, 2, 3, 4}) }},
 		{big: true, magic: magicModified, major: 2, minor: 4, snaplen: 65535, network: 1, recExtra: ss990915Tail(be)},
 		{magic: magicModified, major: 2, minor: 4, snaplen: 65535, network: 1, recExtra: ss990417Tail(le)},
@@ -566,4 +584,30 @@ func FuzzPcapFile(f *testing.F) {
 			decode.Parse(data, uint32(ci.Length), link, &p)
 		}
 	})
+}
+
+// TestGzipPcapng: a gzip-compressed pcapng of the corpus reads as tshark
+// reads it.
+func TestGzipPcapng(t *testing.T) {
+	raw, err := os.ReadFile(testcorpus.Path(t, "cs-dns_tcp.pcapng"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(raw)
+	zw.Close()
+	path := filepath.Join(t.TempDir(), "dns_tcp.pcapng.gz")
+	if err := os.WriteFile(path, z.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rf.Format != "pcapng" || !rf.Compressed {
+		t.Errorf("format %q, compressed %v", rf.Format, rf.Compressed)
+	}
+	rf.Close()
+	compareWithTshark(t, path, false, true)
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -18,8 +19,9 @@ import (
 // ErrNoPackets is returned (wrapped) when a file could not be read at all.
 var ErrNoPackets = errors.New("no packet could be read")
 
-// File is a pcap or pcapng capture opened for replay. The format is sniffed
-// from the magic number, never from the file name.
+// File is a pcap or pcapng capture, possibly gzip-compressed, opened for
+// replay. The format is sniffed from the magic number, never from the file
+// name.
 type File struct {
 	path   string
 	f      *os.File
@@ -34,6 +36,8 @@ type File struct {
 	// names it: "pcap", "nsecpcap", "modpcap", "suse6_3pcap", "rh6_1pcap",
 	// "aixpcap", "nokiapcap"; empty for pcapng.
 	Variant string
+	// Compressed is set for a gzip-compressed file (read as it is inflated).
+	Compressed bool
 }
 
 type countingReader struct {
@@ -71,8 +75,18 @@ func newFile(path string, r io.Reader, size int64) (*File, error) {
 	rf := &File{path: path, size: size, cr: &countingReader{r: r}}
 	br := bufio.NewReaderSize(rf.cr, 1<<20)
 	magic, err := br.Peek(4)
+	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		// gzip-compressed, as tshark reads it.
+		zr, zerr := gzip.NewReader(br)
+		if zerr != nil {
+			return nil, fmt.Errorf("open capture %s: read gzip header: %w", path, zerr)
+		}
+		rf.Compressed = true
+		br = bufio.NewReaderSize(zr, 1<<20)
+		magic, err = br.Peek(4)
+	}
 	if err != nil {
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("open capture %s: file is empty or shorter than a capture header: %w", path, ErrNoPackets)
 		}
 		return nil, fmt.Errorf("open capture %s: %w", path, err)
