@@ -250,6 +250,14 @@ func TestPcapVariants(t *testing.T) {
 				}
 				return fs
 			}},
+		"captured longer than original": {checker: true, magic: magicMicro, major: 2, minor: 4, snaplen: 65535, network: 1, want: "pcap",
+			frames: func() []frame {
+				fs := conversation(nil)
+				for i := range fs {
+					fs[i].wire -= 3 * (i % 3)
+				}
+				return fs
+			}},
 		"FCS length 0 present": {magic: magicMicro, major: 2, minor: 4, snaplen: 65535, network: 0x04000001, want: "pcap"},
 		"2.2 cut mid-record":   {magic: magicMicro, major: 2, minor: 2, snaplen: 65535, network: 1, oldOrder: true, cut: 700, want: "pcap"},
 		"ss990915 cut mid-header": {magic: magicModified, major: 2, minor: 4, snaplen: 65535, network: 1, recExtra: ss990915Tail(le),

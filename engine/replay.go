@@ -218,7 +218,7 @@ func Replay(ctx context.Context, rf *File, w *Worker, opt ReplayOptions) (Replay
 			}
 			w.Handle(data, uint32(ci.Length), link, ts)
 			st.Packets++
-			st.Bytes += uint64(max(ci.Length, len(data)))
+			st.Bytes += uint64(ci.Length)
 		}
 		w.EndBatch(now)
 		if err != nil {
