@@ -234,6 +234,15 @@ func TestPcapVariants(t *testing.T) {
 			frac: func(i int) uint32 { return uint32(i*1000000 + 5) }, want: "aixpcap"},
 		"AIX 2.2 big-endian": {big: true, magic: magicMicro, major: 2, minor: 2, snaplen: 1514, network: 6, oldOrder: true,
 			frac: func(i int) uint32 { return uint32(999000000 + i) }, want: "aixpcap"},
+		"AIX 2.2 loopback": {magic: magicMicro, major: 2, minor: 2, snaplen: 1514, network: 24, oldOrder: true, want: "aixpcap",
+			frames: func() []frame {
+				fs := conversation(nil)
+				for i := range fs { // BSD loopback: the address family, AF_INET
+					fs[i].data = append([]byte{2, 0, 0, 0}, fs[i].data[14:]...)
+					fs[i].wire = len(fs[i].data)
+				}
+				return fs
+			}},
 		"Ixia hardware": {magic: magicIxiaHW, major: 2, minor: 4, snaplen: 65535, network: 1, hdrExtra: 4, want: "pcap"},
 		"Ixia software": {checker: true, big: true, magic: magicIxiaSW, major: 2, minor: 4, snaplen: 65535, network: 1, hdrExtra: 4, want: "pcap"},
 		"FCS 32 bits": {magic: magicMicro, major: 2, minor: 4, snaplen: 65535, network: 0x24000001, want: "pcap",
