@@ -113,7 +113,6 @@ type pcapReader struct {
 	snaplen   uint32
 	link      uint16 // LINKTYPE_ value (upper 16 bits removed)
 	fcsLen    int    // bytes of FCS at the end of each frame, from the header's FCS bits; 0 if none said
-	fcsGiven  bool   // the header says whether frames carry an FCS
 	major     uint16
 	minor     uint16
 	swapNFLOG bool // NFLOG TLV lengths are in the writer's order; turn them into little-endian
@@ -201,7 +200,6 @@ func newPcapReader(br *bufio.Reader) (*pcapReader, error) {
 	}
 	r.link = uint16(network)
 	if network&0x04000000 != 0 {
-		r.fcsGiven = true
 		r.fcsLen = int(network>>28) * 2
 	}
 	r.swapNFLOG = r.big && r.link == 239
