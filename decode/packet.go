@@ -79,7 +79,9 @@ const (
 // kept after the frame's memory is gone (the payload may not).
 type Packet struct {
 	// WireLen is the frame's original length on the wire (pcap "len"); it is
-	// what bytes are counted in, as tcpdump and tshark do.
+	// what bytes are counted in, as tcpdump and tshark do, also when a
+	// damaged record claims more captured bytes than that (tshark's
+	// frame.len is the original length then too).
 	WireLen uint32
 	// CapLen is the number of bytes captured.
 	CapLen uint32

@@ -45,9 +45,6 @@ type parser struct {
 // panics; problems are reported in p.Err. Every field of p is overwritten.
 func Parse(frame []byte, wireLen uint32, link uint16, p *Packet) {
 	*p = Packet{WireLen: wireLen, CapLen: uint32(len(frame))}
-	if wireLen < uint32(len(frame)) {
-		p.WireLen = uint32(len(frame))
-	}
 	d := parser{p: p, b: frame}
 	switch link {
 	case LinkEthernet:

@@ -16,6 +16,11 @@
 // onEnd callback, which the Exporter turns into a bounded queue drained by
 // writer goroutines.
 //
+// The classic pcap reader (pcapfile.go) is our own, reading every record
+// variant that tshark reads (old versions, the modified/Kuznetzov headers,
+// AIX, FCS bits in the link type); pcapng is read with gopacket's pcapgo.
+//
 // Lifetimes: frames passed to Worker.Handle are not retained; ring memory
-// never outlives its block.
+// never outlives its block; a replayed frame lives in the reader's one
+// buffer until the next record is read.
 package engine

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -18,18 +19,25 @@ import (
 // ErrNoPackets is returned (wrapped) when a file could not be read at all.
 var ErrNoPackets = errors.New("no packet could be read")
 
-// File is a pcap or pcapng capture opened for replay. The format is sniffed
-// from the magic number, never from the file name.
+// File is a pcap or pcapng capture, possibly gzip-compressed, opened for
+// replay. The format is sniffed from the magic number, never from the file
+// name.
 type File struct {
 	path   string
 	f      *os.File
 	cr     *countingReader
-	pcap   *pcapgo.Reader
+	pcap   *pcapReader
 	ng     *pcapgo.NgReader
 	link   uint16
 	links  []uint16 // pcapng: link type per interface
 	size   int64
 	Format string // "pcap" or "pcapng"
+	// Variant names the pcap record layout read, as wiretap (capinfos -t)
+	// names it: "pcap", "nsecpcap", "modpcap", "suse6_3pcap", "rh6_1pcap",
+	// "aixpcap", "nokiapcap"; empty for pcapng.
+	Variant string
+	// Compressed is set for a gzip-compressed file (read as it is inflated).
+	Compressed bool
 }
 
 type countingReader struct {
@@ -49,36 +57,55 @@ func OpenFile(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open capture: %w", err)
 	}
-	rf := &File{path: path, f: f}
+	var size int64
 	if st, err := f.Stat(); err == nil {
-		rf.size = st.Size()
+		size = st.Size()
 	}
-	rf.cr = &countingReader{r: f}
-	br := bufio.NewReaderSize(rf.cr, 1<<20)
-	magic, err := br.Peek(4)
+	rf, err := newFile(path, f, size)
 	if err != nil {
 		f.Close()
-		if errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	rf.f = f
+	return rf, nil
+}
+
+// newFile reads a capture's header from r and sniffs its format.
+func newFile(path string, r io.Reader, size int64) (*File, error) {
+	rf := &File{path: path, size: size, cr: &countingReader{r: r}}
+	br := bufio.NewReaderSize(rf.cr, 1<<20)
+	magic, err := br.Peek(4)
+	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		// gzip-compressed, as tshark reads it.
+		zr, zerr := gzip.NewReader(br)
+		if zerr != nil {
+			return nil, fmt.Errorf("open capture %s: read gzip header: %w", path, zerr)
+		}
+		rf.Compressed = true
+		br = bufio.NewReaderSize(zr, 1<<20)
+		magic, err = br.Peek(4)
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("open capture %s: file is empty or shorter than a capture header: %w", path, ErrNoPackets)
 		}
 		return nil, fmt.Errorf("open capture %s: %w", path, err)
 	}
-	switch binary.LittleEndian.Uint32(magic) {
-	case 0x0a0d0d0a:
+	switch m := binary.LittleEndian.Uint32(magic); {
+	case m == 0x0a0d0d0a:
 		rf.Format = "pcapng"
 		rf.ng, err = pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
-	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
+	case isPcapMagic(m):
 		rf.Format = "pcap"
-		rf.pcap, err = pcapgo.NewReader(br)
+		rf.pcap, err = newPcapReader(br)
 		if err == nil {
-			rf.link = uint16(rf.pcap.LinkType())
-			rf.pcap.SetSnaplen(262144)
+			rf.link = rf.pcap.link
+			rf.Variant = rf.pcap.variant.String()
 		}
 	default:
 		err = fmt.Errorf("not a pcap or pcapng file (magic %x); convert it with editcap or capture with tcpdump -w", magic)
 	}
 	if err != nil {
-		f.Close()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = fmt.Errorf("%w: file ends inside its header", err)
 		}
@@ -88,7 +115,12 @@ func OpenFile(path string) (*File, error) {
 }
 
 // Close closes the file.
-func (rf *File) Close() error { return rf.f.Close() }
+func (rf *File) Close() error {
+	if rf.f == nil {
+		return nil
+	}
+	return rf.f.Close()
+}
 
 // Size is the file's size in bytes; Offset how far it has been read.
 func (rf *File) Size() int64   { return rf.size }
@@ -97,7 +129,10 @@ func (rf *File) Offset() int64 { return rf.cr.n }
 // next returns the next record. data is valid until the following call.
 func (rf *File) next() (data []byte, ci gopacket.CaptureInfo, link uint16, err error) {
 	if rf.pcap != nil {
-		data, ci, err = rf.pcap.ZeroCopyReadPacketData()
+		var wirelen uint32
+		var ts int64
+		data, wirelen, ts, err = rf.pcap.next()
+		ci = gopacket.CaptureInfo{Timestamp: time.Unix(0, ts), CaptureLength: len(data), Length: int(wirelen)}
 		return data, ci, rf.link, err
 	}
 	data, ci, err = rf.ng.ZeroCopyReadPacketData()
@@ -183,7 +218,7 @@ func Replay(ctx context.Context, rf *File, w *Worker, opt ReplayOptions) (Replay
 			}
 			w.Handle(data, uint32(ci.Length), link, ts)
 			st.Packets++
-			st.Bytes += uint64(max(ci.Length, len(data)))
+			st.Bytes += uint64(ci.Length)
 		}
 		w.EndBatch(now)
 		if err != nil {
