@@ -4,8 +4,11 @@
 // A Shard keeps bidirectional flows keyed by the normalised 5-tuple plus
 // VLAN ids (Zeek's key), with per-direction packets and wire bytes, first and
 // last packet time, TCP flags and state (SYN_SENT, ESTABLISHED, FIN_WAIT,
-// CLOSED, RESET) and the initiator (the SYN sender, else the first packet's
-// source). IP fragments are attributed to their datagram's flow through a
+// CLOSED, RESET), Zeek's conn_state (S0, S1, SF, REJ, ... from Zeek's
+// per-endpoint TCP states, kept in two bytes of the entry) and the initiator
+// (the SYN sender, else a SYN-ACK's destination, else the first packet's
+// source). Application-protocol names that only a port suggests are
+// marked as guesses and counted apart in the protocol distribution. IP fragments are attributed to their datagram's flow through a
 // bounded fragment table keyed by (src, dst, protocol, IP id). Every flow that
 // ends is exported with an EndReason: fin, rst, idle, active, eviction,
 // end-of-capture or shutdown.

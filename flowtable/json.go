@@ -20,7 +20,8 @@ func IP(a *decode.Addr, version uint8) netip.Addr {
 }
 
 // AppendConnection appends an unclosed JSON object holding the connection
-// fields of the product description (source_ip ... application_protocol);
+// fields of the product description (source_ip ... application_protocol,
+// with Zeek's conn_state after state);
 // the caller adds more fields and the closing brace.
 func (r *Record) AppendConnection(b []byte) []byte {
 	b = append(b, `{"source_ip":"`...)
@@ -45,6 +46,8 @@ func (r *Record) AppendConnection(b []byte) []byte {
 	b = strconv.AppendFloat(b, float64(max(r.Last-r.First, 0))/1e9, 'f', -1, 64)
 	b = append(b, `,"state":"`...)
 	b = append(b, r.State.String()...)
+	b = append(b, `","conn_state":"`...)
+	b = append(b, r.ConnState.String()...)
 	b = append(b, `","application_protocol":"`...)
 	b = append(b, r.AppName()...)
 	return append(b, '"')

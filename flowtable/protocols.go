@@ -7,30 +7,39 @@ import (
 )
 
 // ProtoStat is the traffic of one application protocol (by the name flows
-// show, e.g. "HTTPS", "DNS", "Unknown").
+// show, e.g. "HTTPS", "DNS", "Unknown"), either of the flows whose payload
+// showed it (Guess false) or of those that only a port suggests it for
+// (Guess true): a protocol can have two ProtoStats, never mixed.
 type ProtoStat struct {
 	Name    string
+	Guess   bool
 	Flows   uint64
 	Packets uint64
 	Bytes   uint64
 }
 
-// protoTable sums ended flows per application protocol. Updated when a flow
-// record is written, never per packet.
+// protoTable sums ended flows per application protocol and guess. Updated
+// when a flow record is written, never per packet.
 type protoTable struct {
-	idx  map[string]int
+	idx  map[protoKey]int
 	list []ProtoStat
 }
 
-func (t *protoTable) add(name string, flows, pkts, bytes uint64) {
+type protoKey struct {
+	name  string
+	guess bool
+}
+
+func (t *protoTable) add(name string, guess bool, flows, pkts, bytes uint64) {
 	if t.idx == nil {
-		t.idx = map[string]int{}
+		t.idx = map[protoKey]int{}
 	}
-	i, ok := t.idx[name]
+	k := protoKey{name, guess}
+	i, ok := t.idx[k]
 	if !ok {
 		i = len(t.list)
-		t.idx[name] = i
-		t.list = append(t.list, ProtoStat{Name: name})
+		t.idx[k] = i
+		t.list = append(t.list, ProtoStat{Name: name, Guess: guess})
 	}
 	p := &t.list[i]
 	p.Flows += flows
@@ -38,13 +47,14 @@ func (t *protoTable) add(name string, flows, pkts, bytes uint64) {
 	p.Bytes += bytes
 }
 
-// ProtocolSnapshot returns packets, bytes and flows per application protocol,
-// of ended and open flows, largest byte count first. A flow cut by the
+// ProtocolSnapshot returns packets, bytes and flows per application protocol
+// and guess (see ProtoStat), of ended and open flows, largest byte count
+// first. A flow cut by the
 // active timeout counts once per record.
 func (s *Shard) ProtocolSnapshot() []ProtoStat {
 	var t protoTable
 	for _, p := range s.protos.list {
-		t.add(p.Name, p.Flows, p.Packets, p.Bytes)
+		t.add(p.Name, p.Guess, p.Flows, p.Packets, p.Bytes)
 	}
 	for i := uint32(1); i < s.used; i++ {
 		e := s.slot(i)
@@ -53,7 +63,7 @@ func (s *Shard) ProtocolSnapshot() []ProtoStat {
 		}
 		var st app.State
 		s.appOf(i, e, &st)
-		t.add(st.Name(), 1, e.pkts[0]+e.pkts[1], e.bytes[0]+e.bytes[1])
+		t.add(st.Name(), st.Guess, 1, e.pkts[0]+e.pkts[1], e.bytes[0]+e.bytes[1])
 	}
 	SortProtocols(t.list)
 	return t.list
@@ -64,7 +74,7 @@ func MergeProtocols(parts ...[]ProtoStat) []ProtoStat {
 	var t protoTable
 	for _, part := range parts {
 		for _, p := range part {
-			t.add(p.Name, p.Flows, p.Packets, p.Bytes)
+			t.add(p.Name, p.Guess, p.Flows, p.Packets, p.Bytes)
 		}
 	}
 	SortProtocols(t.list)
@@ -77,6 +87,9 @@ func SortProtocols(ps []ProtoStat) {
 		if ps[i].Bytes != ps[j].Bytes {
 			return ps[i].Bytes > ps[j].Bytes
 		}
-		return ps[i].Name < ps[j].Name
+		if ps[i].Name != ps[j].Name {
+			return ps[i].Name < ps[j].Name
+		}
+		return !ps[i].Guess && ps[j].Guess
 	})
 }

@@ -66,6 +66,7 @@ type Record struct {
 	IPVersion        uint8
 	Tunnel           decode.Tunnel
 	State            State
+	ConnState        ConnState // Zeek's conn_state, Src being the originator
 	End              EndReason
 	FlagsTx, FlagsRx uint8
 	PacketsTx        uint64
@@ -77,8 +78,10 @@ type Record struct {
 	// light snapshot (Shard.Snapshot) it is empty and AppLabel names the
 	// protocol instead.
 	App app.State
-	// AppLabel is the application protocol's name in a light snapshot.
-	AppLabel string
+	// AppLabel is the application protocol's name in a light snapshot, and
+	// AppLabelGuess whether that name is a port-based guess.
+	AppLabel      string
+	AppLabelGuess bool
 }
 
 // AppName returns the application protocol to show ("HTTP", "HTTPS", "DNS",
@@ -88,6 +91,15 @@ func (r *Record) AppName() string {
 		return r.AppLabel
 	}
 	return r.App.Name()
+}
+
+// AppGuess reports that AppName is a port-based guess: no payload of the
+// flow matched a detector, the name comes from the server port.
+func (r *Record) AppGuess() bool {
+	if r.AppLabel != "" {
+		return r.AppLabelGuess
+	}
+	return r.App.Guess
 }
 
 // ProtoName returns the transport protocol's name ("TCP", "UDP", "ICMP", ...)

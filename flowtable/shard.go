@@ -99,6 +99,11 @@ type entry struct {
 	gen     uint32 // bumped when the slot is freed or requeued, so stale queue items are recognised
 	hash    uint32
 	host    [2]uint32 // host-table slab indices of A and B (0: not in the table)
+
+	// ep is each side's connection state (see epInactive ...): Zeek's
+	// endpoint state for TCP, "sent a packet" for UDP. It fills two bytes
+	// that were padding at the end of the entry.
+	ep [2]uint8
 }
 
 const (
@@ -333,12 +338,16 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 		s.frags.first(p, ts, s)
 	}
 	if p.HasOuter {
-		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, p.WireLen, ts, outerLayer >= 0)
+		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, 0, p.WireLen, ts, outerLayer >= 0)
 	}
 	if !p.HasFlow {
 		return
 	}
-	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, p.WireLen, ts, flowLayer >= 0)
+	seg := segHeader
+	if p.PayloadLen > 0 {
+		seg |= segData
+	}
+	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, seg, p.WireLen, ts, flowLayer >= 0)
 	if i := s.last; i != 0 && s.cfg.Detect && (p.Flow.Proto == 6 || p.Flow.Proto == 17) {
 		if e := s.slot(i); !e.appDone {
 			st := s.app(i)
@@ -348,12 +357,18 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 	}
 }
 
+// What a packet handed to add shows of its transport header.
+const (
+	segHeader uint8 = 1 << iota // the transport header is there (flags are valid)
+	segData                     // the segment carries payload
+)
+
 // update adds one packet of n wire bytes, seen at ts, to the flow of t.
 // The flow's counters are folded into its two hosts when it ends; with
 // hosts false the frame must not count for them (its IP layer is counted
 // otherwise), so a negative adjustment is made now.
-func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, n uint32, ts int64, hosts bool) {
-	e, srcIsB := s.add(t, vlan, inner, tun, flags, 1, uint64(n), ts, ts)
+func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags, seg uint8, n uint32, ts int64, hosts bool) {
+	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, 1, uint64(n), ts, ts)
 	s.lastFromInit = srcIsB == e.initB
 	if !hosts {
 		s.uncount(e, srcIsB, 1, uint64(n))
@@ -373,11 +388,15 @@ func (s *Shard) uncount(e *entry, srcIsB bool, pkts, n uint64) {
 // to the flow of t (fragments held back until their datagram's ports were known).
 // Their IP layers were counted for hosts when they arrived.
 func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, pkts uint32, bytes uint64, first, last int64) {
-	e, srcIsB := s.add(t, vlan, inner, tun, 0, uint64(pkts), bytes, first, last)
+	e, srcIsB := s.add(t, vlan, inner, tun, 0, 0, uint64(pkts), bytes, first, last)
 	s.uncount(e, srcIsB, uint64(pkts), bytes)
 }
 
-func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, pkts, bytes uint64, first, ts int64) (*entry, bool) {
+// add accounts pkts packets of bytes wire bytes (seen from first to ts) to
+// the flow of t. flags are the TCP flags and seg says (segHeader, segData)
+// whether they are valid and the segment carried payload; fragments held
+// back pass 0.
+func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags, seg uint8, pkts, bytes uint64, first, ts int64) (*entry, bool) {
 	k := &s.key
 	srcIsB := makeKey(t, vlan, inner, k)
 	h := k.hash()
@@ -404,9 +423,14 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 			e.initB = !srcIsB
 		}
 		if t.Proto == 6 {
+			// A SYN or SYN-ACK starts the handshake; any other first
+			// segment is a mid-stream pick-up, taken as established.
 			e.state = StateEstablished
-			if flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn {
+			if flags&decode.TCPSyn != 0 && seg != 0 {
 				e.state = StateSynSent
+			}
+			if flags&(decode.TCPSyn|decode.TCPAck|decode.TCPFin|decode.TCPRst) == decode.TCPSyn && seg != 0 {
+				e.ep[b2i(srcIsB)] = epSynFirst
 			}
 		}
 		s.started(e, first)
@@ -417,8 +441,11 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 	if srcIsB {
 		dir = 1
 	}
-	if t.Proto == 6 {
-		s.tcp(i, e, flags, dir, srcIsB, ts)
+	switch {
+	case t.Proto == 6 && seg != 0:
+		s.tcp(i, e, flags, seg&segData != 0, dir, srcIsB, ts)
+	case t.Proto == 17:
+		e.ep[dir] = epActive
 	}
 	s.last = i
 	e.pkts[dir] += pkts
@@ -459,10 +486,17 @@ func (s *Shard) ScanTop(n int, by string) []SourceStats { return s.scan.Top(s.no
 // ScanSnapshot appends the scan signals of every tracked source to dst.
 func (s *Shard) ScanSnapshot(dst []SourceStats) []SourceStats { return s.scan.Snapshot(s.now, dst) }
 
-// tcp advances the TCP state of e for one segment with flags sent in
-// direction dir. A new SYN on a closed connection ends the old record and
-// starts a new one in the same slot.
-func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts int64) {
+// tcp advances the TCP state of e for one segment with flags (and payload
+// if data) sent in direction dir. A new SYN on a closed connection ends the
+// old record and starts a new one in the same slot.
+//
+// State: SYN_SENT from a SYN or SYN-ACK until the handshake completes, i.e.
+// the initiator ACKs the responder's SYN-ACK (or, in a simultaneous open,
+// both sides have sent a SYN-ACK); then ESTABLISHED. A flow picked up
+// mid-stream starts ESTABLISHED. A FIN from one side is FIN_WAIT, from both
+// CLOSED; a RST is RESET. Beside it e.ep follows Zeek's endpoint states for
+// conn_state.
+func (s *Shard) tcp(i uint32, e *entry, flags uint8, data bool, dir int, srcIsB bool, ts int64) {
 	if flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn && (e.state == StateClosed || e.state == StateReset) {
 		s.cut(i, e, e.end, ts)
 		if s.cfg.Detect {
@@ -474,9 +508,15 @@ func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts in
 		s.started(e, ts)
 		e.state = StateSynSent
 		e.flags = [2]uint8{}
+		e.ep = [2]uint8{}
+		if flags&(decode.TCPFin|decode.TCPRst) == 0 {
+			e.ep[dir] = epSynFirst
+		}
 		s.requeue(i, e, queueIdle)
 	}
 	e.flags[dir] |= flags
+	fromInit := srcIsB == e.initB
+	tcpEndpoints(&e.ep[dir], &e.ep[1-dir], flags, data, fromInit)
 	switch {
 	case flags&decode.TCPRst != 0:
 		if e.state != StateReset && e.state != StateClosed {
@@ -493,12 +533,15 @@ func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts in
 		} else {
 			e.state = StateFinWait
 		}
-	case flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn|decode.TCPAck:
-		if e.state == StateSynSent {
-			e.state = StateEstablished
-		}
-	case flags&decode.TCPAck != 0:
-		if e.state == StateSynSent && e.flags[1-dir]&decode.TCPSyn != 0 {
+	case flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn && e.state == StateEstablished && fromInit && e.ep[1-dir]&epStateMask == epInactive:
+		// A SYN after segments that made the flow look picked up mid-stream,
+		// the responder silent so far: the handshake starts now (Zeek's
+		// SYN_after_partial).
+		e.state = StateSynSent
+	case e.state == StateSynSent && flags&decode.TCPAck != 0 && e.ep[1-dir]&epSentSynAck != 0:
+		// The initiator's ACK of the SYN-ACK, or the second SYN-ACK of a
+		// simultaneous open.
+		if flags&decode.TCPSyn != 0 || fromInit {
 			e.state = StateEstablished
 		}
 	}
@@ -578,7 +621,7 @@ func (s *Shard) requeue(i uint32, e *entry, q int) {
 func (e *entry) record(r *Record, end EndReason) {
 	k := &e.key
 	*r = Record{VLAN: k.VLAN, InnerVLAN: k.InnerVLAN, Proto: k.Proto, IPVersion: k.IPVersion,
-		Tunnel: e.tun, State: e.state, End: end, First: e.first, Last: e.last}
+		Tunnel: e.tun, State: e.state, ConnState: e.connState(), End: end, First: e.first, Last: e.last}
 	a, b := 0, 1
 	r.Src, r.Dst, r.SrcPort, r.DstPort = k.A, k.B, k.PortA, k.PortB
 	if e.initB {
@@ -603,7 +646,7 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 		s.app(i).Release(s.pool) // parse what a split message left collected
 	}
 	s.appOf(i, e, &r.App)
-	s.protos.add(r.AppName(), 1, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
+	s.protos.add(r.AppName(), r.App.Guess, 1, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
 	s.stats.FlowsEnded++
 	// Fold the record's counters into its hosts.
 	s.hosts.count(e.host[0], e.host[1], e.pkts[0], e.bytes[0])
@@ -749,11 +792,12 @@ func (s *Shard) Snapshot(dst []Record, detail bool) []Record {
 		case detail:
 			s.appOf(i, e, &r.App)
 		case s.cfg.Detect:
-			r.AppLabel = s.app(i).Name()
+			st := s.app(i)
+			r.AppLabel, r.AppLabelGuess = st.Name(), st.Guess
 		default:
 			var st app.State
 			s.appOf(i, e, &st)
-			r.AppLabel = st.Name()
+			r.AppLabel, r.AppLabelGuess = st.Name(), st.Guess
 		}
 	}
 	return dst

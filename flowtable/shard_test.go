@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func TestTCPLifecycle(t *testing.T) {
 		state State
 	}{
 		{pkt(6, c, 40000, srv, 80, decode.TCPSyn, 74), StateSynSent},
-		{pkt(6, srv, 80, c, 40000, decode.TCPSyn|decode.TCPAck, 74), StateEstablished},
+		{pkt(6, srv, 80, c, 40000, decode.TCPSyn|decode.TCPAck, 74), StateSynSent}, // half open until the ACK
 		{pkt(6, c, 40000, srv, 80, decode.TCPAck, 66), StateEstablished},
 		{pkt(6, c, 40000, srv, 80, decode.TCPAck|decode.TCPPsh, 500), StateEstablished},
 		{pkt(6, srv, 80, c, 40000, decode.TCPFin|decode.TCPAck, 66), StateFinWait},
@@ -285,6 +286,14 @@ func TestPacketAllocs(t *testing.T) {
 		pkt(6, "10.0.0.1", 1, "10.0.0.2", 2, decode.TCPAck, 60),
 		pkt(6, "10.0.0.2", 2, "10.0.0.1", 1, decode.TCPAck, 1500),
 		pkt(17, "2001:db8::1", 53, "2001:db8::2", 5353, 0, 90),
+		// A whole connection, reused each round: every step of the TCP
+		// state machine and of conn_state's endpoint states.
+		pkt(6, "10.0.0.3", 3, "10.0.0.4", 443, decode.TCPSyn, 60),
+		pkt(6, "10.0.0.4", 443, "10.0.0.3", 3, decode.TCPSyn|decode.TCPAck, 60),
+		pkt(6, "10.0.0.3", 3, "10.0.0.4", 443, decode.TCPAck, 60),
+		pkt(6, "10.0.0.3", 3, "10.0.0.4", 443, decode.TCPFin|decode.TCPAck, 60),
+		pkt(6, "10.0.0.4", 443, "10.0.0.3", 3, decode.TCPFin|decode.TCPAck, 60),
+		pkt(6, "10.0.0.4", 443, "10.0.0.3", 3, decode.TCPRst, 60),
 	}
 	var ts int64
 	n := testing.AllocsPerRun(1000, func() {
@@ -308,5 +317,40 @@ func BenchmarkPacket(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		s.Packet(ps[i%len(ps)], nil, int64(i))
+	}
+}
+
+// TestGuessKeptApart: a bare SYN to port 443 is named HTTPS by its port
+// only; the record marks the guess, and the protocol distribution keeps it
+// apart from TLS that a ClientHello showed.
+func TestGuessKeptApart(t *testing.T) {
+	for _, detect := range []bool{true, false} {
+		s, out := newShard(t, Config{Detect: detect})
+		s.Packet(pkt(6, "10.0.0.1", 40000, "10.0.0.2", 443, decode.TCPSyn, 74), nil, sec)
+		snap := s.Snapshot(nil, false)
+		if len(snap) != 1 || snap[0].AppName() != "HTTPS" || !snap[0].AppGuess() {
+			t.Fatalf("detect %v: light snapshot %q guess %v, want HTTPS guessed", detect, snap[0].AppName(), snap[0].AppGuess())
+		}
+		ps := s.ProtocolSnapshot()
+		if len(ps) != 1 || ps[0] != (ProtoStat{Name: "HTTPS", Guess: true, Flows: 1, Packets: 1, Bytes: 74}) {
+			t.Errorf("detect %v: open protocols %+v, want one guessed HTTPS row", detect, ps)
+		}
+		s.Flush(EndEndOfCapture)
+		r := out.recs[0]
+		j := string(r.AppendJSON(nil, nil))
+		for _, want := range []string{`"application_protocol":"HTTPS"`, `"app":{"guess":true}`, `"conn_state":"S0"`, `"state":"SYN_SENT"`} {
+			if !strings.Contains(j, want) {
+				t.Errorf("detect %v: record %s lacks %s", detect, j, want)
+			}
+		}
+		ps = s.ProtocolSnapshot()
+		if len(ps) != 1 || ps[0] != (ProtoStat{Name: "HTTPS", Guess: true, Flows: 1, Packets: 1, Bytes: 74}) {
+			t.Errorf("detect %v: ended protocols %+v, want one guessed HTTPS row", detect, ps)
+		}
+		m := MergeProtocols(ps, []ProtoStat{{Name: "HTTPS", Flows: 2, Packets: 20, Bytes: 2000}}, ps)
+		if len(m) != 2 || m[0] != (ProtoStat{Name: "HTTPS", Flows: 2, Packets: 20, Bytes: 2000}) ||
+			m[1] != (ProtoStat{Name: "HTTPS", Guess: true, Flows: 2, Packets: 2, Bytes: 148}) {
+			t.Errorf("merged %+v: want detected and guessed HTTPS apart", m)
+		}
 	}
 }

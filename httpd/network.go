@@ -183,9 +183,18 @@ func renderConnections(c *cached, f connFilter) []byte {
 	return append(b, "]}"...)
 }
 
-// appendConnection appends the product's connection object.
+// appendConnection appends the product's connection object: "app" as in
+// flow records but holding only the guess mark ({"guess":true} when
+// application_protocol is a port-based guess, else {}), and where its
+// endpoints are when geolocation is on.
 func appendConnection(b []byte, r *flowtable.Record, g *geo.DB) []byte {
-	return append(appendConnGeo(r.AppendConnection(b), g, r), '}')
+	b = r.AppendConnection(b)
+	if r.AppGuess() {
+		b = append(b, `,"app":{"guess":true}`...)
+	} else {
+		b = append(b, `,"app":{}`...)
+	}
+	return append(appendConnGeo(b, g, r), '}')
 }
 
 func (s *Server) hosts(ctx *fasthttp.RequestCtx) {
@@ -244,8 +253,12 @@ func renderHosts(c *cached, limit int, g *geo.DB) []byte {
 	return append(b, "]}"...)
 }
 
+// protocolJSON is one row of /network/protocols: a protocol's flows whose
+// payload showed it (guessed false), or those only a port names it for
+// (guessed true). A protocol can have both rows.
 type protocolJSON struct {
 	Name         string  `json:"name"`
+	Guessed      bool    `json:"guessed"`
 	Flows        uint64  `json:"flows"`
 	Packets      uint64  `json:"packets"`
 	Bytes        uint64  `json:"bytes"`
@@ -271,7 +284,7 @@ func (s *Server) protocols(ctx *fasthttp.RequestCtx) {
 		if total > 0 {
 			pct = float64(int64(10000*float64(p.Bytes)/float64(total))) / 100
 		}
-		out = append(out, protocolJSON{Name: p.Name, Flows: p.Flows, Packets: p.Packets, Bytes: p.Bytes, BytesPercent: pct})
+		out = append(out, protocolJSON{Name: p.Name, Guessed: p.Guess, Flows: p.Flows, Packets: p.Packets, Bytes: p.Bytes, BytesPercent: pct})
 	}
 	writeJSON(ctx, map[string]any{"timestamp": c.at.UTC().Format(tsFormat), "protocols": out})
 }

@@ -152,19 +152,26 @@ func (s *Server) writeMetrics(w io.Writer) {
 }
 
 // writeProtocols writes the protocol distribution with a bounded label set:
-// every known protocol, zero or not, and "other" for any other name.
+// every known protocol, zero or not, and "other" for any other name, each
+// twice: guessed="false" for flows whose payload showed the protocol,
+// guessed="true" for flows that only a port suggests it for.
 func (s *Server) writeProtocols(p *promWriter, sn *Snapshot) {
 	type agg struct{ flows, pkts, bytes uint64 }
-	by := make(map[string]*agg, len(s.opt.Protocols)+1)
+	type key struct {
+		name  string
+		guess bool
+	}
+	by := make(map[key]*agg, 2*len(s.opt.Protocols)+2)
 	names := append(append([]string{}, s.opt.Protocols...), "other")
 	for _, n := range names {
-		by[n] = &agg{}
+		by[key{n, false}], by[key{n, true}] = &agg{}, &agg{}
 	}
 	for _, ps := range sn.Protocols {
-		a := by[ps.Name]
-		if a == nil || !s.protoSet[ps.Name] {
-			a = by["other"]
+		k := key{ps.Name, ps.Guess}
+		if !s.protoSet[ps.Name] {
+			k.name = "other"
 		}
+		a := by[k]
 		a.flows += ps.Flows
 		a.pkts += ps.Packets
 		a.bytes += ps.Bytes
@@ -172,14 +179,16 @@ func (s *Server) writeProtocols(p *promWriter, sn *Snapshot) {
 	fam := func(name, help string, get func(a *agg) uint64) {
 		p.family(name, "counter", help)
 		for _, n := range names {
-			p.sample(name, float64(get(by[n])), "protocol", strings.ToLower(n))
+			for _, g := range []bool{false, true} {
+				p.sample(name, float64(get(by[key{n, g}])), "protocol", strings.ToLower(n), "guessed", strconv.FormatBool(g))
+			}
 		}
 	}
-	fam("netsentry_protocol_flows_total", "Flows per detected application protocol (open flows included).",
+	fam("netsentry_protocol_flows_total", "Flows per application protocol (open flows included); guessed=\"true\": named by port only.",
 		func(a *agg) uint64 { return a.flows })
-	fam("netsentry_protocol_packets_total", "Packets per detected application protocol (open flows included).",
+	fam("netsentry_protocol_packets_total", "Packets per application protocol (open flows included); guessed=\"true\": named by port only.",
 		func(a *agg) uint64 { return a.pkts })
-	fam("netsentry_protocol_bytes_total", "Wire bytes per detected application protocol (open flows included).",
+	fam("netsentry_protocol_bytes_total", "Wire bytes per application protocol (open flows included); guessed=\"true\": named by port only.",
 		func(a *agg) uint64 { return a.bytes })
 }
 

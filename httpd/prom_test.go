@@ -28,7 +28,8 @@ func TestMetricsLint(t *testing.T) {
 	for _, want := range []string{
 		`netsentry_build_info{version="test",goversion="go-test"} 1`,
 		`netsentry_engine_packets_total{queue="0"} 751`,
-		`netsentry_protocol_flows_total{protocol="http"} 13`,
+		`netsentry_protocol_flows_total{protocol="http",guessed="false"} 8`, // tshark: 8 of 13 carry HTTP
+		`netsentry_protocol_flows_total{protocol="http",guessed="true"} 5`,  // 5 carry no payload
 		`netsentry_flows_active `,
 		`netsentry_decode_errors_total{reason="truncated_tcp"} 0`,
 		`netsentry_api_requests_total{route="/api/v1/network/hosts",method="GET",code="200"} 1`,

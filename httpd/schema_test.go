@@ -205,7 +205,7 @@ func TestSchemaChecker(t *testing.T) {
 	s := map[string]any{"$ref": "#/components/schemas/Connection"}
 	good := map[string]any{"source_ip": "10.0.0.1", "source_port": 1.0, "dest_ip": "10.0.0.2", "dest_port": 80.0,
 		"protocol": "TCP", "bytes_tx": 1.0, "bytes_rx": 2.0, "packets_tx": 1.0, "packets_rx": 1.0, "duration_sec": 0.5,
-		"state": "ESTABLISHED", "application_protocol": "HTTP"}
+		"state": "ESTABLISHED", "conn_state": "S1", "application_protocol": "HTTP", "app": map[string]any{}}
 	if errs := o.validate(s, good, "$"); len(errs) > 0 {
 		t.Fatalf("good connection rejected: %v", errs)
 	}
@@ -215,6 +215,9 @@ func TestSchemaChecker(t *testing.T) {
 		"type":       func(m map[string]any) { m["bytes_tx"] = "1" },
 		"fraction":   func(m map[string]any) { m["bytes_tx"] = 1.5 },
 		"enum":       func(m map[string]any) { m["state"] = "OPEN" },
+		"conn_state": func(m map[string]any) { m["conn_state"] = "S4" },
+		"guess":      func(m map[string]any) { m["app"] = map[string]any{"guess": false} },
+		"app member": func(m map[string]any) { m["app"] = map[string]any{"tls": "x"} },
 		"range":      func(m map[string]any) { m["dest_port"] = 70000.0 },
 		"negative":   func(m map[string]any) { m["packets_rx"] = -1.0 },
 		"null value": func(m map[string]any) { m["protocol"] = nil },

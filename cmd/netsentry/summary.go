@@ -175,6 +175,8 @@ func printSummary(w io.Writer, s summary, g *geo.DB) {
 		name := r.AppName()
 		if name == "Unknown" {
 			name = flowtable.ProtoName(r.Proto)
+		} else if r.AppGuess() {
+			name += " (guess)"
 		}
 		fmt.Fprintf(w, "%d. %s -> %s [%s]\n", i+1, endpoint(&r.Src, r.IPVersion, r.SrcPort),
 			endpoint(&r.Dst, r.IPVersion, r.DstPort), name)
@@ -192,7 +194,11 @@ func printSummary(w io.Writer, s summary, g *geo.DB) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Protocol Distribution:")
 		for _, p := range s.protocols {
-			fmt.Fprintf(w, "  %-10s %d flows, %d packets, %d bytes\n", p.Name+":", p.Flows, p.Packets, p.Bytes)
+			name := p.Name
+			if p.Guess { // named by port only, kept apart from what payload showed
+				name += " (guess)"
+			}
+			fmt.Fprintf(w, "  %-16s %d flows, %d packets, %d bytes\n", name+":", p.Flows, p.Packets, p.Bytes)
 		}
 	}
 	if len(s.scan) > 0 {

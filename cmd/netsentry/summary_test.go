@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -83,5 +84,24 @@ func TestSummaryScanMerged(t *testing.T) {
 	_, sig, _ := strings.Cut(b.String(), "Scan Signals")
 	if want := "172.16.0.8: " + strconv.Itoa(syns) + " connections"; strings.Count(sig, "172.16.0.8:") != 1 || !strings.Contains(sig, want) {
 		t.Errorf("summary's Scan Signals lack a single %q:\n%s", want, b.String())
+	}
+}
+
+// TestSummaryKeepsGuessesApart: the replay summary's protocol distribution
+// shows port-based guesses on their own row. tshark: of the 13 connections
+// of zeek-http-bro.org.pcap, 8 carry HTTP and 5 no payload at all.
+func TestSummaryKeepsGuessesApart(t *testing.T) {
+	var out bytes.Buffer
+	if rc := run([]string{"--replay", testcorpus.Path(t, "zeek-http-bro.org.pcap")}, &out, io.Discard); rc != 0 {
+		t.Fatalf("replay exit %d", rc)
+	}
+	_, dist, ok := strings.Cut(out.String(), "Protocol Distribution:\n")
+	if !ok {
+		t.Fatalf("no protocol distribution in the summary:\n%s", out.String())
+	}
+	for _, want := range []string{"  HTTP:            8 flows,", "  HTTP (guess):    5 flows,"} {
+		if !strings.Contains(dist, want) {
+			t.Errorf("distribution lacks %q:\n%s", want, dist)
+		}
 	}
 }

@@ -308,6 +308,8 @@ func TestProtocols(t *testing.T) {
 			{false, "SSH-2.0-OpenSSH_9.6\r\n"}, {true, "SSH-2.0-PuTTY_0.80\r\n"},
 		}, "SSH", false, want{"ssh.server": "SSH-2.0-OpenSSH_9.6", "ssh.client": "SSH-2.0-PuTTY_0.80"}},
 		{"syn only guesses", 6, [2]uint16{40000, 22}, []seg{{true, ""}}, "SSH", true, want{}},
+		{"bare syn to 443 is a guess", 6, [2]uint16{40000, 443}, []seg{{true, ""}}, "TLS", true, want{}},
+		{"unanswered data to 443 stays a guess", 6, [2]uint16{40000, 443}, []seg{{true, "\x00\x01garbage"}}, "TLS", true, want{}},
 		{"guess from the initiator's port when the server spoke first", 6, [2]uint16{53, 40000}, []seg{{true, ""}}, "DNS", true, want{}},
 		{"dns over tcp", 6, [2]uint16{40000, 53}, []seg{
 			{true, string(tcpDNS(dnsQuery(1, "a.example", 1), dnsQuery(2, "b.example", 28)))},
@@ -348,6 +350,10 @@ func TestProtocols(t *testing.T) {
 			m := jsonOf(t, s)
 			if s.Proto.String() != c.proto || s.Guess != c.guess {
 				t.Errorf("proto %s guess %v, want %s %v (%s)", s.Proto, s.Guess, c.proto, c.guess, s.AppendJSON(nil))
+			}
+			// A guess is marked "guess":true, and it is the only member.
+			if g, ok := m["guess"]; (c.guess && (g != true || len(m) != 1)) || (!c.guess && ok) {
+				t.Errorf("guess %v: JSON %s", c.guess, s.AppendJSON(nil))
 			}
 			for k, v := range c.want {
 				if got := get(m, strings.Split(k, ".")...); got != v {

@@ -15,12 +15,16 @@ import (
 //	{"ssh":{"client":"SSH-2.0-…","server":"SSH-2.0-…"}}
 //	{"quic":{"version":"1","sni":"…","alpn":"h3","ja4":"q13d…"}}
 //
-// and {} when nothing is known (a port-based guess carries no fields).
+// {"guess":true} for a port-based guess (State.Guess: no payload matched,
+// Proto comes from the server port alone), and {} when nothing is known.
 // Strings read as tshark shows them (control characters as C or octal
 // escapes, bytes that are not UTF-8 as U+FFFD; see appendJSONString).
 func (s *State) AppendJSON(dst []byte) []byte {
 	w := jsonWriter{b: append(dst, '{')}
-	if s.Guess || s.Proto == Unknown {
+	if s.Guess {
+		return append(w.b, `"guess":true}`...)
+	}
+	if s.Proto == Unknown {
 		return append(w.b, '}')
 	}
 	switch s.Proto {
