@@ -104,16 +104,6 @@ type Snapshot struct {
 	Err error
 }
 
-// partAt returns when part p (one bit) was copied.
-func (s *Snapshot) partAt(p Parts) time.Time {
-	for i := range numParts {
-		if p == 1<<i {
-			return s.PartAt[i]
-		}
-	}
-	return time.Time{}
-}
-
 // Sensor owns the capture's lifecycle (start, stop, restart from the API)
 // and publishes the periodic snapshot. All methods are safe from any
 // goroutine; Run must be running for snapshots to be published.
