@@ -252,7 +252,9 @@ func NewScanTracker(cfg ScanConfig) *ScanTracker {
 		rng:       rand.Uint64() | 1,
 		maxSketch: scanMaxSketches(cfg.MaxSources),
 	}
-	n := min(1024, scanIndexSize(cfg.MaxSources))
+	// The index is allocated at its final size: no doubling, no garbage;
+	// pages no source hashed to cost nothing.
+	n := scanIndexSize(cfg.MaxSources)
 	t.index = make([]uint32, n)
 	t.mask = uint32(n - 1)
 	t.chunks = make([]scanChunk, 0, (cfg.MaxSources+scanChunkSize-1)/scanChunkSize)

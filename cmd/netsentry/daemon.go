@@ -94,7 +94,9 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 	d.level.Set(parseLevel(cfg.LogLevel))
 	d.log = newLogger(stderr, d.level)
 	// Live workers never wait on a writer, except for a capture's final flush.
-	d.exp = engine.NewExporter(1024, false, sinks...)
+	// Its queue is sized by the memory budget (see flowtable.Budget).
+	d.exp = engine.NewExporter(liveBudget(cfg).ExportBatches, false, sinks...)
+	setMemoryLimit(cfg)
 	d.log.Info(fmt.Sprintf("NetSentry %s starting up...", version), "go", goVersion())
 	// A packet worker is locked to its thread and holds a P while it runs
 	// Go code (a busy ring, a snapshot copy); with GOMAXPROCS = CPUs the
@@ -247,7 +249,7 @@ func (d *daemon) StartCapture(ifaces []string) (httpd.CaptureStatus, error) {
 		d.exp.Send(recs)
 	}
 	flowCfg := cfg
-	flowCfg.Performance.MemoryLimitMB = max(cfg.Performance.MemoryLimitMB-lc.RingMB, 16)
+	flowCfg.Performance.MemoryLimitMB = tablesMB(cfg.Performance)
 	nShards := lc.Queues
 	if nShards <= 0 {
 		nShards = allowedCPUs()
