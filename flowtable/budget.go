@@ -76,7 +76,7 @@ type Budget struct {
 	Detect bool
 	// Per shard:
 	MaxFlows, MaxDetect, MaxHosts, MaxFragments, ReassemblyBuffers int
-	Scan                                                          ScanConfig
+	Scan                                                           ScanConfig
 	// ExportBatches is the depth of the exporter's queue (EndBatch records
 	// per batch), for all shards together.
 	ExportBatches int
