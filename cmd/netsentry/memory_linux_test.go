@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +48,7 @@ func TestMemoryBound(t *testing.T) {
 	for _, limit := range []int{64, 256} {
 		for _, detect := range []bool{true, false} {
 			t.Run(fmt.Sprintf("limit%d/detect=%v", limit, detect), func(t *testing.T) {
-				hwm, sum, sent := floodRun(t, bin, tg, limit, ringMB, detect)
+				hwm, sum, metrics, sent := floodRun(t, bin, tg, limit, ringMB, detect)
 				bound := limit + ringMB + fixedOverheadMB
 				t.Logf("memory_limit_mb %d, ring %d MiB, detection %v: VmHWM %.1f MiB (bound %d MiB), %d frames sent",
 					limit, ringMB, detect, float64(hwm)/1024, bound, sent)
@@ -63,6 +64,15 @@ func TestMemoryBound(t *testing.T) {
 				if evicted == 0 {
 					t.Errorf("no flow was evicted: the flood did not fill the table\n%s", sum)
 				}
+				m = regexp.MustCompile(`(?m)^netsentry_flows_evicted_total (\S+)$`).FindStringSubmatch(metrics)
+				if m == nil || m[1] == "0" {
+					t.Errorf("/metrics after the flood: netsentry_flows_evicted_total %v, want > 0", m)
+				} else {
+					t.Logf("/metrics: %s", m[0])
+				}
+				if m := regexp.MustCompile(`Detection skipped \(memory budget\): \d+ flows`).FindString(sum); m != "" {
+					t.Logf("summary: %s", m)
+				}
 			})
 		}
 	}
@@ -70,7 +80,7 @@ func TestMemoryBound(t *testing.T) {
 
 // floodRun runs the binary in a new namespace while trafgen floods its veth,
 // and returns its VmHWM in KiB, its output and the frames trafgen sent.
-func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (hwm int, out string, sent uint64) {
+func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (hwm int, out, metrics string, sent uint64) {
 	t.Helper()
 	ns := fmt.Sprintf("nsmem%d-%d", os.Getpid(), nsSeq.Add(1))
 	sh := func(args ...string) {
@@ -81,13 +91,16 @@ func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (h
 	}
 	sh("ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up") // the API, inside the namespace
 	sh("ip", "netns", "exec", ns, "ip", "link", "add", "m0", "type", "veth", "peer", "name", "m1")
 	for _, i := range []string{"m0", "m1"} {
 		sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+i+".disable_ipv6=1")
 		sh("ip", "netns", "exec", ns, "ip", "link", "set", i, "up")
 	}
 	cfg := filepath.Join(t.TempDir(), "netsentry.yaml")
-	yaml := fmt.Sprintf("enable_api: false\nperformance:\n  memory_limit_mb: %d\n  ring_size_mb: %d\nnetwork_analysis:\n  enable_protocol_detection: %v\n", limitMB, ringMB, detect)
+	// As a new user runs it: the API on (scraped during the flood), every
+	// other setting at its default but the two under test.
+	yaml := fmt.Sprintf("api_port: 18090\nperformance:\n  memory_limit_mb: %d\n  ring_size_mb: %d\nnetwork_analysis:\n  enable_protocol_detection: %v\n", limitMB, ringMB, detect)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +119,23 @@ func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (h
 		}
 	})
 	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid) // ip netns exec execs the binary
+	var split [3]int // VmRSS, RssAnon, RssFile at the highest VmRSS seen
 	peak := func() {
 		b, err := os.ReadFile(status)
 		if err != nil {
 			return
 		}
-		if m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b); m != nil {
+		kb := func(field string) int {
+			m := regexp.MustCompile(field + `:\s+(\d+) kB`).FindSubmatch(b)
+			if m == nil {
+				return 0
+			}
 			v, _ := strconv.Atoi(string(m[1]))
-			hwm = max(hwm, v)
+			return v
+		}
+		hwm = max(hwm, kb("VmHWM"))
+		if rss := kb("VmRSS"); rss > split[0] {
+			split = [3]int{rss, kb("RssAnon"), kb("RssFile")}
 		}
 	}
 	time.Sleep(time.Second) // let it open its ring
@@ -126,6 +148,8 @@ func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (h
 	}
 	tgDone := make(chan error, 1)
 	go func() { tgDone <- tgCmd.Wait() }()
+	api := &memAPI{newAPIClient(t, ns, "127.0.0.1:18090")}
+	n := 0
 	for waiting := true; waiting; {
 		select {
 		case <-tgDone:
@@ -134,8 +158,12 @@ func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (h
 			t.Fatalf("netsentry exited during the flood: %v\n%s%s", err, stdout.String(), stderr.String())
 		case <-time.After(200 * time.Millisecond):
 			peak()
+			if n++; n%5 == 0 {
+				api.metrics() // a scrape each second
+			}
 		}
 	}
+	metrics = api.metrics()
 	sent = linkCounter(t, ns, "m0", "tx_packets") - before
 	if sent == 0 {
 		t.Fatalf("trafgen sent nothing: %s", tgOut.String())
@@ -160,7 +188,23 @@ func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (h
 	if hwm == 0 {
 		t.Fatal("could not read VmHWM")
 	}
-	return hwm, stdout.String() + stderr.String(), sent
+	t.Logf("highest VmRSS sampled %.1f MiB: anonymous %.1f MiB, file and ring %.1f MiB",
+		float64(split[0])/1024, float64(split[1])/1024, float64(split[2])/1024)
+	return hwm, stdout.String() + stderr.String(), metrics, sent
+}
+
+type memAPI struct{ c *apiClient }
+
+// metrics scrapes /metrics, tolerating a daemon that is busy or not yet
+// listening: the scrapes are load, not the test's oracle.
+func (a *memAPI) metrics() string {
+	resp, err := a.c.http.Get("http://" + a.c.addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func linkCounter(t *testing.T, ns, link, name string) uint64 {

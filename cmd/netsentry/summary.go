@@ -133,6 +133,9 @@ func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(w, "Packets captured: %d\n", s.counters.Packets)
 	fmt.Fprintf(w, "Bytes captured: %d\n", s.counters.Bytes)
 	fmt.Fprintf(w, "Flows: %d ended, %d evicted\n", s.stats.FlowsEnded, s.stats.FlowsEvicted)
+	if s.stats.DetectSkipped > 0 {
+		fmt.Fprintf(w, "Detection skipped (memory budget): %d flows, reported by port\n", s.stats.DetectSkipped)
+	}
 	if s.counters.NonIP > 0 {
 		fmt.Fprintf(w, "Non-IP frames: %d\n", s.counters.NonIP)
 	}
