@@ -119,7 +119,8 @@ func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (h
 		}
 	})
 	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid) // ip netns exec execs the binary
-	var split [3]int                                          // VmRSS, RssAnon, RssFile at the highest VmRSS seen
+	// VmRSS, RssAnon and RssFile at the highest VmRSS seen.
+	var split [3]int
 	peak := func() {
 		b, err := os.ReadFile(status)
 		if err != nil {
