@@ -92,7 +92,7 @@ func NewBudget(bytes int64, nShards int, detect bool, maxFragments int) Budget {
 	}
 	b := Budget{Bytes: bytes, Shards: nShards, Detect: detect}
 	batch := EndBatch * RecordBytes
-	b.ExportBatches = min(max(int(bytes/16)/batch-3, 4), 1024)
+	b.ExportBatches = min(max(int(bytes/16)/batch-1-nShards, 4), 1024)
 	share := int((bytes - int64(b.ExportBytes())) / int64(nShards))
 	rest := share - shardFixedBytes - batch
 	b.ReassemblyBuffers = 0
@@ -154,9 +154,12 @@ func (b Budget) ShardBytes() int {
 	return n
 }
 
-// ExportBytes is the most the exporter's queue holds: its batches, plus the
-// free list's and the writer's (see engine.Exporter).
-func (b Budget) ExportBytes() int { return (b.ExportBatches + 3) * EndBatch * RecordBytes }
+// ExportBytes is the most the exporter's batches hold: engine.Exporter makes
+// a new batch only when its free list is empty, so every batch is then in
+// the queue, with the writer, or being filled by one of the shards.
+func (b Budget) ExportBytes() int {
+	return (b.ExportBatches + 1 + b.Shards) * EndBatch * RecordBytes
+}
 
 // TotalBytes is the most all tables and the exporter's queue hold together.
 func (b Budget) TotalBytes() int64 {

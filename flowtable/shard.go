@@ -340,6 +340,7 @@ func (s *Shard) dropApp(e *entry) {
 
 func (s *Shard) freeApp(e *entry) {
 	if e.det != 0 {
+		s.app(e.det).Release(s.pool) // a reassembly buffer still held goes back too
 		s.appsFree = append(s.appsFree, e.det-1) // never grows: a state is pushed at most once
 		e.det = 0
 	}
@@ -541,7 +542,6 @@ func (s *Shard) ScanSnapshot(dst []SourceStats) []SourceStats { return s.scan.Sn
 func (s *Shard) tcp(i uint32, e *entry, flags uint8, dir int, srcIsB bool, ts int64) {
 	if flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn && (e.state == StateClosed || e.state == StateReset) {
 		s.cut(i, e, e.end, ts)
-		s.dropApp(e)
 		s.freeApp(e) // a new connection takes a new state with its payload
 		e.appDone = false
 		e.initB = srcIsB
