@@ -340,8 +340,10 @@ func (s *Shard) dropApp(e *entry) {
 
 func (s *Shard) freeApp(e *entry) {
 	if e.det != 0 {
-		s.app(e.det).Release(s.pool) // a reassembly buffer still held goes back too
-		s.appsFree = append(s.appsFree, e.det-1) // never grows: a state is pushed at most once
+		// A reassembly buffer still held goes back too. The free list never
+		// grows: a state is pushed at most once.
+		s.app(e.det).Release(s.pool)
+		s.appsFree = append(s.appsFree, e.det-1)
 		e.det = 0
 	}
 }
