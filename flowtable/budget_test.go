@@ -245,3 +245,30 @@ func TestDetectionBudget(t *testing.T) {
 		t.Errorf("%d states back on the free list after the flush, want 10", len(s.appsFree))
 	}
 }
+
+// TestChurnAllocs: at its bounds a shard allocates nothing per packet, with
+// new flows evicting old ones, taking and returning detection states, and
+// going without detection when none is free.
+func TestChurnAllocs(t *testing.T) {
+	for _, maxDetect := range []int{256, 1024} {
+		s, err := New(Config{MaxFlows: 1024, MaxHosts: 1024, MaxDetect: maxDetect, Detect: true, ReassemblyBuffers: 4}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &feeder{payload: []byte("GET / HTTP/1.1\r\nHost: a")} // an unfinished request holds a reassembly buffer
+		port := 0
+		next := func() {
+			port++
+			f.send(s, 0xc6120000+uint32(port%4000), 0xc6130001, uint16(port), 80)
+		}
+		for range 20000 {
+			next()
+		}
+		if a := testing.AllocsPerRun(10000, next); a != 0 {
+			t.Errorf("MaxDetect %d: %v allocations per packet at the bounds, want 0", maxDetect, a)
+		}
+		if st := s.Stats(); st.FlowsEvicted == 0 || (maxDetect < 1024) != (st.DetectSkipped > 0) {
+			t.Errorf("MaxDetect %d: %+v", maxDetect, st)
+		}
+	}
+}

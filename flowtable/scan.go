@@ -93,7 +93,8 @@ func scanIndexSize(maxSources int) int {
 // sources, 0.5 MiB for the index and 28.1 MiB for the sketches: 89.6 MiB
 // (93,929,256 bytes) per tracker; with MaxSources 4096, 5.6 MiB. The large
 // arrays are whole pages at these settings, so the allocator adds little.
-// Memory is taken as sources arrive, so a quiet shard holds little.
+// Memory is taken as sources arrive (the index, 8 to 16 bytes per source, at
+// once: no doubling), so a quiet shard holds little.
 func (c ScanConfig) MaxBytes() int {
 	c = c.withDefaults()
 	chunks := (c.MaxSources + scanChunkSize - 1) / scanChunkSize
