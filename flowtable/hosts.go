@@ -143,8 +143,15 @@ func MergeHosts(parts ...[]HostCounters) []HostCounters {
 		a decode.Addr
 		v uint8
 	}
-	idx := map[k]int{}
-	var out []HostCounters
+	// Sized once: no growth, no garbage (the summary at exit merges every
+	// host of every shard).
+	n, most := 0, 0
+	for _, p := range parts {
+		n += len(p)
+		most = max(most, len(p))
+	}
+	idx := make(map[k]int, n)
+	out := make([]HostCounters, 0, most)
 	for _, p := range parts {
 		for _, c := range p {
 			if i, ok := idx[k{c.Addr, c.IPVersion}]; ok {

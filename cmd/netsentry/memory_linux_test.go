@@ -164,12 +164,15 @@ func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (h
 			}
 		}
 	}
-	metrics = api.metrics()
 	sent = linkCounter(t, ns, "m0", "tx_packets") - before
 	if sent == 0 {
 		t.Fatalf("trafgen sent nothing: %s", tgOut.String())
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The API shares a snapshot for half a second (httpd.DefaultTTL): wait
+	// past it, so that the last scrape sees the whole flood.
+	time.Sleep(1200 * time.Millisecond)
+	peak()
+	metrics = api.metrics()
 	peak()
 	cmd.Process.Signal(syscall.SIGTERM)
 	stopBy := time.After(20 * time.Second)

@@ -37,7 +37,7 @@ func buildSummary(workers []*engine.Worker, top *engine.TopFlows, n int) summary
 	for _, w := range workers {
 		sh := w.Shard()
 		snaps = append(snaps, engine.Snapshot{Counters: w.Counters(), Stats: sh.Stats(),
-			Hosts: sh.HostSnapshot(nil), Protocols: sh.ProtocolSnapshot(), Scan: sh.ScanTop(3, "ports")})
+			Hosts: sh.HostSnapshot(make([]flowtable.HostCounters, 0, sh.HostCount())), Protocols: sh.ProtocolSnapshot(), Scan: sh.ScanTop(3, "ports")})
 	}
 	m := engine.MergeSnapshots(snaps)
 	s := summary{counters: m.Counters, stats: m.Stats, top: top.Top(), hosts: topHosts(m.Hosts, n), protocols: m.Protocols}
