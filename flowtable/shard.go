@@ -97,10 +97,7 @@ type entry struct {
 // queue is an expiry queue: a doubly linked list through the entries, in
 // the order they were (re)armed, so an entry is in at most one queue and
 // moving it costs no memory.
-type queue struct {
-	head, tail uint32
-	n          int
-}
+type queue struct{ head, tail uint32 }
 
 const (
 	queueIdle = iota // every protocol but UDP
@@ -625,7 +622,6 @@ func (s *Shard) enqueue(i uint32, e *entry, q int, due int64) {
 		l.head = i
 	}
 	l.tail = i
-	l.n++
 }
 
 // unqueue takes slot i (entry e) out of its queue.
@@ -644,7 +640,6 @@ func (s *Shard) unqueue(i uint32, e *entry) {
 	} else {
 		l.tail = e.qprev
 	}
-	l.n--
 	e.q, e.qprev, e.qnext = queueNone, 0, 0
 }
 
