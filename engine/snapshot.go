@@ -119,6 +119,8 @@ func MergeSnapshots(snaps []Snapshot) Snapshot {
 		st.FragOrphans += s.Stats.FragOrphans
 		st.FragEvicted += s.Stats.FragEvicted
 		st.HostsOverflow += s.Stats.HostsOverflow
+		st.DetectSkipped += s.Stats.DetectSkipped
+		st.ScanEvicted += s.Stats.ScanEvicted
 		out.Flows = append(out.Flows, s.Flows...)
 		hosts = append(hosts, s.Hosts)
 		protos = append(protos, s.Protocols)

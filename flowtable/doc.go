@@ -13,14 +13,20 @@
 // ends is exported with an EndReason: fin, rst, idle, active, eviction,
 // end-of-capture or shutdown.
 //
-// Memory: entries live in a chunked slab (EntrySize bytes each, at most 128,
-// checked by a test) indexed by a power-of-two hash index; the number of
-// entries is bounded by Config.MaxFlows, derived from
-// performance.memory_limit_mb by Limits. At the bound the flow that has
-// waited longest (a closed one first, else the oldest idle one) is evicted and
-// counted, never dropped silently. Timeouts are checked lazily: each flow has
-// one item in an expiry queue per timeout class, re-armed when it is found
-// still active, so a packet costs no list maintenance.
+// Memory: one Budget, computed from performance.memory_limit_mb and the
+// number of shards, bounds every table (flows, detection states, hosts,
+// fragments, scan tracker, reassembly buffers) by stated per-entry costs
+// (FlowBytes, DetectBytes, HostBytes, ...; docs/memory.md), checked against
+// the heap by tests. Flow entries (EntrySize bytes) live in a chunked slab
+// whose last chunk is cut to Config.MaxFlows, indexed by a hash index
+// allocated once at its final size. At the bound the flow that has waited
+// longest (a closed one first, else the oldest idle one) is evicted and
+// counted, never dropped silently. Timeouts are checked lazily: each flow is
+// in one expiry queue (a list through the entries, in arming order) and is
+// re-armed at the tail when found still active, so a packet costs no list
+// maintenance. Detection states (Config.MaxDetect) are taken by a flow's
+// first payload packet and returned when it ends; when none is free the flow
+// goes without detection (Stats.DetectSkipped).
 //
 // The host table (Hosts) counts every IP layer of every frame per address, as
 // tshark's endpoint table does, bounded by Config.MaxHosts.

@@ -3,7 +3,6 @@ package flowtable
 import (
 	"encoding/binary"
 	"sort"
-	"unsafe"
 
 	"github.com/netsentry/netsentry/decode"
 )
@@ -31,7 +30,15 @@ type hostSlot struct {
 	HostCounters
 }
 
-const hostEntryBytes = int(unsafe.Sizeof(hostSlot{})) + 2*4
+// hostIndexSize is the size of the host index for max hosts: a power of
+// two, at least twice max and 1024, allocated once (no doubling).
+func hostIndexSize(max int) int {
+	n := 1024
+	for n < 2*max {
+		n <<= 1
+	}
+	return n
+}
 
 // Hosts is a shard's host table. Host entries live in a chunked slab and
 // never move, so a flow keeps the slab index of its two hosts; an
@@ -54,8 +61,9 @@ type Hosts struct {
 func (h *Hosts) init(max int) {
 	h.max = max
 	h.used = 1
-	h.index = make([]uint32, 1024)
-	h.mask = 1023
+	n := hostIndexSize(max)
+	h.index = make([]uint32, n)
+	h.mask = uint32(n - 1)
 }
 
 func (h *Hosts) at(i uint32) *hostSlot { return &h.chunks[i>>chunkBits][i&chunkMask] }
@@ -85,32 +93,16 @@ func (h *Hosts) lookup(a *decode.Addr, v uint8) uint32 {
 	if n >= h.max {
 		return 0
 	}
-	if 2*(n+1) > len(h.index) {
-		h.grow()
-		return h.lookup(a, v)
-	}
 	j := h.used
 	if int(j>>chunkBits) >= len(h.chunks) {
-		h.chunks = append(h.chunks, make([]hostSlot, chunkSize))
+		// The last chunk holds only what max leaves (slot 0 unused).
+		h.chunks = append(h.chunks, make([]hostSlot, min(chunkSize, h.max+1-len(h.chunks)*chunkSize)))
 	}
 	h.used++
 	sl := h.at(j)
 	sl.Addr, sl.IPVersion = *a, v
 	h.index[i] = j
 	return j
-}
-
-func (h *Hosts) grow() {
-	h.index = make([]uint32, 2*len(h.index))
-	h.mask = uint32(len(h.index) - 1)
-	for j := uint32(1); j < h.used; j++ {
-		sl := h.at(j)
-		i := hostHash(&sl.Addr, sl.IPVersion) & h.mask
-		for h.index[i] != 0 {
-			i = (i + 1) & h.mask
-		}
-		h.index[i] = j
-	}
 }
 
 // count adds pkts frames of n bytes sent by host src to host dst (slab
@@ -151,8 +143,15 @@ func MergeHosts(parts ...[]HostCounters) []HostCounters {
 		a decode.Addr
 		v uint8
 	}
-	idx := map[k]int{}
-	var out []HostCounters
+	// Sized once: no growth, no garbage (the summary at exit merges every
+	// host of every shard).
+	n, most := 0, 0
+	for _, p := range parts {
+		n += len(p)
+		most = max(most, len(p))
+	}
+	idx := make(map[k]int, n)
+	out := make([]HostCounters, 0, most)
 	for _, p := range parts {
 		for _, c := range p {
 			if i, ok := idx[k{c.Addr, c.IPVersion}]; ok {

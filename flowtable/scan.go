@@ -99,7 +99,8 @@ func scanIndexSize(maxSources int) int {
 // sources, 0.5 MiB for the index and 28.1 MiB for the sketches: 89.6 MiB
 // (93,929,264 bytes) per tracker; with MaxSources 4096, 5.6 MiB. The large
 // arrays are whole pages at these settings, so the allocator adds little.
-// Memory is taken as sources arrive, so a quiet shard holds little.
+// Memory is taken as sources arrive (the index, 8 to 16 bytes per source, at
+// once: no doubling), so a quiet shard holds little.
 func (c ScanConfig) MaxBytes() int {
 	c = c.withDefaults()
 	chunks := (c.MaxSources + scanChunkSize - 1) / scanChunkSize
@@ -258,7 +259,9 @@ func NewScanTracker(cfg ScanConfig) *ScanTracker {
 		rng:       rand.Uint64() | 1,
 		maxSketch: scanMaxSketches(cfg.MaxSources),
 	}
-	n := min(1024, scanIndexSize(cfg.MaxSources))
+	// The index is allocated at its final size: no doubling, no garbage;
+	// pages no source hashed to cost nothing.
+	n := scanIndexSize(cfg.MaxSources)
 	t.index = make([]uint32, n)
 	t.mask = uint32(n - 1)
 	t.chunks = make([]scanChunk, 0, (cfg.MaxSources+scanChunkSize-1)/scanChunkSize)

@@ -39,6 +39,11 @@ type Config struct {
 	// ReassemblyBuffers is the number of 4 KiB buffers detection may use to
 	// collect a message split over packets (default 256).
 	ReassemblyBuffers int
+	// MaxDetect bounds the detection states of one shard (Detect only;
+	// default MaxFlows/2). A flow takes a state with its first payload
+	// packet and gives it back when it ends; when none is free the flow is
+	// reported by its port guess and counted in Stats.DetectSkipped.
+	MaxDetect int
 	// Scan configures the per-source scan signals (connections, distinct
 	// destination ports and hosts in a sliding window); zero fields take
 	// the defaults of ScanConfig, except MaxSources (8192 per shard) and
@@ -63,22 +68,6 @@ func DefaultConfig() Config {
 // EntrySize is the size in bytes of one flow entry in a shard's slab.
 const EntrySize = int(unsafe.Sizeof(entry{}))
 
-// perFlowBytes is what one flow costs with its share of the hash index and
-// the expiry queue.
-const perFlowBytes = EntrySize + 2*4 + 2*16
-
-// Limits splits a memory budget (MiB) between flows and hosts of nShards
-// shards: three quarters for flows, an eighth for hosts.
-func Limits(memoryMB, nShards int) (maxFlows, maxHosts int) {
-	if nShards < 1 {
-		nShards = 1
-	}
-	budget := memoryMB << 20
-	maxFlows = budget * 3 / 4 / perFlowBytes / nShards
-	maxHosts = budget / 8 / hostEntryBytes / nShards
-	return max(maxFlows, 1024), max(maxHosts, 1024)
-}
-
 // entry is one flow in the slab. Direction 0 is A to B.
 type entry struct {
 	key   Key
@@ -88,23 +77,31 @@ type entry struct {
 	tun   decode.Tunnel
 	q     uint8 // the expiry queue that owns the entry (queueNone when free)
 	end   EndReason
-	// appDone: detection needs no more packets of this flow, so the packet
-	// path does not touch its detection state (another cache line) again.
+	// appDone: detection needs no more packets of this flow (or it has no
+	// detection state), so the packet path does not touch its detection
+	// state (another cache line) again.
 	appDone bool
 	pkts    [2]uint64
 	bytes   [2]uint64
 	first   int64
 	last    int64
+	due     int64  // when the expiry queue looks at the flow again
 	next    uint32 // hash chain, or free list
-	gen     uint32 // bumped when the slot is freed or requeued, so stale queue items are recognised
 	hash    uint32
 	host    [2]uint32 // host-table slab indices of A and B (0: not in the table)
+	qprev   uint32    // expiry queue links (slot numbers, 0 at the ends)
+	qnext   uint32
+	det     uint32 // detection state number+1, 0 when the flow has none
 
 	// ep is each side's connection state (see epInactive ...): Zeek's
-	// endpoint state for TCP, "sent a packet" for UDP. It fills two bytes
-	// that were padding at the end of the entry.
+	// endpoint state for TCP, "sent a packet" for UDP.
 	ep [2]uint8
 }
+
+// queue is an expiry queue: a doubly linked list through the entries, in
+// the order they were (re)armed, so an entry is in at most one queue and
+// moving it costs no memory.
+type queue struct{ head, tail uint32 }
 
 const (
 	queueIdle = iota // every protocol but UDP
@@ -133,6 +130,11 @@ type Stats struct {
 	FragOrphans   uint64 // fragments whose first fragment never came (exported with ports 0)
 	FragEvicted   uint64 // fragment-table slots overwritten while still pending
 	HostsOverflow uint64 // host updates dropped because the host table was full
+	// DetectSkipped counts flows reported by their port guess alone because
+	// every detection state of the budget was in use (degraded mode:
+	// "detection skipped: budget").
+	DetectSkipped uint64
+	ScanEvicted   uint64 // scan-tracker sources dropped to make room (ScanStats.Evicted)
 }
 
 // Shard is one worker's flow table. It has a single owner: every method must
@@ -147,7 +149,7 @@ type Shard struct {
 	buckets   []uint32
 	mask      uint32
 	now       int64
-	queues    [numQueues]fifo
+	queues    [numQueues]queue
 	frags     fragTable
 	hosts     Hosts
 	ended     []Record
@@ -155,7 +157,9 @@ type Shard struct {
 	key       Key // scratch
 	onEnd     func([]Record)
 	endBuffer int
-	apps      [][]app.State // detection state, parallel to chunks
+	apps      [][]app.State // detection states, numbered from 0
+	appsUsed  uint32        // states handed out so far
+	appsFree  []uint32      // freed state numbers (a stack; its capacity is MaxDetect)
 	pool      *app.Pool
 	protos    protoTable
 	scan      *ScanTracker
@@ -189,14 +193,25 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	s := &Shard{cfg: cfg, onEnd: onEnd, endBuffer: 256}
 	s.timeouts = [numQueues]int64{int64(cfg.IdleTimeout), int64(cfg.UDPIdleTimeout), int64(cfg.Linger)}
 	s.active = int64(cfg.ActiveTimeout)
-	s.buckets = make([]uint32, 1024)
-	s.mask = 1023
+	// The hash index is allocated at its final size (no doubling, no
+	// garbage): pages the hashes have not touched cost no memory.
+	nb := bucketCount(cfg.MaxFlows)
+	s.buckets = make([]uint32, nb)
+	s.mask = uint32(nb - 1)
 	s.used = 1
 	s.ended = make([]Record, 0, s.endBuffer)
 	s.frags.init(cfg.MaxFragments, int64(cfg.FragmentTimeout))
 	if cfg.ReassemblyBuffers <= 0 {
 		cfg.ReassemblyBuffers = 256
 		s.cfg.ReassemblyBuffers = 256
+	}
+	if cfg.Detect {
+		if cfg.MaxDetect <= 0 {
+			cfg.MaxDetect = max(cfg.MaxFlows/2, 1)
+		}
+		cfg.MaxDetect = min(cfg.MaxDetect, cfg.MaxFlows)
+		s.cfg.MaxDetect = cfg.MaxDetect
+		s.appsFree = make([]uint32, 0, cfg.MaxDetect)
 	}
 	s.pool = app.NewPool(cfg.ReassemblyBuffers)
 	if cfg.Protocols != nil {
@@ -214,6 +229,16 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	return s, nil
 }
 
+// bucketCount is the size of the hash index for maxFlows flows: a power of
+// two, at least maxFlows and 1024.
+func bucketCount(maxFlows int) int {
+	n := 1024
+	for n < maxFlows {
+		n <<= 1
+	}
+	return n
+}
+
 // Config returns the shard's effective configuration.
 func (s *Shard) Config() Config { return s.cfg }
 
@@ -221,6 +246,7 @@ func (s *Shard) Config() Config { return s.cfg }
 func (s *Shard) Stats() Stats {
 	st := s.stats
 	st.HostsOverflow = s.hosts.overflow
+	st.ScanEvicted = s.scan.Stats().Evicted
 	return st
 }
 
@@ -274,17 +300,60 @@ func (s *Shard) slot(i uint32) *entry {
 	return &s.chunks[i>>chunkBits][i&chunkMask]
 }
 
-// app returns the detection state of slot i. Without detection there is no
-// per-flow state: the port-based guess is made when a record is written.
-func (s *Shard) app(i uint32) *app.State {
-	return &s.apps[i>>chunkBits][i&chunkMask]
+// app returns detection state number+1 d. A flow without a state (detection
+// off, no payload yet, or none free) gets the port-based guess when its
+// record is written.
+func (s *Shard) app(d uint32) *app.State {
+	d--
+	return &s.apps[d>>chunkBits][d&chunkMask]
+}
+
+// takeApp gives e a zeroed detection state, or reports that none is free
+// (counted in DetectSkipped).
+func (s *Shard) takeApp(e *entry) bool {
+	var d uint32
+	if n := len(s.appsFree); n > 0 {
+		d = s.appsFree[n-1]
+		s.appsFree = s.appsFree[:n-1]
+	} else if int(s.appsUsed) < s.cfg.MaxDetect {
+		d = s.appsUsed
+		if int(d>>chunkBits) >= len(s.apps) {
+			s.apps = append(s.apps, make([]app.State, min(chunkSize, s.cfg.MaxDetect-int(d))))
+		}
+		s.appsUsed++
+	} else {
+		s.stats.DetectSkipped++
+		return false
+	}
+	e.det = d + 1
+	*s.app(e.det) = app.State{}
+	return true
+}
+
+// dropApp parses what e's detection state left collected, gives its
+// reassembly buffer back and keeps the state (its result is still to be
+// read); freeApp returns the state itself.
+func (s *Shard) dropApp(e *entry) {
+	if e.det != 0 && !e.appDone {
+		s.app(e.det).Release(s.pool)
+	}
+}
+
+func (s *Shard) freeApp(e *entry) {
+	if e.det != 0 {
+		// A reassembly buffer still held goes back too. The free list never
+		// grows: a state is pushed at most once.
+		s.app(e.det).Release(s.pool)
+		s.appsFree = append(s.appsFree, e.det-1)
+		e.det = 0
+	}
 }
 
 // appOf fills st with slot i's detection result (e's port guess when
-// detection is off).
+// it has no detection state).
 func (s *Shard) appOf(i uint32, e *entry, st *app.State) {
-	if s.cfg.Detect {
-		*st = *s.app(i)
+	if e.det != 0 {
+		*st = *s.app(e.det)
 		return
 	}
 	*st = app.State{}
@@ -350,9 +419,18 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, seg, p.WireLen, ts, flowLayer >= 0)
 	if i := s.last; i != 0 && s.cfg.Detect && (p.Flow.Proto == 6 || p.Flow.Proto == 17) {
 		if e := s.slot(i); !e.appDone {
-			st := s.app(i)
-			st.Feed(s.pool, p.Payload(frame), s.lastFromInit, p.Flow.Proto, p.Flow.SrcPort, p.Flow.DstPort)
-			e.appDone = st.Done()
+			// A state is taken with the first payload: until then the port
+			// guess (made from the initiator's view, as Feed would) stands,
+			// so a flood of SYNs holds no detection state.
+			if pl := p.Payload(frame); len(pl) > 0 || e.det != 0 {
+				if e.det == 0 && !s.takeApp(e) {
+					e.appDone = true // degraded: port guess only
+					return
+				}
+				st := s.app(e.det)
+				st.Feed(s.pool, pl, s.lastFromInit, p.Flow.Proto, p.Flow.SrcPort, p.Flow.DstPort)
+				e.appDone = st.Done()
+			}
 		}
 	}
 }
@@ -413,9 +491,6 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 	if e == nil {
 		i = s.insert(k, h, first)
 		e = s.slot(i)
-		if s.cfg.Detect {
-			*s.app(i) = app.State{}
-		}
 		e.tun = tun
 		// The initiator is the SYN sender: a SYN-ACK seen first names its destination.
 		e.initB = srcIsB
@@ -499,10 +574,7 @@ func (s *Shard) ScanSnapshot(dst []SourceStats) []SourceStats { return s.scan.Sn
 func (s *Shard) tcp(i uint32, e *entry, flags uint8, data bool, dir int, srcIsB bool, ts int64) {
 	if flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn && (e.state == StateClosed || e.state == StateReset) {
 		s.cut(i, e, e.end, ts)
-		if s.cfg.Detect {
-			s.app(i).Release(s.pool)
-			*s.app(i) = app.State{} // a new connection
-		}
+		s.freeApp(e) // a new connection takes a new state with its payload
 		e.appDone = false
 		e.initB = srcIsB
 		s.started(e, ts)
@@ -559,16 +631,13 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 	} else {
 		i = s.used
 		if int(i>>chunkBits) >= len(s.chunks) {
-			s.chunks = append(s.chunks, make([]entry, chunkSize))
-			if s.cfg.Detect {
-				s.apps = append(s.apps, make([]app.State, chunkSize))
-			}
+			// The last chunk holds only what MaxFlows leaves (slot 0 unused).
+			s.chunks = append(s.chunks, make([]entry, min(chunkSize, s.cfg.MaxFlows+1-len(s.chunks)*chunkSize)))
 		}
 		s.used++
 	}
 	e := s.slot(i)
-	gen := e.gen
-	*e = entry{key: *k, hash: h, gen: gen, first: ts, last: ts, q: queueNone}
+	*e = entry{key: *k, hash: h, first: ts, last: ts, q: queueNone}
 	e.host[0] = s.hosts.lookup(&k.A, k.IPVersion)
 	e.host[1] = s.hosts.lookup(&k.B, k.IPVersion)
 	b := &s.buckets[h&s.mask]
@@ -581,39 +650,47 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 		q = queueUDP
 	}
 	s.enqueue(i, e, q, s.now+s.timeouts[q])
-	if s.stats.Active > len(s.buckets) {
-		s.grow()
-	}
 	return i
 }
 
-// grow doubles the hash index and rehashes every live entry.
-func (s *Shard) grow() {
-	n := len(s.buckets) * 2
-	s.buckets = make([]uint32, n)
-	s.mask = uint32(n - 1)
-	for i := uint32(1); i < s.used; i++ {
-		e := s.slot(i)
-		if e.q == queueNone {
-			continue
-		}
-		b := &s.buckets[e.hash&s.mask]
-		e.next = *b
-		*b = i
-	}
-}
-
+// enqueue appends slot i (entry e, in no queue) to queue q, due at due.
 func (s *Shard) enqueue(i uint32, e *entry, q int, due int64) {
-	e.q = uint8(q)
-	s.queues[q].push(item{slot: i, gen: e.gen, due: due})
+	l := &s.queues[q]
+	e.q, e.due = uint8(q), due
+	e.qprev, e.qnext = l.tail, 0
+	if l.tail != 0 {
+		s.slot(l.tail).qnext = i
+	} else {
+		l.head = i
+	}
+	l.tail = i
 }
 
-// requeue moves e to queue q; the item left in its old queue goes stale.
+// unqueue takes slot i (entry e) out of its queue.
+func (s *Shard) unqueue(i uint32, e *entry) {
+	if e.q == queueNone {
+		return
+	}
+	l := &s.queues[e.q]
+	if e.qprev != 0 {
+		s.slot(e.qprev).qnext = e.qnext
+	} else {
+		l.head = e.qnext
+	}
+	if e.qnext != 0 {
+		s.slot(e.qnext).qprev = e.qprev
+	} else {
+		l.tail = e.qprev
+	}
+	e.q, e.qprev, e.qnext = queueNone, 0, 0
+}
+
+// requeue moves e to queue q.
 func (s *Shard) requeue(i uint32, e *entry, q int) {
 	if int(e.q) == q {
 		return
 	}
-	e.gen++ // the item in the old queue goes stale
+	s.unqueue(i, e)
 	s.enqueue(i, e, q, max(e.last, s.now)+s.timeouts[q])
 }
 
@@ -642,8 +719,8 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 	s.ended = append(s.ended, Record{})
 	r := &s.ended[len(s.ended)-1]
 	e.record(r, end)
-	if s.cfg.Detect && end != EndActive && !e.appDone {
-		s.app(i).Release(s.pool) // parse what a split message left collected
+	if end != EndActive {
+		s.dropApp(e) // parse what a split message left collected
 	}
 	s.appOf(i, e, &r.App)
 	s.protos.add(r.AppName(), r.App.Guess, 1, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
@@ -683,8 +760,8 @@ func (s *Shard) remove(i uint32, e *entry, end EndReason) {
 		p = &s.slot(*p).next
 	}
 	*p = e.next
-	e.q = queueNone
-	e.gen++
+	s.unqueue(i, e)
+	s.freeApp(e)
 	e.next = s.free
 	s.free = i
 	s.stats.Active--
@@ -693,30 +770,20 @@ func (s *Shard) remove(i uint32, e *entry, end EndReason) {
 // evict removes the flow that has waited longest: a closed one first, then the
 // oldest of the idle queues' heads.
 func (s *Shard) evict() {
-	for {
-		best := -1
-		if s.queues[queueLinger].len() > 0 {
-			best = queueLinger
-		} else {
-			var bestDue int64
-			for q := range queueLinger {
-				if it, ok := s.queues[q].peek(); ok && (best < 0 || it.due < bestDue) {
-					best, bestDue = q, it.due
-				}
+	victim := s.queues[queueLinger].head
+	if victim == 0 {
+		var bestDue int64
+		for q := range queueLinger {
+			if h := s.queues[q].head; h != 0 && (victim == 0 || s.slot(h).due < bestDue) {
+				victim, bestDue = h, s.slot(h).due
 			}
 		}
-		if best < 0 {
-			panic("BUG: flow table full with empty expiry queues")
-		}
-		it := s.queues[best].pop()
-		e := s.slot(it.slot)
-		if e.gen != it.gen || int(e.q) != best {
-			continue // stale item
-		}
-		s.stats.FlowsEvicted++
-		s.remove(it.slot, e, EndEviction)
-		return
 	}
+	if victim == 0 {
+		panic("BUG: flow table full with empty expiry queues")
+	}
+	s.stats.FlowsEvicted++
+	s.remove(victim, s.slot(victim), EndEviction)
 }
 
 // Expire ends every flow whose timeout passed by now (Unix nanoseconds; the
@@ -728,26 +795,23 @@ func (s *Shard) Expire(now int64) {
 	}
 	now = s.now
 	for q := range s.queues {
-		fq := &s.queues[q]
-		for {
-			it, ok := fq.peek()
-			if !ok || it.due > now {
+		l := &s.queues[q]
+		for l.head != 0 {
+			i := l.head
+			e := s.slot(i)
+			if e.due > now {
 				break
 			}
-			fq.pop()
-			e := s.slot(it.slot)
-			if e.gen != it.gen || int(e.q) != q {
-				continue
-			}
 			if q == queueLinger {
-				s.remove(it.slot, e, e.end)
+				s.remove(i, e, e.end)
 				continue
 			}
 			if due := e.last + s.timeouts[q]; due > now {
-				fq.push(item{slot: it.slot, gen: e.gen, due: due})
+				s.unqueue(i, e) // re-armed at the tail
+				s.enqueue(i, e, q, due)
 				continue
 			}
-			s.remove(it.slot, e, EndIdle)
+			s.remove(i, e, EndIdle)
 		}
 	}
 	s.frags.expire(now, s)
@@ -769,9 +833,6 @@ func (s *Shard) Flush(end EndReason) {
 		}
 		s.remove(i, e, r)
 	}
-	for q := range s.queues {
-		s.queues[q].reset()
-	}
 	s.deliver()
 }
 
@@ -791,8 +852,8 @@ func (s *Shard) Snapshot(dst []Record, detail bool) []Record {
 		switch {
 		case detail:
 			s.appOf(i, e, &r.App)
-		case s.cfg.Detect:
-			st := s.app(i)
+		case e.det != 0:
+			st := s.app(e.det)
 			r.AppLabel, r.AppLabelGuess = st.Name(), st.Guess
 		default:
 			var st app.State

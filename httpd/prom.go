@@ -144,6 +144,9 @@ func (s *Server) writeMetrics(w io.Writer) {
 		p.sample("netsentry_flows_ended_total", float64(sn.Stats.FlowsEnded))
 		p.family("netsentry_flows_evicted_total", "counter", "Flows ended early because the flow table was full.")
 		p.sample("netsentry_flows_evicted_total", float64(sn.Stats.FlowsEvicted))
+		p.family("netsentry_flows_detection_skipped_total", "counter",
+			"Flows reported by their port guess alone because every detection state of the memory budget was in use.")
+		p.sample("netsentry_flows_detection_skipped_total", float64(sn.Stats.DetectSkipped))
 		s.writeProtocols(p, sn)
 		writeSinks(p, sn)
 	}

@@ -76,7 +76,11 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 	d.level.Set(parseLevel(cfg.LogLevel))
 	d.log = newLogger(stderr, d.level)
 	// Live workers never wait on a writer, except for a capture's final flush.
-	d.exp = engine.NewExporter(1024, false, sinks...)
+	// Its queues are sized by the memory budget (see flowtable.Budget): a
+	// batch is shared by every sink's queue, but queues that fall behind
+	// hold different batches, so the budget's batches are split among them.
+	d.exp = engine.NewExporter(max(liveBudget(cfg).ExportBatches/len(sinks), 2), false, sinks...)
+	setMemoryLimit(cfg)
 	// Hosts and scan signals are in every snapshot: the summary, the store
 	// and alerting read them each interval.
 	d.sensor, err = sensor.New(sensor.Options{Config: d.Config, Prepare: prepareCapture, Exporter: d.exp, Log: d.log,

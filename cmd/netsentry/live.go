@@ -4,12 +4,46 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/netsentry/netsentry/configs"
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/flowtable"
 )
+
+// runtimeSlackMB is the room the Go runtime's soft memory limit leaves above
+// the tables' budget: garbage between collections, the API's buffers,
+// goroutine stacks. The fixed overhead docs/memory.md states (binary,
+// runtime, API) includes it.
+const runtimeSlackMB = 16
+
+// tablesMB is what performance.memory_limit_mb leaves the tables once the
+// capture rings are taken out.
+func tablesMB(p configs.Performance) int {
+	return max(p.MemoryLimitMB-ringMB(p), configs.MinMemoryLimitMB)
+}
+
+// liveBudget is the tables' budget of a live capture with cfg.
+func liveBudget(cfg configs.Config) flowtable.Budget {
+	c := cfg
+	c.Performance.MemoryLimitMB = tablesMB(cfg.Performance)
+	n := cfg.Performance.Threads
+	if n <= 0 {
+		n = allowedCPUs()
+	}
+	return tableBudget(c, n)
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit from the tables'
+// budget, so that garbage is collected before the heap passes it (unless
+// GOMEMLIMIT is set). The rings are not Go memory and are left out.
+func setMemoryLimit(cfg configs.Config) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(int64(tablesMB(cfg.Performance)+runtimeSlackMB) << 20)
+}
 
 // ringShare is the part of performance.memory_limit_mb given to the capture
 // rings (all queues of all interfaces); the flow tables get the rest.
@@ -50,7 +84,7 @@ func liveSummary(l *engine.Live, top *engine.TopFlows, n int) summary {
 func prepareCapture(cfg configs.Config) (engine.LiveConfig, flowtable.Config, error) {
 	lc := liveConfig(cfg)
 	flowCfg := cfg
-	flowCfg.Performance.MemoryLimitMB = max(cfg.Performance.MemoryLimitMB-lc.RingMB, 16)
+	flowCfg.Performance.MemoryLimitMB = tablesMB(cfg.Performance)
 	nShards := lc.Queues
 	if nShards <= 0 {
 		nShards = allowedCPUs()

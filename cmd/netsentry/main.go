@@ -202,21 +202,26 @@ func goVersion() string {
 	return "unknown go"
 }
 
+// tableBudget splits cfg's performance.memory_limit_mb (the capture rings
+// already taken out by the caller, see StartCapture) between the tables of
+// nShards shards.
+func tableBudget(cfg configs.Config, nShards int) flowtable.Budget {
+	return flowtable.NewBudget(int64(cfg.Performance.MemoryLimitMB)<<20, nShards,
+		cfg.NetworkAnalysis.EnableProtocolDetection, cfg.Flows.MaxFragments)
+}
+
 // shardConfig derives a flow-table configuration for nShards shards from cfg.
 func shardConfig(cfg configs.Config, nShards int) flowtable.Config {
-	maxFlows, maxHosts := flowtable.Limits(cfg.Performance.MemoryLimitMB, nShards)
-	return flowtable.Config{
-		MaxFlows:        maxFlows,
-		MaxHosts:        maxHosts,
-		MaxFragments:    cfg.Flows.MaxFragments,
+	c := flowtable.Config{
 		IdleTimeout:     cfg.Flows.IdleTimeout.Duration,
 		UDPIdleTimeout:  cfg.Flows.UDPIdleTimeout.Duration,
 		ActiveTimeout:   cfg.Flows.ActiveTimeout.Duration,
 		Linger:          cfg.Flows.TCPClosedLinger.Duration,
 		FragmentTimeout: cfg.Flows.FragmentTimeout.Duration,
-		Detect:          cfg.NetworkAnalysis.EnableProtocolDetection,
 		Protocols:       cfg.NetworkAnalysis.Protocols,
 	}
+	tableBudget(cfg, nShards).Apply(&c)
+	return c
 }
 
 // flowSinks opens the --flows-out writer (if any) and the summary's top-N sink.

@@ -45,7 +45,7 @@ func buildSummary(workers []*engine.Worker, top *engine.TopFlows, n int) summary
 	for _, w := range workers {
 		sh := w.Shard()
 		snaps = append(snaps, engine.Snapshot{Counters: w.Counters(), Stats: sh.Stats(),
-			Hosts: sh.HostSnapshot(nil), Protocols: sh.ProtocolSnapshot(), ScanWindows: sh.ScanExport(nil)})
+			Hosts: sh.HostSnapshot(make([]flowtable.HostCounters, 0, sh.HostCount())), Protocols: sh.ProtocolSnapshot(), ScanWindows: sh.ScanExport(nil)})
 	}
 	m := engine.MergeSnapshots(snaps)
 	s := summary{counters: m.Counters, stats: m.Stats, top: top.Top(), hosts: topHosts(m.Hosts, n), protocols: m.Protocols}
@@ -151,6 +151,9 @@ func printSummary(w io.Writer, s summary, g *geo.DB) {
 	fmt.Fprintf(w, "Packets captured: %d\n", s.counters.Packets)
 	fmt.Fprintf(w, "Bytes captured: %d\n", s.counters.Bytes)
 	fmt.Fprintf(w, "Flows: %d ended, %d evicted\n", s.stats.FlowsEnded, s.stats.FlowsEvicted)
+	if s.stats.DetectSkipped > 0 {
+		fmt.Fprintf(w, "Detection skipped (memory budget): %d flows, reported by port\n", s.stats.DetectSkipped)
+	}
 	if s.counters.NonIP > 0 {
 		fmt.Fprintf(w, "Non-IP frames: %d\n", s.counters.NonIP)
 	}

@@ -70,7 +70,12 @@ func (p *Pool) Enable(names []string) (unknown []string) {
 // on reports whether the detector of x is on (always, without a Pool).
 func (p *Pool) on(x Proto) bool { return p == nil || !p.off[x] }
 
-// NewPool returns a pool of n reassembly buffers (n*~4.6 KiB of memory).
+// PoolBytes is the memory a Pool of n reassembly buffers holds: slotSize
+// (4,629) bytes of buffer, bitmap and connection ID plus 8 bytes of
+// bookkeeping per buffer. It never grows.
+func PoolBytes(n int) int { return max(n, 1) * (slotSize + 8) }
+
+// NewPool returns a pool of n reassembly buffers (PoolBytes(n): n*~4.6 KiB).
 // n < 1 is taken as 1.
 func NewPool(n int) *Pool {
 	if n < 1 {
