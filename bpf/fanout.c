@@ -7,9 +7,11 @@
 // first fragment (which carries the ports) is hashed on the 5-tuple and its
 // queue remembered by (addresses, protocol, IP id) in an LRU map; later
 // fragments take the remembered queue, or hash on the addresses only when
-// the first fragment was not seen. UDP tunnels (VXLAN, GENEVE, GTP-U) hash
-// on the outer addresses only, so both directions of an inner connection,
-// which tunnel endpoints send from different source ports, stay together.
+// the first fragment was not seen yet, and the first fragment then takes
+// their queue; a repeated first fragment follows the first. UDP tunnels
+// (VXLAN, GENEVE, GTP-U) hash on the outer addresses only, so both
+// directions of an inner connection, which tunnel endpoints send from
+// different source ports, stay together.
 //
 // The program reads headers from the network header on, so it works on
 // live traffic (the kernel has moved the outer VLAN tag to metadata and
@@ -114,6 +116,16 @@ static __always_inline int is_tunnel_port(__u16 p)
 // l4 hashes the flow of an IP packet whose addresses are in k, transport
 // protocol proto at offset off. frag: 0 not fragmented, 1 first fragment,
 // 2 later fragment.
+//
+// A datagram's queue is chosen once, by the first of its fragments seen, and
+// every other fragment follows it, so that the whole datagram, which the
+// flow table reassembles, reaches one queue: a later fragment that comes
+// before the first fragment hashes on the addresses only and the first
+// fragment follows it; a first fragment that comes again (a repeat, or an
+// overlap naming other ports) follows the first copy. A datagram that
+// reuses the IP id of one still remembered follows that one too. The
+// connection's unfragmented packets may then take another queue; the
+// records' counts sum to the connection's.
 static __always_inline __u32 l4(struct __sk_buff *skb, int out, struct frag_key *k, __u32 off, __u32 proto, int frag)
 {
 	__u16 ports[2] = {0, 0};
@@ -121,7 +133,14 @@ static __always_inline __u32 l4(struct __sk_buff *skb, int out, struct frag_key 
 		__u32 *q = bpf_map_lookup_elem(&frags, k);
 		if (q)
 			return *q;
-		return pick(k->src, k->dst, 0, 0, 0);
+		__u32 a = pick(k->src, k->dst, 0, 0, 0);
+		bpf_map_update_elem(&frags, k, &a, BPF_NOEXIST);
+		return a;
+	}
+	if (frag == 1) {
+		__u32 *q = bpf_map_lookup_elem(&frags, k);
+		if (q)
+			return *q;
 	}
 	if (has_ports(proto) && load(skb, out, off, ports, 4) == 0) {
 		__u16 sp = bpf_ntohs(ports[0]), dp = bpf_ntohs(ports[1]);
@@ -134,7 +153,7 @@ static __always_inline __u32 l4(struct __sk_buff *skb, int out, struct frag_key 
 	}
 	__u32 q = pick(k->src, k->dst, ports[0], ports[1], proto);
 	if (frag == 1)
-		bpf_map_update_elem(&frags, k, &q, BPF_ANY);
+		bpf_map_update_elem(&frags, k, &q, BPF_NOEXIST);
 	return q;
 }
 

@@ -260,3 +260,72 @@ func lastHash(s string) int {
 	}
 	return len(s)
 }
+
+// TestFanoutFirstFragmentFollowsLater: when a later fragment comes before
+// its first fragment (out of order), the first fragment takes the later
+// one's queue, so that the whole datagram reaches one flow table; the next
+// fragments of the datagram follow too.
+func TestFanoutFirstFragmentFollowsLater(t *testing.T) {
+	fo := loadForTest(t, 8)
+	ipFrame := func(id uint16, off int, mf bool, sport uint16, payload int) []byte {
+		f := []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0}
+		h := []byte{0x45, 0, 0, 0, byte(id >> 8), byte(id), 0, 0, 64, 6, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2}
+		total := 20 + payload
+		h[2], h[3] = byte(total>>8), byte(total)
+		fv := uint16(off / 8)
+		if mf {
+			fv |= 0x2000
+		}
+		h[6], h[7] = byte(fv>>8), byte(fv)
+		body := make([]byte, payload)
+		if off == 0 {
+			body[0], body[1], body[2], body[3] = byte(sport>>8), byte(sport), 0, 80
+		}
+		return append(append(f, h...), body...)
+	}
+	differ := 0
+	for i := uint16(0); i < 64; i++ {
+		sport := 40000 + i
+		plain, err := fo.Queue(ipFrame(0x100+i, 0, false, sport, 20)) // the connection's own queue
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := 0x200 + i
+		ql, err := fo.Queue(ipFrame(id, 64, false, 0, 16)) // last fragment first
+		if err != nil {
+			t.Fatal(err)
+		}
+		qf, err := fo.Queue(ipFrame(id, 0, true, sport, 8)) // then the tiny first one
+		if err != nil {
+			t.Fatal(err)
+		}
+		qm, err := fo.Queue(ipFrame(id, 8, true, 0, 56)) // then the middle
+		if err != nil {
+			t.Fatal(err)
+		}
+		if qf != ql || qm != ql {
+			t.Errorf("datagram %#x: last fragment on queue %d, first on %d, middle on %d", id, ql, qf, qm)
+		}
+		if plain != ql {
+			differ++
+		}
+		// In order, the datagram goes with its connection.
+		id = 0x300 + i
+		qf, _ = fo.Queue(ipFrame(id, 0, true, sport, 8))
+		ql, _ = fo.Queue(ipFrame(id, 8, false, 0, 16))
+		if qf != plain || ql != plain {
+			t.Errorf("in-order datagram %#x: first on %d, last on %d, connection on %d", id, qf, ql, plain)
+		}
+		// A second first fragment naming other ports follows the first copy.
+		id = 0x400 + i
+		qf, _ = fo.Queue(ipFrame(id, 0, true, sport, 24))
+		q2, _ := fo.Queue(ipFrame(id, 0, true, sport+1000, 24))
+		ql, _ = fo.Queue(ipFrame(id, 24, false, 0, 16))
+		if q2 != qf || ql != qf {
+			t.Errorf("datagram %#x: first copy on %d, second on %d, last on %d", id, qf, q2, ql)
+		}
+	}
+	if differ == 0 {
+		t.Error("no connection hashed apart from its address pair: the test shows nothing")
+	}
+}

@@ -123,6 +123,20 @@ type Packet struct {
 	FragOffset    uint16
 	FragDataLen   uint16 // bytes of the datagram this fragment carries (from its IP header)
 	FragID        uint32
+	// FragDataOff is where the fragment's data (the fragmented layer's
+	// payload) starts in the frame, FragCapLen how many of its FragDataLen
+	// bytes were captured. FragVLAN is the VLAN id at the fragmented layer
+	// (a tunnel inside the datagram may replace VLAN on the first fragment).
+	FragDataOff uint32
+	FragCapLen  uint16
+	FragVLAN    uint16
+	// TinyFragment marks a first fragment (offset 0, more to come) whose data
+	// ends inside a header past the fragmented IP layer (RFC 1858's tiny
+	// fragment; a TCP header split over fragments). Parse then reports it
+	// like a later fragment (NeedPorts, no Err, nothing decoded past the
+	// fragmented layer); the flow table reads the headers once the datagram's
+	// first bytes are in (ParseFragmentHead).
+	TinyFragment bool
 
 	// HasOuter reports a UDP tunnel (VXLAN, GENEVE, GTP-U) whose outer UDP flow
 	// is tracked too, as tshark counts both.

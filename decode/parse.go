@@ -38,6 +38,12 @@ type parser struct {
 	p     *Packet
 	b     []byte
 	steps int
+	// State when the fragmented IP layer was marked, restored when its first
+	// fragment turns out to be a tiny one.
+	fragTunnel Tunnel
+	fragInner  uint16
+	fragOuter  bool
+	fragMarked bool
 }
 
 // Parse decodes frame, captured on a link of type link with original length
@@ -88,6 +94,82 @@ func Parse(frame []byte, wireLen uint32, link uint16, p *Packet) {
 	default:
 		p.Err = ReasonUnsupportedLink
 	}
+	if d.fragMarked && p.FragOffset == 0 && p.MoreFragments && truncation(p.Err) && p.FragDataLen > 0 && p.FragCapLen == p.FragDataLen {
+		d.tinyFragment()
+	}
+}
+
+// truncation reports a reason that says a header was cut short.
+func truncation(r Reason) bool {
+	switch r {
+	case ReasonTruncatedLink, ReasonTruncatedVLAN, ReasonTruncatedPPPoE, ReasonTruncatedMPLS,
+		ReasonTruncatedIPv4, ReasonTruncatedIPv6, ReasonTruncatedExtHeader, ReasonTruncatedTCP,
+		ReasonTruncatedUDP, ReasonTruncatedICMP, ReasonTruncatedSCTP, ReasonTruncatedTunnel:
+		return true
+	}
+	return false
+}
+
+// markFragment records the fragment state of the IP layer just added
+// (p.IP[p.NumIP-1]) whose data starts at dataOff and whose bytes end at end
+// (bounded by the capture); dataLen is the data length its header declares.
+func (d *parser) markFragment(offset uint16, more bool, id uint32, proto uint8, dataOff, end, dataLen int) {
+	p := d.p
+	p.IsFragment = true
+	p.MoreFragments = more
+	p.FragOffset = offset
+	p.FragID = id
+	p.FragLayer = p.NumIP - 1
+	p.FragProto = proto
+	p.FragVLAN = p.VLAN
+	p.FragDataOff = uint32(dataOff)
+	if dataLen > 0 {
+		p.FragDataLen = uint16(min(dataLen, 0xffff))
+		p.FragCapLen = uint16(min(max(end-dataOff, 0), int(p.FragDataLen)))
+	}
+	d.fragMarked = true
+	d.fragTunnel, d.fragInner, d.fragOuter = p.Tunnel, p.InnerVLAN, p.HasOuter
+}
+
+// tinyFragment turns a first fragment whose data ended inside a header into
+// a fragment that waits for its datagram's head, as later fragments do.
+func (d *parser) tinyFragment() {
+	p := d.p
+	l := &p.IP[p.FragLayer]
+	p.Err = ReasonNone
+	p.NumIP = p.FragLayer + 1
+	p.Flow = Tuple{Src: l.Src, Dst: l.Dst, Proto: p.FragProto, IPVersion: l.IPVersion}
+	p.HasFlow, p.NeedPorts, p.TinyFragment = true, true, true
+	p.TCPFlags, p.ICMPType, p.ICMPCode = 0, 0, 0
+	p.PayloadOff, p.PayloadLen = 0, 0
+	p.VLAN, p.InnerVLAN, p.Tunnel = p.FragVLAN, d.fragInner, d.fragTunnel
+	if !d.fragOuter {
+		p.HasOuter, p.Outer, p.OuterLayer = false, Tuple{}, 0
+	}
+}
+
+// ParseFragmentHead decodes the headers inside a fragmented datagram from
+// head, the datagram's first bytes (the payload of p's fragmented IP layer,
+// IP[FragLayer], from offset 0) collected from its fragments. p holds the
+// decode of one of the datagram's fragments; ParseFragmentHead replaces what
+// lies past the fragmented layer (Flow, TCP flags, tunnels and inner IP
+// layers, Err) with what head holds, as Parse would have decoded an
+// unfragmented datagram. The payload is not located (PayloadLen 0). It
+// never reads past len(head), never allocates and never panics.
+func ParseFragmentHead(head []byte, p *Packet) {
+	l := &p.IP[p.FragLayer]
+	p.NumIP = p.FragLayer + 1
+	p.Err = ReasonNone
+	p.HasFlow, p.NeedPorts, p.TinyFragment = false, false, false
+	p.TCPFlags, p.ICMPType, p.ICMPCode = 0, 0, 0
+	p.Flow = Tuple{Src: l.Src, Dst: l.Dst, IPVersion: l.IPVersion}
+	d := parser{p: p, b: head}
+	if l.IPVersion == 6 {
+		d.ipv6Chain(0, len(head), len(head), p.FragProto)
+	} else {
+		d.transport(0, len(head), p.FragProto)
+	}
+	p.PayloadOff, p.PayloadLen = 0, 0
 }
 
 func (d *parser) step() bool {
@@ -331,15 +413,7 @@ func (d *parser) ipv4(off int) {
 	copy(t.Src[:4], b[off+12:off+16])
 	copy(t.Dst[:4], b[off+16:off+20])
 	if fo&0x3fff != 0 && !p.IsFragment {
-		p.IsFragment = true
-		p.MoreFragments = fo&0x2000 != 0
-		p.FragOffset = (fo & 0x1fff) * 8
-		p.FragID = uint32(be16(b[off+4:]))
-		p.FragLayer = p.NumIP - 1
-		p.FragProto = proto
-		if total := int(be16(b[off+2:])); total > ihl {
-			p.FragDataLen = uint16(total - ihl)
-		}
+		d.markFragment((fo&0x1fff)*8, fo&0x2000 != 0, uint32(be16(b[off+4:])), proto, off+ihl, end, int(be16(b[off+2:]))-ihl)
 		if p.FragOffset != 0 {
 			p.HasFlow = true
 			p.NeedPorts = true
@@ -400,7 +474,15 @@ func (d *parser) ipv6(off int) {
 	*t = Tuple{IPVersion: 6}
 	copy(t.Src[:], b[off+8:off+24])
 	copy(t.Dst[:], b[off+24:off+40])
-	off += 40
+	d.ipv6Chain(off+40, end, ipEnd, next)
+}
+
+// ipv6Chain walks the IPv6 extension headers from off, next naming the
+// first, to the transport header; end bounds the packet's bytes, ipEnd is
+// where its payload length says it ends.
+func (d *parser) ipv6Chain(off, end, ipEnd int, next uint8) {
+	b, p := d.b, d.p
+	t := &p.Flow
 	for d.step() {
 		switch next {
 		case ipv6HopByHop, ipv6Routing, ipv6DestOpts, ipv6Mobility, ipv6HIP, ipv6Shim6:
@@ -427,15 +509,7 @@ func (d *parser) ipv6(off int) {
 			if p.IsFragment {
 				continue
 			}
-			p.IsFragment = true
-			p.MoreFragments = fo&1 != 0
-			p.FragOffset = fo &^ 7
-			p.FragID = be32(b[off-4:])
-			p.FragLayer = p.NumIP - 1
-			p.FragProto = next
-			if ipEnd > off {
-				p.FragDataLen = uint16(ipEnd - off)
-			}
+			d.markFragment(fo&^7, fo&1 != 0, be32(b[off-4:]), next, off, end, ipEnd-off)
 			if p.FragOffset != 0 {
 				t.Proto = next
 				p.HasFlow = true

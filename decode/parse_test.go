@@ -443,7 +443,61 @@ func FuzzParse(f *testing.F) {
 		if p.WireLen < uint32(len(data)) {
 			t.Fatalf("wire length %d below captured %d", p.WireLen, len(data))
 		}
+		if p.IsFragment && (int(p.FragDataOff)+int(p.FragCapLen) > len(data) || p.FragCapLen > p.FragDataLen) {
+			t.Fatalf("fragment data [%d,+%d) of %d past %d captured bytes", p.FragDataOff, p.FragCapLen, p.FragDataLen, len(data))
+		}
+		if p.TinyFragment && (p.Err != ReasonNone || !p.NeedPorts || p.NumIP != p.FragLayer+1) {
+			t.Fatalf("tiny fragment state %+v", p)
+		}
+		if p.IsFragment {
+			q := p
+			ParseFragmentHead(data, &q)
+			if q.NumIP > MaxIPLayers || q.Err >= NumReasons || q.PayloadLen != 0 {
+				t.Fatalf("bad head decode %+v", q)
+			}
+		}
 	})
+}
+
+// TestTinyFirstFragment: a first fragment holding 8 bytes of a TCP header
+// (RFC 1858) is not a truncated frame; the head decoded from the datagram's
+// first bytes gives its ports and flags.
+func TestTinyFirstFragment(t *testing.T) {
+	tcp := []byte{0x9c, 0x40, 0, 80, 0, 0, 3, 0xe8, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0}
+	ip := []byte{0x45, 0, 0, 28, 0x12, 0x34, 0x20, 0, 64, 6, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2}
+	var p Packet
+	Parse(append(ip, tcp[:8]...), 28, LinkRaw, &p)
+	if p.Err != ReasonNone || !p.TinyFragment || !p.NeedPorts || !p.HasFlow || p.Flow.SrcPort != 0 || p.Flow.Proto != 6 {
+		t.Fatalf("tiny first fragment: %+v", p)
+	}
+	if p.FragDataOff != 20 || p.FragCapLen != 8 || p.FragDataLen != 8 {
+		t.Fatalf("fragment data at %d, %d of %d bytes; want 20, 8 of 8", p.FragDataOff, p.FragCapLen, p.FragDataLen)
+	}
+	ParseFragmentHead(tcp, &p)
+	if p.Err != ReasonNone || !p.HasFlow || p.Flow.SrcPort != 40000 || p.Flow.DstPort != 80 || p.TCPFlags != TCPSyn {
+		t.Fatalf("head: %+v", p)
+	}
+	// IPv6: a destination options header in the fragmentable part, then 8
+	// bytes of the TCP header.
+	v6 := make([]byte, 48)
+	v6[0], v6[4], v6[5], v6[6], v6[7] = 0x60, 0, 24, 44, 64
+	v6[8], v6[23], v6[24], v6[39] = 0x20, 1, 0x20, 2
+	v6[40], v6[43], v6[47] = 60, 1, 9 // fragment header: next 60, offset 0, M, id 9
+	dst := []byte{6, 0, 1, 4, 0, 0, 0, 0}
+	f6 := append(append(append([]byte(nil), v6...), dst...), tcp[:8]...)
+	Parse(f6, uint32(len(f6)), LinkRaw, &p)
+	if p.Err != ReasonNone || !p.TinyFragment || p.FragProto != 60 || p.FragDataOff != 48 || p.FragCapLen != 16 || p.NumIP != 1 {
+		t.Fatalf("IPv6 tiny first fragment: %+v", p)
+	}
+	ParseFragmentHead(append(dst, tcp...), &p)
+	if p.Err != ReasonNone || p.Flow.SrcPort != 40000 || p.Flow.Proto != 6 || p.TCPFlags != TCPSyn || p.Flow.IPVersion != 6 {
+		t.Fatalf("IPv6 head: %+v", p)
+	}
+	// Cut by the capture (snaplen), not by the fragment: still truncated.
+	Parse(append(ip[:2:2], 0, 40, 0x12, 0x34, 0x20, 0, 64, 6, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2, 1, 2, 3, 4, 5, 6, 7, 8), 60, LinkRaw, &p)
+	if p.Err != ReasonTruncatedTCP || p.TinyFragment {
+		t.Fatalf("snaplen-cut first fragment: err %v tiny %v", p.Err, p.TinyFragment)
+	}
 }
 
 func BenchmarkParse(b *testing.B) {

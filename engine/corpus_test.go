@@ -35,6 +35,7 @@ type replayResult struct {
 	st    ReplayStats
 	c     Counters
 	fs    flowtable.Stats
+	anom  []flowtable.FragAnomalies
 	err   error
 }
 
@@ -56,7 +57,8 @@ func replayFile(t testing.TB, path string, cfg flowtable.Config) replayResult {
 	if cerr := x.Close(); cerr != nil {
 		t.Fatal(cerr)
 	}
-	return replayResult{recs: col.recs, hosts: sh.HostSnapshot(nil), st: st, c: w.Counters(), fs: sh.Stats(), err: err}
+	return replayResult{recs: col.recs, hosts: sh.HostSnapshot(nil), st: st, c: w.Counters(), fs: sh.Stats(),
+		anom: sh.FragmentAnomalies(nil), err: err}
 }
 
 func corpusFiles(t testing.TB) []string {

@@ -27,6 +27,8 @@ type Snapshot struct {
 	// MergeSnapshots unites; a merged Snapshot has none.
 	ScanWindows []flowtable.SourceWindow
 	ScanWindow  time.Duration // the scan signals' sliding window
+	// FragAnomalies are the IP fragment anomalies per source (with Scan).
+	FragAnomalies []flowtable.FragAnomalies
 }
 
 // SnapshotParts selects what a snapshot copies (counters always). Flows
@@ -83,6 +85,7 @@ func (w *Worker) answerSnapshot() {
 		if r.parts.Scan {
 			s.ScanWindows = sh.ScanExport(nil)
 			s.Scan = flowtable.MergeSources(s.ScanWindows)
+			s.FragAnomalies = sh.FragmentAnomalies(nil)
 		}
 		close(r.done)
 	default:
@@ -99,6 +102,7 @@ func MergeSnapshots(snaps []Snapshot) Snapshot {
 	var hosts [][]flowtable.HostCounters
 	var protos [][]flowtable.ProtoStat
 	var scans [][]flowtable.SourceWindow
+	var frags [][]flowtable.FragAnomalies
 	for i := range snaps {
 		s := &snaps[i]
 		out.Now = max(out.Now, s.Now)
@@ -118,6 +122,11 @@ func MergeSnapshots(snaps []Snapshot) Snapshot {
 		st.Fragments += s.Stats.Fragments
 		st.FragOrphans += s.Stats.FragOrphans
 		st.FragEvicted += s.Stats.FragEvicted
+		st.FragTiny += s.Stats.FragTiny
+		st.FragOverlap += s.Stats.FragOverlap
+		st.FragConflict += s.Stats.FragConflict
+		st.FragRangeOverflow += s.Stats.FragRangeOverflow
+		st.FragSourcesEvicted += s.Stats.FragSourcesEvicted
 		st.HostsOverflow += s.Stats.HostsOverflow
 		st.DetectSkipped += s.Stats.DetectSkipped
 		st.ScanEvicted += s.Stats.ScanEvicted
@@ -128,10 +137,12 @@ func MergeSnapshots(snaps []Snapshot) Snapshot {
 			scans = append(scans, s.ScanWindows)
 		}
 		out.ScanWindow = max(out.ScanWindow, s.ScanWindow)
+		frags = append(frags, s.FragAnomalies)
 	}
 	if len(scans) > 0 {
 		out.Scan = flowtable.MergeSources(scans...)
 	}
+	out.FragAnomalies = flowtable.MergeFragAnomalies(frags...)
 	if len(hosts) > 0 {
 		out.Hosts = flowtable.MergeHosts(hosts...)
 	}

@@ -8,8 +8,13 @@
 // per-endpoint TCP states, kept in two bytes of the entry) and the initiator
 // (the SYN sender, else a SYN-ACK's destination, else the first packet's
 // source). Application-protocol names that only a port suggests are
-// marked as guesses and counted apart in the protocol distribution. IP fragments are attributed to their datagram's flow through a
-// bounded fragment table keyed by (src, dst, protocol, IP id). Every flow that
+// marked as guesses and counted apart in the protocol distribution. IP
+// fragments are attributed to their datagram's flow through a bounded
+// fragment table keyed by (src, dst, protocol, IP id, VLAN); each slot
+// keeps the datagram's first 64 bytes, so that a datagram whose first
+// fragment is too short for its transport header (a tiny fragment, a split
+// SYN) is still read, and counts tiny, overlapping and conflicting fragments
+// per source (FragmentAnomalies; see docs/accounting.md). Every flow that
 // ends is exported with an EndReason: fin, rst, idle, active, eviction,
 // end-of-capture or shutdown.
 //

@@ -135,6 +135,18 @@ type Stats struct {
 	// "detection skipped: budget").
 	DetectSkipped uint64
 	ScanEvicted   uint64 // scan-tracker sources dropped to make room (ScanStats.Evicted)
+
+	// Fragment anomalies (per source: FragmentAnomalies): first fragments
+	// too short for the transport header, fragments overlapping data
+	// already received, and overlaps whose bytes differ (compared within
+	// the first 64 bytes of the datagram).
+	FragTiny, FragOverlap, FragConflict uint64
+	// FragRangeOverflow counts datagrams' byte ranges joined because a
+	// datagram had more than 8 gaps and no coverage bitmap was free.
+	FragRangeOverflow uint64
+	// FragSourcesEvicted counts sources dropped from the fragment-anomaly
+	// table to make room.
+	FragSourcesEvicted uint64
 }
 
 // Shard is one worker's flow table. It has a single owner: every method must
@@ -247,6 +259,7 @@ func (s *Shard) Stats() Stats {
 	st := s.stats
 	st.HostsOverflow = s.hosts.overflow
 	st.ScanEvicted = s.scan.Stats().Evicted
+	st.FragSourcesEvicted = s.frags.anom.evicted
 	return st
 }
 
@@ -398,13 +411,8 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 			s.hosts.add(&l.Src, &l.Dst, l.IPVersion, p.WireLen)
 		}
 	}
-	if p.IsFragment {
-		s.stats.Fragments++
-		if p.NeedPorts {
-			s.frags.later(p, ts, s)
-			return
-		}
-		s.frags.first(p, ts, s)
+	if p.IsFragment && s.fragment(p, frame, ts, outerLayer, flowLayer) {
+		return
 	}
 	if p.HasOuter {
 		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, 0, p.WireLen, ts, outerLayer >= 0)
@@ -465,8 +473,12 @@ func (s *Shard) uncount(e *entry, srcIsB bool, pkts, n uint64) {
 // updateMany adds pkts packets of bytes wire bytes, seen from first to last,
 // to the flow of t (fragments held back until their datagram's ports were known).
 // Their IP layers were counted for hosts when they arrived.
-func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, pkts uint32, bytes uint64, first, last int64) {
-	e, srcIsB := s.add(t, vlan, inner, tun, 0, 0, uint64(pkts), bytes, first, last)
+func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, pkts uint32, bytes uint64, first, last int64) {
+	var seg uint8
+	if flags != 0 {
+		seg = segHeader // the datagram's head was read: its TCP flags are valid
+	}
+	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, uint64(pkts), bytes, first, last)
 	s.uncount(e, srcIsB, uint64(pkts), bytes)
 }
 

@@ -171,6 +171,9 @@ func printSummary(w io.Writer, s summary, g *geo.DB) {
 	if s.stats.FragOrphans > 0 {
 		fmt.Fprintf(w, "Fragments without a first fragment: %d\n", s.stats.FragOrphans)
 	}
+	if st := &s.stats; st.FragTiny+st.FragOverlap+st.FragConflict > 0 {
+		fmt.Fprintf(w, "Fragment anomalies: %d tiny, %d overlapping, %d conflicting\n", st.FragTiny, st.FragOverlap, st.FragConflict)
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Top Connections:")
 	for i := range s.top {
