@@ -149,6 +149,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 		p.sample("netsentry_flows_detection_skipped_total", float64(sn.Stats.DetectSkipped))
 		s.writeProtocols(p, sn)
 		writeSinks(p, sn)
+		writeFragAnomalies(p, sn)
 	}
 	s.writeScan(p)
 	s.writeHost(p)

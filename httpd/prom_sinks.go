@@ -16,3 +16,12 @@ func writeSinks(p *promWriter, sn *Snapshot) {
 		p.sample("netsentry_flow_sink_queue_batches", float64(k.Queued), "sink", k.Name)
 	}
 }
+
+// writeFragAnomalies writes the IP fragment anomalies, summed over sources
+// (the sources are in /api/v1/network/scanners?sort=fragments).
+func writeFragAnomalies(p *promWriter, sn *Snapshot) {
+	p.family("netsentry_fragment_anomalies_total", "counter", "IP fragments that were tiny (a first fragment too short for the transport header), overlapped data already received, or overlapped it with different bytes.")
+	p.sample("netsentry_fragment_anomalies_total", float64(sn.Stats.FragTiny), "kind", "tiny")
+	p.sample("netsentry_fragment_anomalies_total", float64(sn.Stats.FragOverlap), "kind", "overlap")
+	p.sample("netsentry_fragment_anomalies_total", float64(sn.Stats.FragConflict), "kind", "conflict")
+}

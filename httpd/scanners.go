@@ -23,7 +23,8 @@ var scanSorts = map[string]func(s *flowtable.SourceStats) uint64{
 }
 
 // parseScanQuery reads the query of /network/scanners: ?limit= (1 to
-// MaxLimit, default 10) and ?sort=ports|hosts|connections (default ports).
+// MaxLimit, default 10) and ?sort=ports|hosts|connections|fragments
+// (default ports).
 // A problem comes back as a message for a 400.
 func parseScanQuery(q query) (limit int, sort string, msg string) {
 	limit, msg = q.limit(defaultScanLimit)
@@ -34,8 +35,8 @@ func parseScanQuery(q query) (limit int, sort string, msg string) {
 	if !q.has("sort") {
 		sort = "ports"
 	}
-	if scanSorts[sort] == nil {
-		return 0, "", fmt.Sprintf("sort %q: want ports, hosts or connections", sort)
+	if scanSorts[sort] == nil && sort != "fragments" {
+		return 0, "", fmt.Sprintf("sort %q: want ports, hosts, connections or fragments", sort)
 	}
 	return limit, sort, ""
 }
@@ -84,8 +85,52 @@ func topSources(ss []flowtable.SourceStats, n int, key func(*flowtable.SourceSta
 }
 
 func renderScanners(c *cached, limit int, sort string) []byte {
-	top := topSources(c.snap.Scan, limit, scanSorts[sort])
-	b := make([]byte, 0, 128+180*len(top))
+	type srcKey struct {
+		addr [16]byte
+		v    uint8
+	}
+	anoms := make(map[srcKey]*flowtable.FragAnomalies, len(c.snap.FragAnomalies))
+	for i := range c.snap.FragAnomalies {
+		a := &c.snap.FragAnomalies[i]
+		anoms[srcKey{a.Addr, a.IPVersion}] = a
+	}
+	var top []*flowtable.SourceStats
+	sources := len(c.snap.Scan)
+	if sort == "fragments" {
+		// Sources by fragment anomalies, largest first, with their scan
+		// signals where they started connections in the window.
+		byAddr := make(map[srcKey]*flowtable.SourceStats, len(c.snap.Scan))
+		for i := range c.snap.Scan {
+			st := &c.snap.Scan[i]
+			byAddr[srcKey{st.Addr, st.IPVersion}] = st
+		}
+		as := make([]*flowtable.FragAnomalies, 0, len(c.snap.FragAnomalies))
+		for i := range c.snap.FragAnomalies {
+			if c.snap.FragAnomalies[i].Total() > 0 {
+				as = append(as, &c.snap.FragAnomalies[i])
+			}
+		}
+		slices.SortFunc(as, func(a, b *flowtable.FragAnomalies) int {
+			if c := cmp.Compare(b.Total(), a.Total()); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.IPVersion, b.IPVersion); c != 0 {
+				return c
+			}
+			return bytes.Compare(a.Addr[:], b.Addr[:])
+		})
+		sources = len(as)
+		for _, a := range as[:min(limit, len(as))] {
+			st := byAddr[srcKey{a.Addr, a.IPVersion}]
+			if st == nil {
+				st = &flowtable.SourceStats{Addr: a.Addr, IPVersion: a.IPVersion}
+			}
+			top = append(top, st)
+		}
+	} else {
+		top = topSources(c.snap.Scan, limit, scanSorts[sort])
+	}
+	b := make([]byte, 0, 128+240*len(top))
 	b = append(b, `{"timestamp":`...)
 	b = appendTime(b, c.at)
 	b = append(b, `,"window_seconds":`...)
@@ -93,7 +138,7 @@ func renderScanners(c *cached, limit int, sort string) []byte {
 	b = append(b, `,"sort":"`...)
 	b = append(b, sort...)
 	b = append(b, `","sources":`...)
-	b = strconv.AppendInt(b, int64(len(c.snap.Scan)), 10)
+	b = strconv.AppendInt(b, int64(sources), 10)
 	b = append(b, `,"scanners":[`...)
 	for n, st := range top {
 		if n > 0 {
@@ -111,7 +156,17 @@ func renderScanners(c *cached, limit int, sort string) []byte {
 		b = strconv.AppendUint(b, st.DistinctHosts, 10)
 		b = append(b, `,"approximate":`...)
 		b = strconv.AppendBool(b, st.Approximate)
-		b = append(b, '}')
+		var a flowtable.FragAnomalies
+		if p := anoms[srcKey{st.Addr, st.IPVersion}]; p != nil {
+			a = *p
+		}
+		b = append(b, `,"fragment_anomalies":{"tiny":`...)
+		b = strconv.AppendUint(b, a.Tiny, 10)
+		b = append(b, `,"overlap":`...)
+		b = strconv.AppendUint(b, a.Overlap, 10)
+		b = append(b, `,"conflict":`...)
+		b = strconv.AppendUint(b, a.Conflict, 10)
+		b = append(b, "}}"...)
 	}
 	return append(b, "]}"...)
 }

@@ -209,3 +209,61 @@ func TestScanMetrics(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// TestScannersFragments: ?sort=fragments lists the sources of fragment
+// anomalies by their total, joined with their scan signals where they
+// started connections (else zeros), and every entry carries its
+// anomalies; /metrics sums them by kind.
+func TestScannersFragments(t *testing.T) {
+	ts := newTestServer(t, "")
+	merged := mergedScan(t)
+	scanner, v4 := scanAddr("198.51.100.7") // a port scanner in mergedScan
+	quiet, _ := scanAddr("192.0.2.99")      // no connection in the window
+	ts.sensor.mu.Lock()
+	ts.sensor.snap.Scan, ts.sensor.snap.ScanWindow = merged, time.Minute
+	ts.sensor.snap.FragAnomalies = []flowtable.FragAnomalies{
+		{Addr: scanner, IPVersion: v4, Tiny: 2, Overlap: 1},
+		{Addr: quiet, IPVersion: v4, Tiny: 1, Overlap: 4, Conflict: 3},
+	}
+	ts.sensor.snap.Stats.FragTiny, ts.sensor.snap.Stats.FragOverlap, ts.sensor.snap.Stats.FragConflict = 3, 5, 3
+	ts.sensor.mu.Unlock()
+
+	r := ts.do("GET", "/api/v1/network/scanners?sort=fragments", "", nil)
+	if r.status != 200 {
+		t.Fatalf("sort=fragments: %d %s", r.status, r.body)
+	}
+	m := ts.check("/api/v1/network/scanners", "GET", r)
+	got, _ := m["scanners"].([]any)
+	if m["sources"] != 2.0 || len(got) != 2 {
+		t.Fatalf("sort=fragments: sources %v, %d entries; want 2 and 2", m["sources"], len(got))
+	}
+	first, second := got[0].(map[string]any), got[1].(map[string]any)
+	fa := func(g map[string]any) map[string]any { return g["fragment_anomalies"].(map[string]any) }
+	if first["src_ip"] != "192.0.2.99" || first["connection_count"] != 0.0 ||
+		fa(first)["tiny"] != 1.0 || fa(first)["overlap"] != 4.0 || fa(first)["conflict"] != 3.0 {
+		t.Errorf("first %v, want 192.0.2.99 with 8 anomalies and no connection", first)
+	}
+	if second["src_ip"] != "198.51.100.7" || second["connection_count"] != 300.0 ||
+		fa(second)["tiny"] != 2.0 || fa(second)["overlap"] != 1.0 || fa(second)["conflict"] != 0.0 {
+		t.Errorf("second %v, want the port scanner with its 300 connections and 3 anomalies", second)
+	}
+	// Sorted by ports, the scanner carries its anomalies, the others zeros.
+	r = ts.do("GET", "/api/v1/network/scanners?limit=4", "", nil)
+	for _, g := range ts.check("/api/v1/network/scanners", "GET", r)["scanners"].([]any) {
+		g := g.(map[string]any)
+		want := 0.0
+		if g["src_ip"] == "198.51.100.7" {
+			want = 2
+		}
+		if fa(g)["tiny"] != want {
+			t.Errorf("%v: tiny %v, want %v", g["src_ip"], fa(g)["tiny"], want)
+		}
+	}
+	r = ts.do("GET", "/metrics", "", nil)
+	for _, line := range []string{`netsentry_fragment_anomalies_total{kind="tiny"} 3`,
+		`netsentry_fragment_anomalies_total{kind="overlap"} 5`, `netsentry_fragment_anomalies_total{kind="conflict"} 3`} {
+		if !strings.Contains(string(r.body), line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+}

@@ -47,6 +47,10 @@ type Snapshot struct {
 	// (flowtable.MergeSources); ScanWindow is that window.
 	Scan       []flowtable.SourceStats
 	ScanWindow time.Duration
+	// FragAnomalies are the IP fragment anomalies per source (tiny,
+	// overlapping, conflicting fragments) since the capture started, with
+	// Scan.
+	FragAnomalies []flowtable.FragAnomalies
 	// Sinks are the flow sinks' counters (records written, dropped).
 	Sinks []SinkStats
 }

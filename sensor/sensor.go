@@ -364,6 +364,7 @@ func (s *Sensor) fill(ctx context.Context, snap, prev *Snapshot, run *captureRun
 	}
 	if !want.Has(PartScan) && snap.Parts.Has(PartScan) {
 		snap.Engine.Scan, snap.Engine.ScanWindow = prev.Engine.Scan, prev.Engine.ScanWindow
+		snap.Engine.FragAnomalies = prev.Engine.FragAnomalies
 	}
 	snap.Engine.ScanWindows = nil // merged into Scan; the per-worker windows are not kept
 }
@@ -472,7 +473,8 @@ func (s *Sensor) Snapshot(ctx context.Context, parts httpd.Parts) (httpd.Snapsho
 func ToAPI(snap *Snapshot) httpd.Snapshot {
 	e := &snap.Engine
 	out := httpd.Snapshot{Seq: snap.Seq, Packets: e.Counters.Packets, Bytes: e.Counters.Bytes, NonIP: e.Counters.NonIP,
-		Stats: e.Stats, Hosts: e.Hosts, Protocols: e.Protocols, Flows: snap.Flows, Scan: e.Scan, ScanWindow: e.ScanWindow}
+		Stats: e.Stats, Hosts: e.Hosts, Protocols: e.Protocols, Flows: snap.Flows, Scan: e.Scan, ScanWindow: e.ScanWindow,
+		FragAnomalies: e.FragAnomalies}
 	for r := decode.ReasonNone + 1; r < decode.NumReasons; r++ {
 		out.DecodeErrors = append(out.DecodeErrors, httpd.NamedCount{Name: r.String(), Count: e.Counters.Decode[r]})
 	}
