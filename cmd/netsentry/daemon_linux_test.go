@@ -478,17 +478,7 @@ flows:
 		t.Errorf("no WATCHDOG=1 while the workers ran")
 	}
 	start := time.Now()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit: %v\n%s", err, p.stderr.String())
-		}
-	case <-time.After(6 * time.Second):
-		t.Fatalf("no exit within 6 s of SIGTERM")
-	}
+	p.stop(t, syscall.SIGTERM, 6*time.Second)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("shutdown took %v", d)
 	}

@@ -104,8 +104,15 @@ func startCapture(t *testing.T, bin, ns string, args ...string) *liveProc {
 
 func (p *liveProc) interrupt(t *testing.T) {
 	t.Helper()
-	// ip netns exec runs the binary in place (exec), so the pid is netsentry's.
-	p.cmd.Process.Signal(syscall.SIGINT)
+	p.stop(t, syscall.SIGINT, 10*time.Second)
+}
+
+// stop sends sig and waits up to within for a clean exit, failing the test
+// otherwise. ip netns exec runs the binary in place (exec), so the pid is
+// netsentry's.
+func (p *liveProc) stop(t *testing.T, sig syscall.Signal, within time.Duration) {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
 	done := make(chan error, 1)
 	go func() { done <- p.cmd.Wait() }()
 	select {
@@ -113,8 +120,8 @@ func (p *liveProc) interrupt(t *testing.T) {
 		if err != nil {
 			t.Fatalf("netsentry: %v\n%s", err, p.stderr.String())
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("netsentry did not stop within 10 s of SIGINT")
+	case <-time.After(within):
+		t.Fatalf("netsentry did not stop within %v of %v", within, sig)
 	}
 }
 

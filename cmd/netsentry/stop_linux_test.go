@@ -28,17 +28,7 @@ func TestLiveCommandStopUnderTraffic(t *testing.T) {
 	p := startCapture(t, bin, ns, "--config", cfg, "--flows-out", flows)
 	sent := flood(t, ns)
 	time.Sleep(500 * time.Millisecond)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("netsentry: %v\n%s", err, p.stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("netsentry did not stop within 10 s of SIGTERM")
-	}
+	p.stop(t, syscall.SIGTERM, 10*time.Second)
 	select {
 	case <-sent:
 		t.Fatal("tcpreplay ended before netsentry stopped: not a stop under traffic")
