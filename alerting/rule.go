@@ -472,7 +472,7 @@ func Compile(r Rule, cat Catalog) (*Compiled, error) {
 	c := &Compiled{Rule: r}
 
 	if r.ID != "" && !ValidRuleID(r.ID) {
-		addf("id: %q: want 1 to 64 letters, digits, '-' or '_'", r.ID)
+		addf("id: %q: want 1 to 64 letters, digits, '-' or '_' (not active or history)", r.ID)
 	}
 	switch {
 	case r.Name == "":
@@ -563,6 +563,7 @@ func Compile(r Rule, cat Catalog) (*Compiled, error) {
 						has = strings.Join(keys, ", ")
 					}
 					addf("%s.filter: key %q: metric %s has no such label (it has %s)", at, cl.key, cond.Metric, has)
+					varOK[i] = false // its variables are not known: no join check
 					continue
 				}
 				switch {
@@ -683,9 +684,10 @@ func ruleCheckChannel(ch Channel, at string) []string {
 }
 
 // ValidRuleID reports whether id can name a rule (and its file): 1 to 64
-// ASCII letters, digits, '-' or '_'.
+// ASCII letters, digits, '-' or '_', and not "active" or "history" (the
+// API's /api/v1/alerts/active and /history).
 func ValidRuleID(id string) bool {
-	if id == "" || len(id) > 64 {
+	if id == "" || len(id) > 64 || id == "active" || id == "history" {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

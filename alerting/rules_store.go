@@ -77,7 +77,7 @@ func LoadRules(dir string, cat Catalog) (*Rules, []error) {
 		path := filepath.Join(dir, name)
 		id := strings.TrimSuffix(name, ext)
 		if !ValidRuleID(id) {
-			errs = append(errs, fmt.Errorf("load rule %s: file name: the rule's id is the name without %s: want 1 to 64 letters, digits, '-' or '_'", path, ext))
+			errs = append(errs, fmt.Errorf("load rule %s: file name: the rule's id is the name without %s: want 1 to 64 letters, digits, '-' or '_' (not active or history)", path, ext))
 			continue
 		}
 		if old, ok := r.rules[id]; ok {

@@ -316,3 +316,18 @@ func TestRulesConcurrent(t *testing.T) {
 	}
 	t.Logf("%d whole files read during the changes", reads.Load())
 }
+
+func TestRuleIDs(t *testing.T) {
+	for id, ok := range map[string]bool{"portscan": true, "a-b_C9": true, "0123456789abcdef": true, "": false, "a.b": false,
+		"../x": false, "active": false, "history": false, strings.Repeat("a", 64): true, strings.Repeat("a", 65): false} {
+		if ValidRuleID(id) != ok {
+			t.Errorf("ValidRuleID(%q) = %v", id, !ok)
+		}
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "active.json"), descHighCPU)
+	rs, errs := LoadRules(dir, testCatalog{})
+	if len(errs) != 1 || len(rs.List()) != 0 || !strings.Contains(errs[0].Error(), "active.json: file name:") {
+		t.Fatalf("active.json: %v", errs)
+	}
+}
