@@ -552,6 +552,9 @@ func Compile(r Rule, cat Catalog) (*Compiled, error) {
 			cc.Window = DefaultCountWindow
 		}
 		clauses, msg := parseRuleFilter(cond.Filter)
+		if m := ruleCheckText(cond.Filter); m != "" {
+			msg = m
+		}
 		if msg != "" {
 			addf("%s.filter: %q: %s", at, cond.Filter, msg)
 		} else {

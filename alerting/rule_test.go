@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -355,6 +356,35 @@ func FuzzParseRule(f *testing.F) {
 		back, err = ParseRule(y)
 		if err != nil || !reflect.DeepEqual(back, r) {
 			t.Fatalf("YAML round trip of %+v: %+v %v (%s)", r, back, err, y)
+		}
+	})
+}
+
+// FuzzRuleFilter: the filter parser never panics, and what it parses,
+// written back with every value quoted, parses to the same clauses.
+func FuzzRuleFilter(f *testing.F) {
+	for _, s := range []string{"src_ip = $src_ip", `a = "x AND y" and b = 'q"r' AND c != "\t$"`, "a=1 AND b!=2", "a = $", `a = "\xff"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		cls, msg := parseRuleFilter(s)
+		if msg != "" {
+			if cls != nil {
+				t.Fatalf("%q: clauses and a problem", s)
+			}
+			return
+		}
+		var parts []string
+		for _, c := range cls {
+			v := strconv.Quote(c.value)
+			if c.isVar {
+				v = "$" + c.value
+			}
+			parts = append(parts, c.key+" "+c.op+" "+v)
+		}
+		back, msg := parseRuleFilter(strings.Join(parts, " AND "))
+		if msg != "" || !reflect.DeepEqual(back, cls) {
+			t.Fatalf("%q: %+v, written back %q: %+v %s", s, cls, strings.Join(parts, " AND "), back, msg)
 		}
 	})
 }

@@ -52,7 +52,7 @@ func TestLoadRulesBadFile(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "portscan.yaml"), yamlPortScan)
 	writeFile(t, filepath.Join(dir, "bad.json"), strings.Replace(descPortScan, "network.unique_dest_port_count", "network.unique_port_count", 1))
 	writeFile(t, filepath.Join(dir, "broken.yml"), "name: [\n")
-	writeFile(t, filepath.Join(dir, "cpu.yaml"), descHighCPU)             // same id as cpu.json
+	writeFile(t, filepath.Join(dir, "cpu.yaml"), descHighCPU)               // same id as cpu.json
 	writeFile(t, filepath.Join(dir, "other.json"), `{"id":"x","name":"n"}`) // id differs from the file name
 	writeFile(t, filepath.Join(dir, "README.txt"), "not a rule")
 	writeFile(t, filepath.Join(dir, ".hidden.json"), "{")
