@@ -411,3 +411,75 @@ func TestAlertsActiveHistory(t *testing.T) {
 	}
 	st.mu.Unlock()
 }
+
+// TestAlertRulesAPIConcurrent: creates and deletes from many clients at
+// once; the set and the directory agree at the end.
+func TestAlertRulesAPIConcurrent(t *testing.T) {
+	ts, dir, _ := newAlertServer(t, "")
+	var wg sync.WaitGroup
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				req, _ := http.NewRequest("POST", ts.base+"/api/v1/alerts", strings.NewReader(descPortScan))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var r alerting.Rule
+				json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					t.Errorf("POST: %d", resp.StatusCode)
+					return
+				}
+				if i%2 == 1 {
+					continue
+				}
+				req, _ = http.NewRequest("DELETE", ts.base+"/api/v1/alerts/"+r.ID, nil)
+				resp, err = http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 204 {
+					t.Errorf("DELETE: %d", resp.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r := ts.do("GET", "/api/v1/alerts", "", nil)
+	list := ts.check("/api/v1/alerts", "GET", r)["rules"].([]any)
+	files, _ := os.ReadDir(dir)
+	if len(list) != 30 || len(files) != 30 {
+		t.Fatalf("%d rules, %d files, want 30 of each", len(list), len(files))
+	}
+	for _, f := range files {
+		if strings.HasPrefix(f.Name(), ".") {
+			t.Errorf("file %s left", f.Name())
+		}
+	}
+}
+
+// TestAlertRulesAPIWriteFails: a rule that cannot be written is not
+// created (500, the set unchanged).
+func TestAlertRulesAPIWriteFails(t *testing.T) {
+	ts, dir, _ := newAlertServer(t, "")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	r := ts.do("POST", "/api/v1/alerts", "application/json", []byte(descHighCPU))
+	p := ts.check("/api/v1/alerts", "POST", r)
+	if r.status != 500 || strings.Contains(p["detail"].(string), dir) {
+		t.Fatalf("POST into a removed directory: %d %s", r.status, r.body)
+	}
+	r = ts.do("GET", "/api/v1/alerts", "", nil)
+	if list := ts.check("/api/v1/alerts", "GET", r)["rules"].([]any); len(list) != 0 {
+		t.Fatalf("a rule that was not written is listed: %s", r.body)
+	}
+}
