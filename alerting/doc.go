@@ -24,9 +24,9 @@
 //     (24h); left out it is 0 (the instant value) for a Gauge and
 //     DefaultCountWindow (1m) for a Count, since a count needs a window;
 //   - filter: clauses `key = value`, `key != value`, `key = $var` joined by
-//     AND, values bare or quoted ("..." with Go escapes, or '...'); each key
-//     once per condition, and only the label keys the catalog gives for the
-//     metric; a $var binds one key per condition, and every condition of a
+//     AND, values bare or quoted ("..." with Go escapes, or '...'); a key
+//     at most once with = and once with != per condition, and only the label
+//     keys the catalog gives for the metric; a $var binds one key per condition, and every condition of a
 //     rule binds the same set of variables (that set is the rule's group key:
 //     one alert instance per distinct value, and the conditions join on it);
 //   - throttle_sec: 0 to MaxRuleThrottleSec (one week);

@@ -720,7 +720,9 @@ func isRuleIdent(b byte) bool {
 // clauses joined by AND (any case). Keys are identifiers that may hold dots
 // and dashes; values are bare words (up to white space), "double quoted"
 // (Go escapes) or 'single quoted' (no escapes); a variable is $ and an
-// identifier. It returns the problem as a message, "" when good.
+// identifier. A key takes at most one = clause (a value or a variable) and
+// one != clause (src_ip = $src_ip AND src_ip != 10.0.0.1: every source but
+// one). It returns the problem as a message, "" when good.
 func parseRuleFilter(s string) ([]filterClause, string) {
 	var out []filterClause
 	i := 0
@@ -810,10 +812,10 @@ func parseRuleFilter(s string) ([]filterClause, string) {
 				return nil, fmt.Sprintf("clause %d: value %s: quote the whole value", n, cl.value)
 			}
 		}
-		if seenKey[cl.key] {
-			return nil, fmt.Sprintf("clause %d: key %s given twice", n, cl.key)
+		if seenKey[cl.key+cl.op] {
+			return nil, fmt.Sprintf("clause %d: key %s given twice with %s", n, cl.key, cl.op)
 		}
-		seenKey[cl.key] = true
+		seenKey[cl.key+cl.op] = true
 		out = append(out, cl)
 		afterValue := i
 		space()

@@ -264,7 +264,10 @@ func TestFilterGrammar(t *testing.T) {
 		{"a.b-c = $v1", []filterClause{{"a.b-c", "=", "v1", true}}, ""},
 		{"a != $v", nil, "clause 1: a $variable needs =, not !="},
 		{"a = $v AND b = $v", nil, "clause 2: $v is already bound to a"},
-		{"a = 1 AND a = 2", nil, "clause 2: key a given twice"},
+		{"a = 1 AND a = 2", nil, "clause 2: key a given twice with ="},
+		{"a = $v AND a = 2", nil, "clause 2: key a given twice with ="},
+		{"a != 1 AND a != 2", nil, "clause 2: key a given twice with !="},
+		{"src_ip = $src_ip AND src_ip != 10.0.0.1", []filterClause{{"src_ip", "=", "src_ip", true}, {"src_ip", "!=", "10.0.0.1", false}}, ""},
 		{"a = 1 OR b = 2", nil, "clause 1: want AND or the end after the value"},
 		{"a = 1 AND", nil, "clause 1: nothing after AND"},
 		{"a = 1 ANDb = 2", nil, "clause 1: want AND or the end after the value"},
@@ -387,4 +390,29 @@ func FuzzRuleFilter(f *testing.F) {
 			t.Fatalf("%q: %+v, written back %q: %+v %s", s, cls, strings.Join(parts, " AND "), back, msg)
 		}
 	})
+}
+
+// TestCompileFilter: the filter's clauses land in Equal, NotEqual and Vars;
+// the conditions may bind one variable to different keys.
+func TestCompileFilter(t *testing.T) {
+	r := mustParse(t, `{"name":"x","severity":"info","condition_logic":"or","conditions":[
+		{"metric":"network.connection_count","filter":"src_ip = $h AND src_ip != '10.0.0.1'","comparator":"gte","threshold":5},
+		{"metric":"network.unique_dest_port_count","filter":"src_ip = $h","comparator":"<","threshold":2,"time_range":"5m"}]}`)
+	c, err := Compile(r, testCatalog{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []CompiledCond{
+		{Metric: "network.connection_count", Kind: Count, Cmp: GTE, Threshold: 5, Window: DefaultCountWindow,
+			NotEqual: map[string]string{"src_ip": "10.0.0.1"}, Vars: map[string]string{"src_ip": "h"}},
+		{Metric: "network.unique_dest_port_count", Kind: Count, Cmp: LT, Threshold: 2, Window: 5 * time.Minute,
+			Vars: map[string]string{"src_ip": "h"}},
+	}
+	if !reflect.DeepEqual(c.Conds, want) || c.Logic != "OR" || !slices.Equal(c.GroupVars, []string{"h"}) || c.Throttle != 0 {
+		t.Fatalf("compiled %+v", c)
+	}
+	c, err = Compile(mustParse(t, `{"name":"x","severity":"info","conditions":[{"metric":"network.connection_count","filter":"src_ip = 10.0.0.5","comparator":"gt","threshold":1}]}`), testCatalog{})
+	if err != nil || !reflect.DeepEqual(c.Conds[0].Equal, map[string]string{"src_ip": "10.0.0.5"}) || c.GroupVars != nil {
+		t.Fatalf("compiled %+v %v", c, err)
+	}
 }
