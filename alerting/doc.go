@@ -51,8 +51,11 @@
 // duplicate). Files are written 0600: a webhook secret may be in them.
 //
 // Threading: Rules is safe for concurrent use. Changes are serialised and
-// written to disk before they show in List, Get and Compiled; OnChange
-// callbacks run after each change, one at a time and in the order of the
-// changes, on the goroutine that made the change; they must not change the
-// rules themselves. Compiled values are shared: read them, never write.
+// written to disk before they show in List, Get and Compiled. OnChange
+// calls its callback at once with the current set, then after changes with
+// the new set: one call at a time, on the goroutine that made the change,
+// never an older set after a newer one (when two changes race, the older
+// set may be skipped; the last call always has the newest set). Callbacks
+// may read the rules but must not change them or call OnChange. Compiled
+// values are shared: read them, never write.
 package alerting
