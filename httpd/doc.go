@@ -5,7 +5,8 @@
 // through the small interfaces of source.go (Sensor, HostMetrics,
 // ConfigStore), which package main adapts; so the API reads snapshots that
 // the packet workers made between batches and never touches a live flow
-// table.
+// table. The alerting endpoints (/api/v1/alerts) reach the rule set and
+// the evaluator through AlertRules and AlertState (alerts.go); nil: 503.
 //
 // Threading: fasthttp serves each connection on its own goroutine. Snapshots
 // are cached for Options.CacheTTL and shared by every request (one refresh

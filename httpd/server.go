@@ -83,6 +83,11 @@ type Options struct {
 	// StreamWriteTimeout is how long an event stream may stay blocked on a
 	// client that does not read; 0: StreamWriteTimeout.
 	StreamWriteTimeout time.Duration
+	// Alerts is the alert rule set of /api/v1/alerts, AlertState the
+	// evaluator's alerts of /api/v1/alerts/active and /history; nil: those
+	// endpoints answer 503 "alerting is not enabled".
+	Alerts     AlertRules
+	AlertState AlertState
 }
 
 // tokens are the bearer tokens in force; replaced whole.
@@ -167,6 +172,7 @@ func New(opt Options) (*Server, error) {
 	s.handle(r, "GET", "/api/v1/config", authRead, s.configGet)
 	s.handle(r, "PUT", "/api/v1/config", authWrite, s.configPut)
 	s.handle(r, "GET", "/api/v1/stream", authRead, s.stream)
+	s.alertRoutes(r)
 	notFound := s.newRoute("", "other")
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, fasthttp.StatusNotFound, "no such endpoint; see /api/v1/openapi.json")
