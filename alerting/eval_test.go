@@ -240,8 +240,8 @@ func TestThrottleFlap(t *testing.T) {
 	var c collector
 	e := NewEvaluator(EvalOptions{GroupWait: -1}, c.out)
 	r := &Compiled{
-		Rule:  Rule{ID: "f", Name: "flap", Severity: "warning", Notifications: []Channel{webhookCh}},
-		Conds: []CompiledCond{{Metric: "m", Kind: Gauge, Cmp: GT, Threshold: 5, Window: 10 * time.Second, Vars: map[string]string{"src_ip": "$src_ip"}}},
+		Rule:      Rule{ID: "f", Name: "flap", Severity: "warning", Notifications: []Channel{webhookCh}},
+		Conds:     []CompiledCond{{Metric: "m", Kind: Gauge, Cmp: GT, Threshold: 5, Window: 10 * time.Second, Vars: map[string]string{"src_ip": "$src_ip"}}},
 		GroupVars: []string{"$src_ip"}, Throttle: 60 * time.Second,
 	}
 	e.SetRules([]*Compiled{r})
