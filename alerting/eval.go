@@ -249,6 +249,7 @@ type Evaluator struct {
 	nextFlush int64
 
 	touched      []int32
+	vals         []string // scratch: a signal's variable values
 	touchedRules []*ruleState
 	queued       []Notification
 
@@ -514,12 +515,21 @@ func (c *condState) match(labels map[string]string) bool {
 			return false
 		}
 	}
-	for _, l := range c.varLabel {
-		if _, ok := labels[l]; !ok {
-			return false
-		}
-	}
 	return true
+}
+
+// bind looks up the labels bound to the rule's variables into vals (one
+// lookup each); false if one is missing.
+func (c *condState) bind(labels map[string]string, vals []string) ([]string, bool) {
+	vals = vals[:0]
+	for _, l := range c.varLabel {
+		v, ok := labels[l]
+		if !ok {
+			return vals, false
+		}
+		vals = append(vals, v)
+	}
+	return vals, true
 }
 
 func (w *window) add(kind MetricKind, ep int64, v float64) {
@@ -545,7 +555,11 @@ func (e *Evaluator) apply(ref metricRef, s *Signal) {
 			}
 			continue
 		}
-		idx := e.instanceFor(rs, c, s.Labels)
+		var ok bool
+		if e.vals, ok = c.bind(s.Labels, e.vals); !ok {
+			continue
+		}
+		idx := e.instanceFor(rs, e.vals)
 		if idx < 0 {
 			continue
 		}
@@ -558,10 +572,12 @@ func (e *Evaluator) apply(ref metricRef, s *Signal) {
 
 const hashMul = 0x100000001b3
 
-func (e *Evaluator) instanceFor(rs *ruleState, c *condState, labels map[string]string) int32 {
+// instanceFor returns the instance of rule rs for the variables' values
+// vals, creating it (-1: refused at the cap).
+func (e *Evaluator) instanceFor(rs *ruleState, vals []string) int32 {
 	h := rs.seq * 0x9E3779B97F4A7C15
-	for _, l := range c.varLabel {
-		h = (h ^ maphash.String(e.seed, labels[l])) * hashMul
+	for _, v := range vals {
+		h = (h ^ maphash.String(e.seed, v)) * hashMul
 	}
 	head, ok := e.index[h]
 	if ok {
@@ -571,8 +587,8 @@ func (e *Evaluator) instanceFor(rs *ruleState, c *condState, labels map[string]s
 				continue
 			}
 			same := true
-			for i, l := range c.varLabel {
-				if in.vals[i] != labels[l] {
+			for i, v := range vals {
+				if in.vals[i] != v {
 					same = false
 					break
 				}
@@ -616,11 +632,9 @@ func (e *Evaluator) instanceFor(rs *ruleState, c *condState, labels map[string]s
 	} else {
 		win = make([]window, len(rs.conds))
 	}
-	vals := in.vals[:0]
+	own := append(in.vals[:0], vals...)
 	var key strings.Builder
-	for i, l := range c.varLabel {
-		v := labels[l]
-		vals = append(vals, v)
+	for i, v := range vals {
 		if i > 0 {
 			key.WriteByte(',')
 		}
@@ -629,7 +643,7 @@ func (e *Evaluator) instanceFor(rs *ruleState, c *condState, labels map[string]s
 		key.WriteString(v)
 	}
 	*in = inst{
-		rule: rs, hash: h, nextHash: head, prev: -1, next: rs.head, vals: vals,
+		rule: rs, hash: h, nextHash: head, prev: -1, next: rs.head, vals: own,
 		key: key.String(), win: win, state: stInactive, lastNotify: never, sig: e.sig,
 	}
 	if rs.head >= 0 {
