@@ -35,8 +35,10 @@
 // of a rule join on that key (AND: all hold, OR: one holds). A condition
 // binding none (cpu.usage in a per-source rule) has one window for the rule,
 // shared by every instance; a change of it re-evaluates all of them. An
-// instance exists while one of its own windows holds a signal. A condition binding only some variables makes SetRules reject the rule
-// (counted in EvalStats.RulesRejected). Equal filters ("key = value") pass
+// instance exists while one of its own windows holds a signal. A condition
+// binding only some variables, or a rule with variables whose conditions all
+// bind none, makes SetRules reject the rule (counted in
+// EvalStats.RulesRejected). Equal filters ("key = value") pass
 // only signals with that label value, NotEqual ("key != value") every signal
 // without it (an absent label passes); a signal lacking a bound label feeds
 // nothing.
@@ -429,6 +431,13 @@ func (e *Evaluator) compile(c *Compiled) (*ruleState, bool) {
 		}
 		rs.conds = append(rs.conds, cs)
 	}
+	own := false
+	for ci := range rs.conds {
+		own = own || !rs.conds[ci].global
+	}
+	if !own { // no instance could ever exist
+		return nil, false
+	}
 	return rs, true
 }
 
@@ -436,6 +445,11 @@ func (e *Evaluator) compile(c *Compiled) (*ruleState, bool) {
 // notified as firing.
 func (e *Evaluator) dropRule(rs *ruleState) {
 	var resolved []Alert
+	for _, b := range rs.batch { // resolved entries still waiting for group_wait
+		if !b.dropped && !b.firing {
+			resolved = append(resolved, b.alert)
+		}
+	}
 	for idx := rs.head; idx >= 0; {
 		in := &e.insts[idx]
 		next := in.next
