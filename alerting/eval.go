@@ -67,8 +67,9 @@
 // equals group_wait: a later change opens a new batch. A negative GroupWait
 // sends at the end of each Ingest or Tick call.
 //
-// Bounded memory: at most MaxInstances live instances (each about 250 bytes
-// plus 72 per condition window and its key). A new group key past the cap
+// Bounded memory: at most MaxInstances live instances (420 bytes each for
+// the two-condition Port Scan rule, measured by TestInstanceCap: the
+// instance, a 72-byte window per condition, its key and index entry). A new group key past the cap
 // evicts the least recently fed of 8 instances drawn at random that is
 // neither pending nor firing (else the signal is refused for that rule); both
 // count as overflow in EvalStats. The first overflow raises one synthetic

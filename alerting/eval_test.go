@@ -533,3 +533,68 @@ func TestIngestAllocs(t *testing.T) {
 		t.Errorf("Ingest of 100 known sources: %v allocations, want 0", allocs)
 	}
 }
+
+// TestOutMayCallBack: out runs after the evaluator's lock is released, so a
+// receiver that reads Active or Stats does not deadlock.
+func TestOutMayCallBack(t *testing.T) {
+	var e *Evaluator
+	seen := 0
+	e = NewEvaluator(EvalOptions{GroupWait: -1, DefaultChannels: []Channel{webhookCh}}, func(n Notification) {
+		seen = len(e.Active()) + int(e.Stats().Sent)
+	})
+	e.SetRules([]*Compiled{{Rule: Rule{ID: "c", Name: "cpu"}, Conds: []CompiledCond{{Metric: "cpu.usage", Kind: Gauge, Cmp: GT}}}})
+	e.Ingest([]Signal{{Metric: "cpu.usage", Value: 1, At: t0}})
+	if seen != 2 {
+		t.Errorf("out saw %d, want 1 active + 1 sent", seen)
+	}
+}
+
+// TestHistoryBounded: History keeps the last HistorySize changes, in order,
+// and counts the ones that left.
+func TestHistoryBounded(t *testing.T) {
+	e := NewEvaluator(EvalOptions{GroupWait: -1, DefaultChannels: []Channel{webhookCh}}, nil)
+	e.SetRules([]*Compiled{{Rule: Rule{ID: "c", Name: "cpu"}, Conds: []CompiledCond{{Metric: "cpu.usage", Kind: Gauge, Cmp: GT}}}})
+	const changes = HistorySize + 500
+	for i := range changes {
+		e.Ingest([]Signal{{Metric: "cpu.usage", Value: float64((i + 1) % 2), At: t0.Add(time.Duration(i) * time.Second)}})
+	}
+	h := e.History(time.Time{}, time.Time{})
+	if len(h) != HistorySize || e.Stats().HistoryDropped != 500 {
+		t.Fatalf("history %d entries, dropped %d; want %d, 500", len(h), e.Stats().HistoryDropped, HistorySize)
+	}
+	// Change i happens at t0+i s: the oldest kept is change 500.
+	if first := h[0]; first.Status != "firing" || !first.StartsAt.Equal(t0.Add(500*time.Second)) {
+		t.Errorf("oldest kept: %+v", first)
+	}
+	for i := 1; i < len(h); i++ {
+		if h[i].Status == h[i-1].Status {
+			t.Fatalf("entry %d: %s after %s", i, h[i].Status, h[i-1].Status)
+		}
+	}
+	if got := e.History(t0.Add(10000*time.Second), t0.Add(10009*time.Second)); len(got) != 10 {
+		t.Errorf("10 s range: %d entries, want 10", len(got))
+	}
+	if e.Stats().Dropped == 0 {
+		t.Errorf("notifications without an out function are not counted as dropped")
+	}
+}
+
+// TestNext: Next names the time of the next window boundary or group_wait
+// flush, so the feeder can sleep until then.
+func TestNext(t *testing.T) {
+	var c collector
+	e := NewEvaluator(EvalOptions{GroupWait: 300 * time.Millisecond, DefaultChannels: []Channel{webhookCh}}, c.out)
+	e.SetRules([]*Compiled{{Rule: Rule{ID: "c", Name: "cpu"}, Conds: []CompiledCond{{Metric: "cpu.usage", Kind: Gauge, Cmp: GT, Window: 60 * time.Second}}}})
+	at := t0.Add(time.Second)
+	e.Ingest([]Signal{{Metric: "cpu.usage", Value: 1, At: at}})
+	if n := e.Next(); !n.Equal(at.Add(300 * time.Millisecond)) {
+		t.Errorf("Next %v, want the group_wait flush at %v", n, at.Add(300*time.Millisecond))
+	}
+	e.Tick(e.Next())
+	if len(c.got) != 1 {
+		t.Fatalf("no notification at Next")
+	}
+	if n := e.Next(); !n.Equal(t0.Add(10 * time.Second)) { // the 10 s bucket boundary
+		t.Errorf("Next %v, want the bucket boundary %v", n, t0.Add(10*time.Second))
+	}
+}
