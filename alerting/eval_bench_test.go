@@ -57,6 +57,16 @@ func benchSetup(fanout, keysPerMetric, conds int) (*Evaluator, []Signal) {
 // signal; cpu-s/Msignal is the CPU seconds per million signals and
 // allocs/Ingest the allocations per Ingest call (state allocations: none once
 // the instances exist).
+//
+// Measured 2026-12-03 on the shared 2-core AMD EPYC (load 14), 1e6 signals,
+// 3 runs, cpu-s/Msignal min/median/max (allocs/Ingest 0 in every run):
+//
+//	fanout=1 (1000 rules, 100k keys, 100k instances)   0.59 / 0.80 / 0.88
+//	fanout=1/conds=2 (a count and a gauge per rule)     0.51 / 0.52 / 0.56
+//	fanout=10 (10 rules per signal, 100k instances)     2.20 / 2.53 / 2.66
+//
+// The cost is the map lookups of a signal (metric, label, instance index),
+// each a cache miss at 100k instances.
 func BenchmarkIngest(b *testing.B) {
 	cases := []struct {
 		name                string

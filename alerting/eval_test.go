@@ -598,3 +598,40 @@ func TestNext(t *testing.T) {
 		t.Errorf("Next %v, want the bucket boundary %v", n, t0.Add(10*time.Second))
 	}
 }
+
+// TestSharedCondition: a condition that binds none of the rule's variables
+// (cpu.usage in a per-source rule) is one window shared by the instances; a
+// change of it re-evaluates them all.
+func TestSharedCondition(t *testing.T) {
+	var c collector
+	e := NewEvaluator(EvalOptions{GroupWait: -1}, c.out)
+	e.SetRules([]*Compiled{{
+		Rule:  Rule{ID: "s", Name: "scan under load", Severity: "warning", Notifications: []Channel{webhookCh}},
+		Logic: "AND",
+		Conds: []CompiledCond{
+			{Metric: "network.connection_count", Kind: Count, Cmp: GT, Threshold: 2, Window: 10 * time.Second, Vars: map[string]string{"src_ip": "src_ip"}},
+			{Metric: "cpu.usage", Kind: Gauge, Cmp: GT, Threshold: 50},
+		},
+		GroupVars: []string{"src_ip"}, // RULES' Compile writes them without the '$'
+	}})
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	conn := func(ms int, src string) Signal {
+		return Signal{Metric: "network.connection_count", Labels: map[string]string{"src_ip": src}, Value: 1, At: at(ms)}
+	}
+	e.Ingest([]Signal{{Metric: "cpu.usage", Value: 10, At: at(0)}, conn(1, "a"), conn(2, "a"), conn(3, "a"), conn(4, "b"), conn(5, "c"), conn(6, "c"), conn(7, "c")})
+	if len(c.got) != 0 {
+		t.Fatalf("fired with cpu.usage 10: %+v", c.got)
+	}
+	e.Ingest([]Signal{{Metric: "cpu.usage", Value: 80, At: at(100)}})
+	keys := map[string]float64{}
+	for _, a := range c.alerts("firing") {
+		keys[a.GroupKey] = a.Values["cpu.usage"]
+	}
+	if len(c.got) != 1 || len(keys) != 2 || keys["src_ip=a"] != 80 || keys["src_ip=c"] != 80 {
+		t.Fatalf("after cpu.usage 80: %+v, want a and c in one notification", c.got)
+	}
+	e.Ingest([]Signal{{Metric: "cpu.usage", Value: 20, At: at(200)}})
+	if r := c.alerts("resolved"); len(r) != 2 {
+		t.Errorf("after cpu.usage 20: %d resolved, want 2", len(r))
+	}
+}
