@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -633,5 +634,48 @@ func TestSharedCondition(t *testing.T) {
 	e.Ingest([]Signal{{Metric: "cpu.usage", Value: 20, At: at(200)}})
 	if r := c.alerts("resolved"); len(r) != 2 {
 		t.Errorf("after cpu.usage 20: %d resolved, want 2", len(r))
+	}
+}
+
+// TestConcurrentReaders: Active, History, Stats and SetRules from other
+// goroutines while the feeder ingests (run with -race).
+func TestConcurrentReaders(t *testing.T) {
+	var mu sync.Mutex
+	sent := 0
+	e := NewEvaluator(EvalOptions{GroupWait: time.Millisecond}, func(Notification) { mu.Lock(); sent++; mu.Unlock() })
+	r := portScanRule("OR")
+	e.SetRules([]*Compiled{r})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			_ = e.Active()
+			_ = e.History(time.Time{}, time.Time{})
+			_ = e.Stats()
+			if i%50 == 0 {
+				cp := *r
+				e.SetRules([]*Compiled{&cp})
+			}
+		}
+	}()
+	var f scanFeed
+	for i := range 3000 {
+		at := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		e.Ingest(f.signals(conn{at, "10.0.0." + strconv.Itoa(i%7), i}))
+		e.Tick(at.Add(5 * time.Millisecond))
+	}
+	close(done)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if sent == 0 {
+		t.Errorf("no notification")
 	}
 }
