@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"text/template"
@@ -193,7 +194,11 @@ func (e *emailNotifier) notify(ctx context.Context, n Notification) (bool, error
 		opts = append(opts, mail.WithTimeout(time.Until(dl)))
 	}
 	if e.smtp.TLSConfig != nil {
-		opts = append(opts, mail.WithTLSConfig(e.smtp.TLSConfig))
+		tc := e.smtp.TLSConfig.Clone()
+		if tc.ServerName == "" {
+			tc.ServerName = e.smtp.Host
+		}
+		opts = append(opts, mail.WithTLSConfig(tc))
 	}
 	if e.smtp.Username != "" {
 		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover),
@@ -220,6 +225,10 @@ func mailRetryable(err error) bool {
 		if code := se.ErrorCode(); code >= 500 && code < 600 {
 			return false
 		}
+	}
+	var te *textproto.Error // e.g. AUTH refused: 535
+	if errors.As(err, &te) {
+		return te.Code < 500 || te.Code >= 600
 	}
 	return true
 }
