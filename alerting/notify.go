@@ -41,7 +41,7 @@ const (
 // SMTPConfig is the mail server email channels send through.
 type SMTPConfig struct {
 	Host     string `json:"host" yaml:"host"`
-	Port     int    `json:"port,omitempty" yaml:"port,omitempty"` // default 587
+	Port     int    `json:"port,omitempty" yaml:"port,omitempty"`         // default 587
 	Username string `json:"username,omitempty" yaml:"username,omitempty"` // "" = no AUTH
 	Password string `json:"password,omitempty" yaml:"password,omitempty"`
 	From     string `json:"from" yaml:"from"`

@@ -362,8 +362,8 @@ func TestChannelKeys(t *testing.T) {
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://user:pw@host:9093/api/v2/alerts?token=x": "http://host:9093/api/v2/alerts",
-		"https://host/a@b":                                "https://host/a@b",
-		"a@x,b@x":                                         "a@x,b@x",
+		"https://host/a@b": "https://host/a@b",
+		"a@x,b@x":          "a@x,b@x",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)
