@@ -15,7 +15,6 @@ DEB_PKGS  := tshark tcpdump tcpreplay libndpi-bin netsniff-ng iproute2 ethtool c
 DEB_PKGS  += systemd
 # prometheus: promtool and a real server for the /metrics tests; wrk: make bench-api.
 DEB_PKGS  += prometheus wrk
-# prometheus-alertmanager: two clustered instances for the alerting notifier tests.
 DEB_PKGS  += prometheus-alertmanager
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
