@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
+	"math"
 	"math/big"
 	"mime"
 	"mime/quotedprintable"
@@ -280,7 +281,7 @@ func TestRenderEmailSubjectOneLine(t *testing.T) {
 
 func FuzzRenderEmail(f *testing.F) {
 	f.Add("Potential Port Scan", "src_ip=10.0.0.5", "critical", "summary text", 1.5, true)
-	f.Add("{{.Rule}}", "", "", "", -0.0, false)
+	f.Add("{{.Rule}}", "", "", "", math.Inf(-1), false)
 	f.Fuzz(func(t *testing.T, rule, group, sev, summary string, v float64, firing bool) {
 		status := "resolved"
 		if firing {
