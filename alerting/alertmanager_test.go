@@ -59,7 +59,7 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
-func startAlertmanager(t *testing.T, name, web, cluster, peer string) *alertmanager {
+func startAlertmanager(t *testing.T, name, config, web, cluster, peer string) *alertmanager {
 	t.Helper()
 	bin, err := exec.LookPath(amBinary)
 	if err != nil {
@@ -67,7 +67,7 @@ func startAlertmanager(t *testing.T, name, web, cluster, peer string) *alertmana
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfg, []byte(amConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	am := &alertmanager{name: name, web: web, cluster: cluster, log: filepath.Join(dir, "log"), done: make(chan struct{})}
@@ -155,12 +155,12 @@ func (am *alertmanager) alerts(t *testing.T, alertname string) []amAlert {
 
 // startCluster runs two Alertmanagers that peer with each other and waits until each sees
 // both members.
-func startCluster(t *testing.T) (*alertmanager, *alertmanager) {
+func startCluster(t *testing.T, config string) (*alertmanager, *alertmanager) {
 	t.Helper()
 	w1, w2 := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	c1, c2 := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	am1 := startAlertmanager(t, "am1", w1, c1, c2)
-	am2 := startAlertmanager(t, "am2", w2, c2, c1)
+	am1 := startAlertmanager(t, "am1", config, w1, c1, c2)
+	am2 := startAlertmanager(t, "am2", config, w2, c2, c1)
 	for _, am := range []*alertmanager{am1, am2} {
 		waitFor(t, 30*time.Second, am.name+" ready with 2 peers", func() bool {
 			var st struct {
@@ -201,7 +201,7 @@ func amNote(url, rule, group, status string) Notification {
 // each; with one killed it still reaches the other; a resolved alert leaves the active list;
 // a /api/v1/alerts URL is rewritten to /api/v2/alerts with one warning.
 func TestAlertmanagerCluster(t *testing.T) {
-	am1, am2 := startCluster(t)
+	am1, am2 := startCluster(t, amConfig)
 	var logs syncBuffer
 	d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second, Retries: 3,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
@@ -362,4 +362,109 @@ func FuzzAlertmanagerURL(f *testing.F) {
 			t.Fatalf("%q: rewritten %v", raw, rewritten)
 		}
 	})
+}
+
+// TestAlertmanagerClusterNotifiesOnce: the reason to post to every Alertmanager of a
+// cluster. Both get the alert, and their webhook receiver is notified once: the cluster's
+// notification log dedupes. The real Alertmanager's webhook body is also the oracle for ours:
+// every field we send exists in its payload with the same JSON type.
+func TestAlertmanagerClusterNotifiesOnce(t *testing.T) {
+	var mu sync.Mutex
+	var bodies [][]byte
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, b)
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	cfg := fmt.Sprintf(`route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 100ms
+  group_interval: 1m
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: %q
+        send_resolved: false
+`, hook.URL+"/am")
+	am1, am2 := startCluster(t, cfg)
+	d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second})
+	closeDispatcher(t, d)
+	const rule = "dedupe rule"
+	d.Send(amNote("http://"+am1.web, rule, "src_ip=10.0.0.5", "firing"))
+	d.Send(amNote("http://"+am2.web, rule, "src_ip=10.0.0.5", "firing"))
+	waitFor(t, 10*time.Second, "a webhook notification from the cluster", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) > 0
+	})
+	// am2, second in the peer order, waits peer-timeout (1 s) and finds am1's entry in the
+	// gossiped notification log. Wait well past that.
+	time.Sleep(4 * time.Second)
+	mu.Lock()
+	n := len(bodies)
+	amBody := bodies[0]
+	mu.Unlock()
+	if n != 1 {
+		t.Errorf("the cluster notified the webhook %d times, want 1", n)
+	}
+	for _, am := range []*alertmanager{am1, am2} {
+		if got := am.alerts(t, rule); len(got) != 1 {
+			t.Errorf("%s holds %d alerts, want 1 (else the single notification proves nothing)", am.name, len(got))
+		}
+	}
+
+	var am map[string]any
+	if err := json.Unmarshal(amBody, &am); err != nil {
+		t.Fatal(err)
+	}
+	ourBody, err := json.Marshal(NewWebhookMessage(amNote("", rule, "src_ip=10.0.0.5", "firing"), "http://x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ours map[string]any
+	if err := json.Unmarshal(ourBody, &ours); err != nil {
+		t.Fatal(err)
+	}
+	sameTypes(t, "", ours, am)
+	if am["version"] != "4" || ours["version"] != "4" {
+		t.Errorf("versions: alertmanager %v, ours %v", am["version"], ours["version"])
+	}
+}
+
+// sameTypes checks that every field of ours is in theirs with the same JSON type (objects and
+// the first element of arrays recursively; label and annotation maps are not compared by key).
+func sameTypes(t *testing.T, path string, ours, theirs map[string]any) {
+	t.Helper()
+	for k, v := range ours {
+		w, ok := theirs[k]
+		if !ok {
+			t.Errorf("%s%s: not in Alertmanager's webhook payload", path, k)
+			continue
+		}
+		if fmt.Sprintf("%T", v) != fmt.Sprintf("%T", w) {
+			t.Errorf("%s%s: ours %T, Alertmanager's %T", path, k, v, w)
+			continue
+		}
+		switch k {
+		case "labels", "annotations", "groupLabels", "commonLabels", "commonAnnotations":
+			continue
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			sameTypes(t, path+k+".", v, w.(map[string]any))
+		case []any:
+			wa := w.([]any)
+			if len(v) > 0 && len(wa) > 0 {
+				vo, ok1 := v[0].(map[string]any)
+				wo, ok2 := wa[0].(map[string]any)
+				if ok1 && ok2 {
+					sameTypes(t, path+k+"[0].", vo, wo)
+				}
+			}
+		}
+	}
 }
