@@ -65,9 +65,10 @@ type smtpRecord struct {
 }
 
 type smtpBackend struct {
-	mu   sync.Mutex
-	msgs []smtpRecord
-	got  chan struct{}
+	noAuth bool // accept MAIL without AUTH
+	mu     sync.Mutex
+	msgs   []smtpRecord
+	got    chan struct{}
 }
 
 func (b *smtpBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -95,7 +96,7 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 }
 
 func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	if s.rec.user == "" {
+	if s.rec.user == "" && !s.b.noAuth {
 		return smtp.ErrAuthRequired
 	}
 	_, s.rec.tlsAtMail = s.c.TLSConnectionState()
@@ -254,6 +255,33 @@ func TestEmailMandatoryTLSRefusesPlain(t *testing.T) {
 		t.Errorf("server without STARTTLS got %d messages under the mandatory policy", n)
 	}
 	closeDispatcher(t, d)
+}
+
+// TestEmailPolicies: opportunistic sends in plain text to a server without STARTTLS (no AUTH
+// asked), and upgrades where it is offered; none never upgrades.
+func TestEmailPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		policy    string
+		serverTLS bool
+		wantTLS   bool
+	}{
+		{"opportunistic", false, false},
+		{"opportunistic", true, true},
+		{"none", true, false},
+	} {
+		be, port, pool := startSMTP(t, tc.serverTLS)
+		be.noAuth = true
+		d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second, Retries: -1,
+			SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, From: "n@sensor.test", TLS: tc.policy,
+				TLSConfig: &tls.Config{RootCAs: pool}}})
+		d.Send(Notification{Channel: Channel{Type: "email", Recipients: []string{"soc@corp.test"}}, Rule: "r",
+			Alerts: []Alert{testAlert("r", "", "firing")}})
+		rec := waitMail(t, be)
+		if rec.tlsAtMail != tc.wantTLS {
+			t.Errorf("policy %s, server STARTTLS %v: mail over TLS %v, want %v", tc.policy, tc.serverTLS, rec.tlsAtMail, tc.wantTLS)
+		}
+		closeDispatcher(t, d)
+	}
 }
 
 // TestEmailBadPasswordFails: a permanent SMTP reply (535) fails at once, without retries.

@@ -107,7 +107,7 @@ func (w *webhookNotifier) notify(ctx context.Context, n Notification) (bool, err
 	}
 	hdr := http.Header{}
 	if w.secret != "" {
-		hdr.Set(SignatureHeader, Sign(w.secret, body))
+		hdr[SignatureHeader] = []string{Sign(w.secret, body)} // as spelled; header names are case-insensitive
 	}
 	return postJSON(ctx, w.client, w.url, body, hdr)
 }
