@@ -89,6 +89,13 @@ type notifier interface {
 
 // Dispatcher delivers notifications, one bounded queue and goroutine per channel. Safe for
 // concurrent use.
+//
+// Threading and lifetimes: Send takes a short mutex (the channel map) and never waits on the
+// network; a channel's queue and goroutine are made on its first Send and live until Close.
+// Each goroutine delivers its queue in order, one notification at a time, so a dead or slow
+// receiver holds up only its own queue (which then fills and drops). The Notification is kept
+// until delivered: callers must not change its maps afterwards. Stats may be called at any
+// time, also after Close.
 type Dispatcher struct {
 	opt    NotifyOptions
 	log    *slog.Logger
