@@ -15,8 +15,8 @@ import (
 
 // Email templates, one pair per status. They see an emailData.
 const (
-	emailSubjectFiring = `[FIRING:{{len .Alerts}}] {{.Rule}}{{if .Severity}} ({{.Severity}}){{end}}` +
-		`{{range $i, $a := .Alerts}}{{if eq $i 0}}:{{else}},{{end}} {{if $a.GroupKey}}{{$a.GroupKey}}{{else}}(ungrouped){{end}}{{end}}`
+	emailSubjectFiring = `[FIRING:{{len .Firing}}] {{.Rule}}{{if .Severity}} ({{.Severity}}){{end}}` +
+		`{{range $i, $a := .Firing}}{{if eq $i 0}}:{{else}},{{end}} {{if $a.GroupKey}}{{$a.GroupKey}}{{else}}(ungrouped){{end}}{{end}}`
 	emailSubjectResolved = `[RESOLVED:{{len .Alerts}}] {{.Rule}}{{if .Severity}} ({{.Severity}}){{end}}` +
 		`{{range $i, $a := .Alerts}}{{if eq $i 0}}:{{else}},{{end}} {{if $a.GroupKey}}{{$a.GroupKey}}{{else}}(ungrouped){{end}}{{end}}`
 	emailBodyFiring = `Alert rule "{{.Rule}}"{{if .Severity}} ({{.Severity}}){{end}} is FIRING for {{len .Firing}} group(s).
@@ -67,7 +67,7 @@ var emailTemplates = struct {
 
 type emailData struct {
 	Rule, Severity, Status string
-	Alerts                 []emailAlert // all, firing first
+	Alerts                 []emailAlert // this variant's: all but the resolved ones of a firing mail
 	Firing, Resolved       []emailAlert
 	Now                    string
 }
@@ -115,7 +115,7 @@ func newEmailData(n Notification, now time.Time) emailData {
 			d.Firing = append(d.Firing, ea)
 		}
 	}
-	d.Alerts = append(append(d.Alerts, d.Firing...), d.Resolved...)
+	d.Alerts = d.Firing
 	if d.Status == "resolved" {
 		d.Alerts = d.Resolved
 	}
@@ -124,7 +124,8 @@ func newEmailData(n Notification, now time.Time) emailData {
 
 // RenderEmail returns the subject and plain-text body of n's mail: the rule, each alert's
 // group key, values and times. A notification with any firing alert uses the firing variant
-// (listing alerts that resolved meanwhile at its end), else the resolved one.
+// (its subject counts and names the firing groups, as Alertmanager's [FIRING:n]; its body lists
+// alerts that resolved meanwhile at its end), else the resolved one.
 func RenderEmail(n Notification, now time.Time) (subject, body string, err error) {
 	d := newEmailData(n, now)
 	st, bt := emailTemplates.subjectFiring, emailTemplates.bodyFiring

@@ -329,3 +329,25 @@ func FuzzRenderEmail(f *testing.F) {
 		}
 	})
 }
+
+// TestRenderEmailMixed: a notification with firing and resolved alerts is the firing variant,
+// listing the resolved ones at its end.
+func TestRenderEmailMixed(t *testing.T) {
+	n := Notification{Rule: "Potential Port Scan", Alerts: []Alert{
+		testAlert("Potential Port Scan", "src_ip=10.0.0.9", "resolved"),
+		testAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing"),
+	}}
+	s, b, err := RenderEmail(n, time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[FIRING:1] Potential Port Scan (critical): src_ip=10.0.0.5"; s != want {
+		t.Errorf("subject %q, want %q", s, want)
+	}
+	firing, resolved := strings.Index(b, "Group:    src_ip=10.0.0.5"), strings.Index(b, "Group:    src_ip=10.0.0.9")
+	meanwhile := strings.Index(b, "Resolved meanwhile:")
+	if firing < 0 || meanwhile < firing || resolved < meanwhile || !strings.Contains(b, "is FIRING for 1 group(s).") ||
+		!strings.HasSuffix(b, "Sent by NetSentry at 2026-12-03T15:00:00Z.\n") {
+		t.Errorf("body:\n%s", b)
+	}
+}
