@@ -25,9 +25,9 @@ func NewPostableAlerts(n Notification, externalURL string) []PostableAlert {
 	out := make([]PostableAlert, 0, len(n.Alerts))
 	for _, a := range n.Alerts {
 		p := PostableAlert{
-			Labels:       alertLabels(a, n.Rule),
+			Labels:       notifyLabels(a, n.Rule),
 			Annotations:  a.Annotations,
-			GeneratorURL: generatorURL(externalURL, a),
+			GeneratorURL: notifyGeneratorURL(externalURL, a),
 		}
 		if !a.StartsAt.IsZero() {
 			t := a.StartsAt.UTC()
@@ -74,7 +74,7 @@ func newAlertmanagerNotifier(client *http.Client, raw, externalURL string, log *
 	u, rewritten := alertmanagerURL(raw)
 	if rewritten { // once per channel: a Dispatcher makes a channel's notifier once
 		log.Warn("notify: alertmanager url uses the removed /api/v1/alerts; posting to /api/v2/alerts",
-			"url", redact(raw), "using", redact(u))
+			"url", redactTarget(raw), "using", redactTarget(u))
 	}
 	if raw == "" {
 		u = ""
@@ -87,5 +87,5 @@ func (a *alertmanagerNotifier) notify(ctx context.Context, n Notification) (bool
 	if err != nil {
 		return false, fmt.Errorf("encode postable alerts: %w", err)
 	}
-	return postJSON(ctx, a.client, a.url, body, nil)
+	return notifyPostJSON(ctx, a.client, a.url, body, nil)
 }

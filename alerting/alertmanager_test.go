@@ -30,7 +30,7 @@ receivers:
   - name: "null"
 `
 
-type alertmanager struct {
+type ntAlertmanager struct {
 	name    string
 	web     string // host:port
 	cluster string
@@ -39,8 +39,8 @@ type alertmanager struct {
 	done    chan struct{}
 }
 
-// freePort returns a loopback port free for TCP and UDP now (memberlist gossips over both).
-func freePort(t *testing.T) int {
+// ntFreePort returns a loopback port free for TCP and UDP now (memberlist gossips over both).
+func ntFreePort(t *testing.T) int {
 	t.Helper()
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,7 +59,7 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
-func startAlertmanager(t *testing.T, name, config, web, cluster, peer string) *alertmanager {
+func ntStartAM(t *testing.T, name, config, web, cluster, peer string) *ntAlertmanager {
 	t.Helper()
 	bin, err := exec.LookPath(amBinary)
 	if err != nil {
@@ -70,7 +70,7 @@ func startAlertmanager(t *testing.T, name, config, web, cluster, peer string) *a
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	am := &alertmanager{name: name, web: web, cluster: cluster, log: filepath.Join(dir, "log"), done: make(chan struct{})}
+	am := &ntAlertmanager{name: name, web: web, cluster: cluster, log: filepath.Join(dir, "log"), done: make(chan struct{})}
 	logf, err := os.Create(am.log)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func startAlertmanager(t *testing.T, name, config, web, cluster, peer string) *a
 	return am
 }
 
-func (am *alertmanager) kill() {
+func (am *ntAlertmanager) kill() {
 	select {
 	case <-am.done:
 		return
@@ -113,7 +113,7 @@ func (am *alertmanager) kill() {
 	<-am.done
 }
 
-func (am *alertmanager) get(path string, v any) error {
+func (am *ntAlertmanager) get(path string, v any) error {
 	resp, err := http.Get("http://" + am.web + path)
 	if err != nil {
 		return err
@@ -125,8 +125,8 @@ func (am *alertmanager) get(path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// amAlert is the part of /api/v2/alerts' gettableAlert the tests read.
-type amAlert struct {
+// ntAMAlert is the part of /api/v2/alerts' gettableAlert the tests read.
+type ntAMAlert struct {
 	Labels       map[string]string `json:"labels"`
 	Annotations  map[string]string `json:"annotations"`
 	StartsAt     time.Time         `json:"startsAt"`
@@ -138,13 +138,13 @@ type amAlert struct {
 	} `json:"status"`
 }
 
-func (am *alertmanager) alerts(t *testing.T, alertname string) []amAlert {
+func (am *ntAlertmanager) alerts(t *testing.T, alertname string) []ntAMAlert {
 	t.Helper()
-	var all []amAlert
+	var all []ntAMAlert
 	if err := am.get("/api/v2/alerts", &all); err != nil {
 		t.Fatalf("%s: %v", am.name, err)
 	}
-	var out []amAlert
+	var out []ntAMAlert
 	for _, a := range all {
 		if a.Labels["alertname"] == alertname {
 			out = append(out, a)
@@ -153,16 +153,16 @@ func (am *alertmanager) alerts(t *testing.T, alertname string) []amAlert {
 	return out
 }
 
-// startCluster runs two Alertmanagers that peer with each other and waits until each sees
+// ntStartCluster runs two Alertmanagers that peer with each other and waits until each sees
 // both members.
-func startCluster(t *testing.T, config string) (*alertmanager, *alertmanager) {
+func ntStartCluster(t *testing.T, config string) (*ntAlertmanager, *ntAlertmanager) {
 	t.Helper()
-	w1, w2 := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	c1, c2 := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	am1 := startAlertmanager(t, "am1", config, w1, c1, c2)
-	am2 := startAlertmanager(t, "am2", config, w2, c2, c1)
-	for _, am := range []*alertmanager{am1, am2} {
-		waitFor(t, 30*time.Second, am.name+" ready with 2 peers", func() bool {
+	w1, w2 := fmt.Sprintf("127.0.0.1:%d", ntFreePort(t)), fmt.Sprintf("127.0.0.1:%d", ntFreePort(t))
+	c1, c2 := fmt.Sprintf("127.0.0.1:%d", ntFreePort(t)), fmt.Sprintf("127.0.0.1:%d", ntFreePort(t))
+	am1 := ntStartAM(t, "am1", config, w1, c1, c2)
+	am2 := ntStartAM(t, "am2", config, w2, c2, c1)
+	for _, am := range []*ntAlertmanager{am1, am2} {
+		ntWait(t, 30*time.Second, am.name+" ready with 2 peers", func() bool {
 			var st struct {
 				Cluster struct {
 					Status string `json:"status"`
@@ -175,25 +175,25 @@ func startCluster(t *testing.T, config string) (*alertmanager, *alertmanager) {
 	return am1, am2
 }
 
-type syncBuffer struct {
+type ntBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *ntBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *ntBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func amNote(url, rule, group, status string) Notification {
-	a := testAlert(rule, group, status)
+func ntAMNote(url, rule, group, status string) Notification {
+	a := ntAlert(rule, group, status)
 	return Notification{Channel: Channel{Type: "prometheus-alertmanager", URL: url}, Rule: rule, Alerts: []Alert{a}}
 }
 
@@ -201,20 +201,20 @@ func amNote(url, rule, group, status string) Notification {
 // each; with one killed it still reaches the other; a resolved alert leaves the active list;
 // a /api/v1/alerts URL is rewritten to /api/v2/alerts with one warning.
 func TestAlertmanagerCluster(t *testing.T) {
-	am1, am2 := startCluster(t, amConfig)
-	var logs syncBuffer
+	am1, am2 := ntStartCluster(t, amConfig)
+	var logs ntBuffer
 	d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second, Retries: 3,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		ExternalURL: "http://sensor.test:8080",
 		Logger:      slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	closeDispatcher(t, d)
+	ntClose(t, d)
 	u1, u2 := "http://"+am1.web, "http://"+am2.web+"/api/v2/alerts"
 
 	const rule = "Potential Port Scan"
-	d.Send(amNote(u1, rule, "src_ip=10.0.0.5", "firing"))
-	d.Send(amNote(u2, rule, "src_ip=10.0.0.5", "firing"))
-	for _, am := range []*alertmanager{am1, am2} {
-		waitFor(t, 10*time.Second, am.name+" holding the alert", func() bool { return len(am.alerts(t, rule)) > 0 })
+	d.Send(ntAMNote(u1, rule, "src_ip=10.0.0.5", "firing"))
+	d.Send(ntAMNote(u2, rule, "src_ip=10.0.0.5", "firing"))
+	for _, am := range []*ntAlertmanager{am1, am2} {
+		ntWait(t, 10*time.Second, am.name+" holding the alert", func() bool { return len(am.alerts(t, rule)) > 0 })
 		got := am.alerts(t, rule)
 		if len(got) != 1 {
 			t.Fatalf("%s holds %d alerts %+v, want 1", am.name, len(got), got)
@@ -243,49 +243,49 @@ func TestAlertmanagerCluster(t *testing.T) {
 	}
 
 	// The same alert again: still one alert in each (Alertmanager merges by fingerprint).
-	d.Send(amNote(u1, rule, "src_ip=10.0.0.5", "firing"))
-	d.Send(amNote(u2, rule, "src_ip=10.0.0.5", "firing"))
-	waitFor(t, 5*time.Second, "4 sent", func() bool {
+	d.Send(ntAMNote(u1, rule, "src_ip=10.0.0.5", "firing"))
+	d.Send(ntAMNote(u2, rule, "src_ip=10.0.0.5", "firing"))
+	ntWait(t, 5*time.Second, "4 sent", func() bool {
 		n := uint64(0)
 		for _, s := range d.Stats() {
 			n += s.Sent
 		}
 		return n == 4
 	})
-	for _, am := range []*alertmanager{am1, am2} {
+	for _, am := range []*ntAlertmanager{am1, am2} {
 		if n := len(am.alerts(t, rule)); n != 1 {
 			t.Errorf("%s holds %d alerts after a resend, want 1", am.name, n)
 		}
 	}
 
 	// Resolved: it leaves the active list of both.
-	d.Send(amNote(u1, rule, "src_ip=10.0.0.5", "resolved"))
-	d.Send(amNote(u2, rule, "src_ip=10.0.0.5", "resolved"))
-	for _, am := range []*alertmanager{am1, am2} {
-		waitFor(t, 10*time.Second, am.name+" dropping the resolved alert", func() bool { return len(am.alerts(t, rule)) == 0 })
+	d.Send(ntAMNote(u1, rule, "src_ip=10.0.0.5", "resolved"))
+	d.Send(ntAMNote(u2, rule, "src_ip=10.0.0.5", "resolved"))
+	for _, am := range []*ntAlertmanager{am1, am2} {
+		ntWait(t, 10*time.Second, am.name+" dropping the resolved alert", func() bool { return len(am.alerts(t, rule)) == 0 })
 	}
 
 	// One Alertmanager killed: the alert still arrives at the other; the dead one's channel
 	// retries and fails, and delays nothing.
 	am2.kill()
 	start := time.Now()
-	d.Send(amNote(u2, rule, "src_ip=10.0.0.66", "firing"))
-	d.Send(amNote(u1, rule, "src_ip=10.0.0.66", "firing"))
-	waitFor(t, 5*time.Second, "am1 holding the alert with am2 dead", func() bool {
+	d.Send(ntAMNote(u2, rule, "src_ip=10.0.0.66", "firing"))
+	d.Send(ntAMNote(u1, rule, "src_ip=10.0.0.66", "firing"))
+	ntWait(t, 5*time.Second, "am1 holding the alert with am2 dead", func() bool {
 		got := am1.alerts(t, rule)
 		return len(got) == 1 && got[0].Labels["src_ip"] == "10.0.0.66"
 	})
 	t.Logf("with am2 dead, am1 held the alert %v after Send", time.Since(start))
-	waitFor(t, 5*time.Second, "am2's channel to give up", func() bool { return statsOf(t, d, u2).Failed == 1 })
-	if s := statsOf(t, d, u2); s.Retried != 3 || s.Sent != 3 {
+	ntWait(t, 5*time.Second, "am2's channel to give up", func() bool { return ntStats(t, d, u2).Failed == 1 })
+	if s := ntStats(t, d, u2); s.Retried != 3 || s.Sent != 3 {
 		t.Errorf("dead am2 channel stats %+v: want sent 3 (before), retried 3, failed 1", s)
 	}
 
 	// The description's v1 URL, rewritten to v2 (Alertmanager 0.27 removed v1) with one warning.
 	v1 := "http://" + am1.web + "/api/v1/alerts"
-	d.Send(amNote(v1, "v1 rule", "", "firing"))
-	d.Send(amNote(v1, "v1 rule", "", "firing"))
-	waitFor(t, 5*time.Second, "the v1-URL alert in am1's v2 list", func() bool { return len(am1.alerts(t, "v1 rule")) == 1 })
+	d.Send(ntAMNote(v1, "v1 rule", "", "firing"))
+	d.Send(ntAMNote(v1, "v1 rule", "", "firing"))
+	ntWait(t, 5*time.Second, "the v1-URL alert in am1's v2 list", func() bool { return len(am1.alerts(t, "v1 rule")) == 1 })
 	if n := strings.Count(logs.String(), "/api/v1/alerts; posting to /api/v2/alerts"); n != 1 {
 		t.Errorf("%d v1 rewrite warnings, want 1:\n%s", n, logs.String())
 	}
@@ -305,8 +305,8 @@ func TestAlertmanagerV1Rewrite(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	d := NewDispatcher(NotifyOptions{Timeout: time.Second})
-	closeDispatcher(t, d)
-	d.Send(amNote(srv.URL+"/am/api/v1/alerts/?x=1", "r", "", "resolved"))
+	ntClose(t, d)
+	d.Send(ntAMNote(srv.URL+"/am/api/v1/alerts/?x=1", "r", "", "resolved"))
 	var r req
 	select {
 	case r = <-ch:
@@ -390,13 +390,13 @@ receivers:
       - url: %q
         send_resolved: false
 `, hook.URL+"/am")
-	am1, am2 := startCluster(t, cfg)
+	am1, am2 := ntStartCluster(t, cfg)
 	d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second})
-	closeDispatcher(t, d)
+	ntClose(t, d)
 	const rule = "dedupe rule"
-	d.Send(amNote("http://"+am1.web, rule, "src_ip=10.0.0.5", "firing"))
-	d.Send(amNote("http://"+am2.web, rule, "src_ip=10.0.0.5", "firing"))
-	waitFor(t, 10*time.Second, "a webhook notification from the cluster", func() bool {
+	d.Send(ntAMNote("http://"+am1.web, rule, "src_ip=10.0.0.5", "firing"))
+	d.Send(ntAMNote("http://"+am2.web, rule, "src_ip=10.0.0.5", "firing"))
+	ntWait(t, 10*time.Second, "a webhook notification from the cluster", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(bodies) > 0
@@ -411,7 +411,7 @@ receivers:
 	if n != 1 {
 		t.Errorf("the cluster notified the webhook %d times, want 1", n)
 	}
-	for _, am := range []*alertmanager{am1, am2} {
+	for _, am := range []*ntAlertmanager{am1, am2} {
 		if got := am.alerts(t, rule); len(got) != 1 {
 			t.Errorf("%s holds %d alerts, want 1 (else the single notification proves nothing)", am.name, len(got))
 		}
@@ -421,7 +421,7 @@ receivers:
 	if err := json.Unmarshal(amBody, &am); err != nil {
 		t.Fatal(err)
 	}
-	ourBody, err := json.Marshal(NewWebhookMessage(amNote("", rule, "src_ip=10.0.0.5", "firing"), "http://x"))
+	ourBody, err := json.Marshal(NewWebhookMessage(ntAMNote("", rule, "src_ip=10.0.0.5", "firing"), "http://x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,15 +429,15 @@ receivers:
 	if err := json.Unmarshal(ourBody, &ours); err != nil {
 		t.Fatal(err)
 	}
-	sameTypes(t, "", ours, am)
+	ntSameTypes(t, "", ours, am)
 	if am["version"] != "4" || ours["version"] != "4" {
 		t.Errorf("versions: alertmanager %v, ours %v", am["version"], ours["version"])
 	}
 }
 
-// sameTypes checks that every field of ours is in theirs with the same JSON type (objects and
+// ntSameTypes checks that every field of ours is in theirs with the same JSON type (objects and
 // the first element of arrays recursively; label and annotation maps are not compared by key).
-func sameTypes(t *testing.T, path string, ours, theirs map[string]any) {
+func ntSameTypes(t *testing.T, path string, ours, theirs map[string]any) {
 	t.Helper()
 	for k, v := range ours {
 		w, ok := theirs[k]
@@ -455,14 +455,14 @@ func sameTypes(t *testing.T, path string, ours, theirs map[string]any) {
 		}
 		switch v := v.(type) {
 		case map[string]any:
-			sameTypes(t, path+k+".", v, w.(map[string]any))
+			ntSameTypes(t, path+k+".", v, w.(map[string]any))
 		case []any:
 			wa := w.([]any)
 			if len(v) > 0 && len(wa) > 0 {
 				vo, ok1 := v[0].(map[string]any)
 				wo, ok2 := wa[0].(map[string]any)
 				if ok1 && ok2 {
-					sameTypes(t, path+k+"[0].", vo, wo)
+					ntSameTypes(t, path+k+"[0].", vo, wo)
 				}
 			}
 		}

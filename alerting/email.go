@@ -86,7 +86,7 @@ type emailValue struct {
 
 type emailKV struct{ Key, Value string }
 
-func rfc3339(t time.Time) string {
+func notifyTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
@@ -94,7 +94,7 @@ func rfc3339(t time.Time) string {
 }
 
 func newEmailData(n Notification, now time.Time) emailData {
-	d := emailData{Rule: n.Rule, Status: groupStatus(n.Alerts), Now: rfc3339(now)}
+	d := emailData{Rule: n.Rule, Status: notifyStatus(n.Alerts), Now: notifyTime(now)}
 	for _, a := range n.Alerts {
 		if d.Rule == "" {
 			d.Rule = a.Rule
@@ -102,11 +102,11 @@ func newEmailData(n Notification, now time.Time) emailData {
 		if d.Severity == "" {
 			d.Severity = a.Severity
 		}
-		ea := emailAlert{GroupKey: a.GroupKey, StartsAt: rfc3339(a.StartsAt), EndsAt: rfc3339(a.EndsAt)}
-		for _, k := range sortedKeys(a.Values) {
+		ea := emailAlert{GroupKey: a.GroupKey, StartsAt: notifyTime(a.StartsAt), EndsAt: notifyTime(a.EndsAt)}
+		for _, k := range notifySortedKeys(a.Values) {
 			ea.Values = append(ea.Values, emailValue{k, strconv.FormatFloat(a.Values[k], 'g', -1, 64)})
 		}
-		for _, k := range sortedKeys(a.Annotations) {
+		for _, k := range notifySortedKeys(a.Annotations) {
 			ea.Annotations = append(ea.Annotations, emailKV{k, a.Annotations[k]})
 		}
 		if a.Status == "resolved" {

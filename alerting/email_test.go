@@ -23,8 +23,8 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// genCert makes a self-signed certificate for 127.0.0.1 and the pool that trusts it.
-func genCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+// ntCert makes a self-signed certificate for 127.0.0.1 and the pool that trusts it.
+func ntCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -125,9 +125,9 @@ func (s *smtpSession) Data(r io.Reader) error {
 func (s *smtpSession) Reset()        {}
 func (s *smtpSession) Logout() error { return nil }
 
-// startSMTP runs a go-smtp server on a free loopback port; withTLS offers STARTTLS. AUTH is
+// ntStartSMTP runs a go-smtp server on a free loopback port; withTLS offers STARTTLS. AUTH is
 // refused on a connection that is not encrypted (AllowInsecureAuth false).
-func startSMTP(t *testing.T, withTLS bool) (*smtpBackend, int, *x509.CertPool) {
+func ntStartSMTP(t *testing.T, withTLS bool) (*smtpBackend, int, *x509.CertPool) {
 	t.Helper()
 	be := &smtpBackend{got: make(chan struct{}, 8)}
 	s := smtp.NewServer(be)
@@ -136,7 +136,7 @@ func startSMTP(t *testing.T, withTLS bool) (*smtpBackend, int, *x509.CertPool) {
 	var pool *x509.CertPool
 	if withTLS {
 		var cert tls.Certificate
-		cert, pool = genCert(t)
+		cert, pool = ntCert(t)
 		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -148,8 +148,8 @@ func startSMTP(t *testing.T, withTLS bool) (*smtpBackend, int, *x509.CertPool) {
 	return be, l.Addr().(*net.TCPAddr).Port, pool
 }
 
-// parseMail decodes a message with the standard library (an oracle independent of go-mail).
-func parseMail(t *testing.T, raw []byte) (subject, body string, hdr mail.Header) {
+// ntParseMail decodes a message with the standard library (an oracle independent of go-mail).
+func ntParseMail(t *testing.T, raw []byte) (subject, body string, hdr mail.Header) {
 	t.Helper()
 	m, err := mail.ReadMessage(strings.NewReader(string(raw)))
 	if err != nil {
@@ -170,7 +170,7 @@ func parseMail(t *testing.T, raw []byte) (subject, body string, hdr mail.Header)
 	return subject, strings.ReplaceAll(string(b), "\r\n", "\n"), m.Header
 }
 
-func waitMail(t *testing.T, be *smtpBackend) smtpRecord {
+func ntWaitMail(t *testing.T, be *smtpBackend) smtpRecord {
 	t.Helper()
 	select {
 	case <-be.got:
@@ -183,17 +183,17 @@ func waitMail(t *testing.T, be *smtpBackend) smtpRecord {
 }
 
 func TestEmailSTARTTLSAuthPlain(t *testing.T) {
-	be, port, pool := startSMTP(t, true)
+	be, port, pool := ntStartSMTP(t, true)
 	d := NewDispatcher(NotifyOptions{Timeout: 5 * time.Second, Retries: 1, MinBackoff: 10 * time.Millisecond,
 		SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "alerts", Password: "hunter2",
 			From: "netsentry@sensor.test", TLS: "mandatory", TLSConfig: &tls.Config{RootCAs: pool}}})
-	closeDispatcher(t, d)
+	ntClose(t, d)
 
-	a := testAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing")
+	a := ntAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing")
 	a.Values = map[string]float64{"network.connection_count": 120, "network.unique_dst_ports": 512.5}
 	ch := Channel{Type: "email", Recipients: []string{"soc@corp.test", "oncall@corp.test"}}
 	d.Send(Notification{Channel: ch, Rule: "Potential Port Scan", Alerts: []Alert{a}})
-	rec := waitMail(t, be)
+	rec := ntWaitMail(t, be)
 
 	if rec.mech != "PLAIN" || !rec.tlsAtAuth || !rec.tlsAtMail || rec.user != "alerts" {
 		t.Errorf("auth %q over TLS %v, mail over TLS %v, user %q", rec.mech, rec.tlsAtAuth, rec.tlsAtMail, rec.user)
@@ -201,7 +201,7 @@ func TestEmailSTARTTLSAuthPlain(t *testing.T) {
 	if rec.from != "netsentry@sensor.test" || strings.Join(rec.to, " ") != "soc@corp.test oncall@corp.test" {
 		t.Errorf("envelope from %q to %v", rec.from, rec.to)
 	}
-	subject, body, hdr := parseMail(t, rec.data)
+	subject, body, hdr := ntParseMail(t, rec.data)
 	t.Logf("subject: %s\n%s", subject, body)
 	if want := "[FIRING:1] Potential Port Scan (critical): src_ip=10.0.0.5"; subject != want {
 		t.Errorf("subject %q, want %q", subject, want)
@@ -221,14 +221,14 @@ func TestEmailSTARTTLSAuthPlain(t *testing.T) {
 			t.Errorf("body lacks %q", want)
 		}
 	}
-	waitFor(t, time.Second, "sent", func() bool { return d.Stats()[0].Sent == 1 })
+	ntWait(t, time.Second, "sent", func() bool { return d.Stats()[0].Sent == 1 })
 
 	// The resolved variant, two groups at once.
-	r1 := testAlert("Potential Port Scan", "src_ip=10.0.0.5", "resolved")
-	r2 := testAlert("Potential Port Scan", "src_ip=10.0.0.7", "resolved")
+	r1 := ntAlert("Potential Port Scan", "src_ip=10.0.0.5", "resolved")
+	r2 := ntAlert("Potential Port Scan", "src_ip=10.0.0.7", "resolved")
 	d.Send(Notification{Channel: ch, Rule: "Potential Port Scan", Alerts: []Alert{r1, r2}})
-	rec = waitMail(t, be)
-	subject, body, _ = parseMail(t, rec.data)
+	rec = ntWaitMail(t, be)
+	subject, body, _ = ntParseMail(t, rec.data)
 	if want := "[RESOLVED:2] Potential Port Scan (critical): src_ip=10.0.0.5, src_ip=10.0.0.7"; subject != want {
 		t.Errorf("subject %q, want %q", subject, want)
 	}
@@ -242,19 +242,19 @@ func TestEmailSTARTTLSAuthPlain(t *testing.T) {
 // TestEmailMandatoryTLSRefusesPlain: with STARTTLS mandatory, a server without it gets no mail
 // (and no password); with opportunistic, the mail goes in plain text when no AUTH is asked.
 func TestEmailMandatoryTLSRefusesPlain(t *testing.T) {
-	be, port, _ := startSMTP(t, false)
+	be, port, _ := ntStartSMTP(t, false)
 	d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second, Retries: -1,
 		SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "alerts", Password: "hunter2", From: "n@sensor.test"}})
 	ch := Channel{Type: "email", Recipients: []string{"soc@corp.test"}}
-	d.Send(Notification{Channel: ch, Rule: "r", Alerts: []Alert{testAlert("r", "", "firing")}})
-	waitFor(t, 5*time.Second, "the failure", func() bool { return d.Stats()[0].Failed == 1 })
+	d.Send(Notification{Channel: ch, Rule: "r", Alerts: []Alert{ntAlert("r", "", "firing")}})
+	ntWait(t, 5*time.Second, "the failure", func() bool { return d.Stats()[0].Failed == 1 })
 	be.mu.Lock()
 	n := len(be.msgs)
 	be.mu.Unlock()
 	if n != 0 {
 		t.Errorf("server without STARTTLS got %d messages under the mandatory policy", n)
 	}
-	closeDispatcher(t, d)
+	ntClose(t, d)
 }
 
 // TestEmailPolicies: opportunistic sends in plain text to a server without STARTTLS (no AUTH
@@ -269,38 +269,38 @@ func TestEmailPolicies(t *testing.T) {
 		{"opportunistic", true, true},
 		{"none", true, false},
 	} {
-		be, port, pool := startSMTP(t, tc.serverTLS)
+		be, port, pool := ntStartSMTP(t, tc.serverTLS)
 		be.noAuth = true
 		d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second, Retries: -1,
 			SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, From: "n@sensor.test", TLS: tc.policy,
 				TLSConfig: &tls.Config{RootCAs: pool}}})
 		d.Send(Notification{Channel: Channel{Type: "email", Recipients: []string{"soc@corp.test"}}, Rule: "r",
-			Alerts: []Alert{testAlert("r", "", "firing")}})
-		rec := waitMail(t, be)
+			Alerts: []Alert{ntAlert("r", "", "firing")}})
+		rec := ntWaitMail(t, be)
 		if rec.tlsAtMail != tc.wantTLS {
 			t.Errorf("policy %s, server STARTTLS %v: mail over TLS %v, want %v", tc.policy, tc.serverTLS, rec.tlsAtMail, tc.wantTLS)
 		}
-		closeDispatcher(t, d)
+		ntClose(t, d)
 	}
 }
 
 // TestEmailBadPasswordFails: a permanent SMTP reply (535) fails at once, without retries.
 func TestEmailBadPasswordFails(t *testing.T) {
-	_, port, pool := startSMTP(t, true)
+	_, port, pool := ntStartSMTP(t, true)
 	d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second, Retries: 2, MinBackoff: time.Millisecond,
 		SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "alerts", Password: "wrong", From: "n@sensor.test",
 			TLSConfig: &tls.Config{RootCAs: pool}}})
-	closeDispatcher(t, d)
+	ntClose(t, d)
 	d.Send(Notification{Channel: Channel{Type: "email", Recipients: []string{"soc@corp.test"}}, Rule: "r",
-		Alerts: []Alert{testAlert("r", "", "firing")}})
-	waitFor(t, 5*time.Second, "the failure", func() bool { return d.Stats()[0].Failed == 1 })
+		Alerts: []Alert{ntAlert("r", "", "firing")}})
+	ntWait(t, 5*time.Second, "the failure", func() bool { return d.Stats()[0].Failed == 1 })
 	if s := d.Stats()[0]; s.Retried != 0 {
 		t.Errorf("a refused AUTH (535, permanent) was retried: %+v", s)
 	}
 }
 
 func TestRenderEmailSubjectOneLine(t *testing.T) {
-	a := testAlert("evil\r\nBcc: x@y", "src_ip=1\n2", "firing")
+	a := ntAlert("evil\r\nBcc: x@y", "src_ip=1\n2", "firing")
 	s, _, err := RenderEmail(Notification{Rule: "evil\r\nBcc: x@y", Alerts: []Alert{a}}, time.Now())
 	if err != nil || strings.ContainsAny(s, "\r\n") {
 		t.Errorf("subject %q err %v", s, err)
@@ -334,8 +334,8 @@ func FuzzRenderEmail(f *testing.F) {
 // listing the resolved ones at its end.
 func TestRenderEmailMixed(t *testing.T) {
 	n := Notification{Rule: "Potential Port Scan", Alerts: []Alert{
-		testAlert("Potential Port Scan", "src_ip=10.0.0.9", "resolved"),
-		testAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing"),
+		ntAlert("Potential Port Scan", "src_ip=10.0.0.9", "resolved"),
+		ntAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing"),
 	}}
 	s, b, err := RenderEmail(n, time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC))
 	if err != nil {

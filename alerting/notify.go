@@ -17,9 +17,9 @@ import (
 
 // Channel types a Dispatcher delivers to.
 const (
-	ChannelEmail        = "email"
-	ChannelWebhook      = "webhook"
-	ChannelAlertmanager = "prometheus-alertmanager"
+	chanEmail        = "email"
+	chanWebhook      = "webhook"
+	chanAlertmanager = "prometheus-alertmanager"
 )
 
 // Defaults of NotifyOptions (used where a field is zero).
@@ -160,10 +160,10 @@ func NewDispatcher(opt NotifyOptions) *Dispatcher {
 	}
 }
 
-// channelKey names a channel's queue: its type and its URL, or its recipients sorted.
-func channelKey(c Channel) (typ, target string) {
+// notifyChannelKey names a channel's queue: its type and its URL, or its recipients sorted.
+func notifyChannelKey(c Channel) (typ, target string) {
 	typ = strings.ToLower(strings.TrimSpace(c.Type))
-	if typ == ChannelEmail {
+	if typ == chanEmail {
 		r := append([]string(nil), c.Recipients...)
 		sort.Strings(r)
 		return typ, strings.Join(r, ",")
@@ -174,7 +174,7 @@ func channelKey(c Channel) (typ, target string) {
 // Send queues n for its channel and returns at once; a full queue (or a closed Dispatcher)
 // drops it and counts it in Dropped. An unknown channel type is logged and counted as failed.
 func (d *Dispatcher) Send(n Notification) {
-	typ, target := channelKey(n.Channel)
+	typ, target := notifyChannelKey(n.Channel)
 	key := typ + "\x00" + target + "\x00" + n.Channel.Secret
 	d.mu.Lock()
 	c := d.chans[key]
@@ -210,11 +210,11 @@ func (d *Dispatcher) Send(n Notification) {
 func (d *Dispatcher) newQueue(typ, target string, ch Channel) *channelQueue {
 	c := &channelQueue{typ: typ, target: target, q: make(chan Notification, d.opt.QueueSize)}
 	switch typ {
-	case ChannelEmail:
+	case chanEmail:
 		c.n = &emailNotifier{smtp: d.opt.SMTP, recipients: ch.Recipients}
-	case ChannelWebhook:
+	case chanWebhook:
 		c.n = &webhookNotifier{client: d.client, url: ch.URL, secret: ch.Secret, externalURL: d.opt.ExternalURL}
-	case ChannelAlertmanager:
+	case chanAlertmanager:
 		c.n = newAlertmanagerNotifier(d.client, ch.URL, d.opt.ExternalURL, d.log)
 	}
 	return c
@@ -245,13 +245,13 @@ func (d *Dispatcher) deliver(c *channelQueue, n Notification) {
 		}
 		if !retry || attempt >= d.opt.Retries {
 			c.failed.Add(1)
-			d.log.Warn("notify: giving up", "channel_type", c.typ, "target", redact(c.target),
+			d.log.Warn("notify: giving up", "channel_type", c.typ, "target", redactTarget(c.target),
 				"rule", n.Rule, "attempts", attempt+1, "err", err)
 			return
 		}
 		c.retried.Add(1)
 		d.log.Debug("notify: attempt failed, will retry", "channel_type", c.typ,
-			"target", redact(c.target), "attempt", attempt+1, "err", err)
+			"target", redactTarget(c.target), "attempt", attempt+1, "err", err)
 		t := time.NewTimer(d.backoff(attempt))
 		select {
 		case <-t.C:
@@ -289,7 +289,7 @@ func (d *Dispatcher) Stats() []ChannelStats {
 	out := make([]ChannelStats, 0, len(d.order))
 	for _, c := range d.order {
 		out = append(out, ChannelStats{
-			Type: c.typ, Target: redact(c.target),
+			Type: c.typ, Target: redactTarget(c.target),
 			Sent: c.sent.Load(), Failed: c.failed.Load(), Retried: c.retried.Load(),
 			Dropped: c.dropped.Load(), Queued: len(c.q),
 		})
@@ -328,8 +328,8 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	return err
 }
 
-// redact drops the userinfo and query of a URL target (they may hold credentials).
-func redact(target string) string {
+// redactTarget drops the userinfo and query of a URL target (they may hold credentials).
+func redactTarget(target string) string {
 	if i := strings.Index(target, "://"); i >= 0 {
 		rest := target[i+3:]
 		if at := strings.IndexByte(rest, '@'); at >= 0 && at < strings.IndexAny(rest+"/", "/") {
@@ -362,8 +362,8 @@ func (e *errStatus) Error() string {
 
 var errNoURL = errors.New("channel has no url")
 
-// commonKV is the key-value pairs every alert shares (Alertmanager's commonLabels).
-func commonKV(alerts []Alert, f func(Alert) map[string]string) map[string]string {
+// notifyCommon is the key-value pairs every alert shares (Alertmanager's commonLabels).
+func notifyCommon(alerts []Alert, f func(Alert) map[string]string) map[string]string {
 	out := map[string]string{}
 	if len(alerts) == 0 {
 		return out
@@ -382,8 +382,8 @@ func commonKV(alerts []Alert, f func(Alert) map[string]string) map[string]string
 	return out
 }
 
-// groupStatus is "firing" when any alert fires, else "resolved" (as Alertmanager's).
-func groupStatus(alerts []Alert) string {
+// notifyStatus is "firing" when any alert fires, else "resolved" (as Alertmanager's).
+func notifyStatus(alerts []Alert) string {
 	for _, a := range alerts {
 		if a.Status != "resolved" {
 			return "firing"
@@ -392,8 +392,8 @@ func groupStatus(alerts []Alert) string {
 	return "resolved"
 }
 
-// alertLabels is the alert's labels with alertname and severity filled in when missing.
-func alertLabels(a Alert, rule string) map[string]string {
+// notifyLabels is the alert's labels with alertname and severity filled in when missing.
+func notifyLabels(a Alert, rule string) map[string]string {
 	out := make(map[string]string, len(a.Labels)+2)
 	for k, v := range a.Labels {
 		out[k] = v
@@ -411,8 +411,8 @@ func alertLabels(a Alert, rule string) map[string]string {
 	return out
 }
 
-// generatorURL links an alert to its rule in this sensor's API.
-func generatorURL(externalURL string, a Alert) string {
+// notifyGeneratorURL links an alert to its rule in this sensor's API.
+func notifyGeneratorURL(externalURL string, a Alert) string {
 	if externalURL == "" || a.RuleID == "" {
 		return ""
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-func testAlert(rule, group string, status string) Alert {
+func ntAlert(rule, group string, status string) Alert {
 	a := Alert{
 		Rule: rule, RuleID: "r1", Severity: "critical", GroupKey: group,
 		Labels:      map[string]string{"alertname": rule, "severity": "critical"},
@@ -34,8 +34,8 @@ func testAlert(rule, group string, status string) Alert {
 	return a
 }
 
-// receiver is an HTTP server on loopback that records what it got and when.
-type receiver struct {
+// ntReceiver is an HTTP server on loopback that records what it got and when.
+type ntReceiver struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	got  []time.Time
@@ -45,8 +45,8 @@ type receiver struct {
 	handle func(n int64, w http.ResponseWriter) bool
 }
 
-func newReceiver(t *testing.T, handle func(n int64, w http.ResponseWriter) bool) *receiver {
-	r := &receiver{handle: handle}
+func ntNewReceiver(t *testing.T, handle func(n int64, w http.ResponseWriter) bool) *ntReceiver {
+	r := &ntReceiver{handle: handle}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
 		n := r.hits.Add(1)
@@ -63,13 +63,13 @@ func newReceiver(t *testing.T, handle func(n int64, w http.ResponseWriter) bool)
 	return r
 }
 
-func (r *receiver) count() int {
+func (r *ntReceiver) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.got)
 }
 
-func (r *receiver) first() time.Time {
+func (r *ntReceiver) first() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.got) == 0 {
@@ -78,7 +78,7 @@ func (r *receiver) first() time.Time {
 	return r.got[0]
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
+func ntWait(t *testing.T, d time.Duration, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !f() {
@@ -89,7 +89,7 @@ func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
 	}
 }
 
-func statsOf(t *testing.T, d *Dispatcher, url string) ChannelStats {
+func ntStats(t *testing.T, d *Dispatcher, url string) ChannelStats {
 	t.Helper()
 	for _, s := range d.Stats() {
 		if s.Target == url {
@@ -100,12 +100,12 @@ func statsOf(t *testing.T, d *Dispatcher, url string) ChannelStats {
 	return ChannelStats{}
 }
 
-func webhookNote(url string) Notification {
+func ntWebhookNote(url string) Notification {
 	return Notification{Channel: Channel{Type: "webhook", URL: url}, Rule: "Potential Port Scan",
-		Alerts: []Alert{testAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing")}}
+		Alerts: []Alert{ntAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing")}}
 }
 
-func closeDispatcher(t *testing.T, d *Dispatcher) {
+func ntClose(t *testing.T, d *Dispatcher) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -114,7 +114,7 @@ func closeDispatcher(t *testing.T, d *Dispatcher) {
 }
 
 // freeAddr returns a loopback address nothing listens on (yet).
-func freeAddr(t *testing.T) string {
+func ntFreeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,29 +130,29 @@ func freeAddr(t *testing.T) string {
 func TestDownReceiverComesBack(t *testing.T) {
 	d := NewDispatcher(NotifyOptions{Timeout: time.Second, Retries: 20,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
-	closeDispatcher(t, d)
+	ntClose(t, d)
 
-	downAddr := freeAddr(t)
+	downAddr := ntFreeAddr(t)
 	downURL := "http://" + downAddr + "/hook"
-	up := newReceiver(t, nil)
+	up := ntNewReceiver(t, nil)
 
-	d.Send(webhookNote(downURL))
+	d.Send(ntWebhookNote(downURL))
 	time.Sleep(30 * time.Millisecond) // the down channel is failing and backing off now
 	sent := time.Now()
-	d.Send(webhookNote(up.srv.URL))
-	waitFor(t, 2*time.Second, "the up receiver", func() bool { return up.count() == 1 })
+	d.Send(ntWebhookNote(up.srv.URL))
+	ntWait(t, 2*time.Second, "the up receiver", func() bool { return up.count() == 1 })
 	lat := up.first().Sub(sent)
 	t.Logf("up receiver got it %v after Send while the other channel was refused", lat)
 	if lat > 100*time.Millisecond {
 		t.Errorf("up receiver delayed %v by the down one; want < 100ms", lat)
 	}
 
-	waitFor(t, 2*time.Second, "a retry of the down channel", func() bool { return statsOf(t, d, downURL).Retried >= 2 })
+	ntWait(t, 2*time.Second, "a retry of the down channel", func() bool { return ntStats(t, d, downURL).Retried >= 2 })
 	l, err := net.Listen("tcp", downAddr)
 	if err != nil {
 		t.Fatalf("listen on %s again: %v", downAddr, err)
 	}
-	back := &receiver{}
+	back := &ntReceiver{}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
 		back.mu.Lock()
@@ -162,17 +162,17 @@ func TestDownReceiverComesBack(t *testing.T) {
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	waitFor(t, 3*time.Second, "the receiver that came back", func() bool { return back.count() == 1 })
+	ntWait(t, 3*time.Second, "the receiver that came back", func() bool { return back.count() == 1 })
 	var m WebhookMessage
 	if err := json.Unmarshal(back.body[0], &m); err != nil || len(m.Alerts) != 1 || m.Alerts[0].Labels["src_ip"] != "10.0.0.5" {
 		t.Errorf("came-back receiver got %s (%v)", back.body[0], err)
 	}
-	s := statsOf(t, d, downURL)
+	s := ntStats(t, d, downURL)
 	t.Logf("down channel: %+v", s)
 	if s.Sent != 1 || s.Failed != 0 || s.Retried < 2 || s.Dropped != 0 {
 		t.Errorf("down channel stats %+v: want sent 1, failed 0, retried >= 2", s)
 	}
-	if s := statsOf(t, d, up.srv.URL); s.Sent != 1 || s.Retried != 0 {
+	if s := ntStats(t, d, up.srv.URL); s.Sent != 1 || s.Retried != 0 {
 		t.Errorf("up channel stats %+v", s)
 	}
 }
@@ -182,7 +182,7 @@ func TestDownReceiverComesBack(t *testing.T) {
 func TestSlowReceiverRetried(t *testing.T) {
 	const timeout = 150 * time.Millisecond
 	release := make(chan struct{})
-	slow := newReceiver(t, func(n int64, w http.ResponseWriter) bool {
+	slow := ntNewReceiver(t, func(n int64, w http.ResponseWriter) bool {
 		if n == 1 {
 			select { // past the timeout; the client gives up first
 			case <-time.After(3 * timeout):
@@ -193,28 +193,28 @@ func TestSlowReceiverRetried(t *testing.T) {
 		return true
 	})
 	t.Cleanup(func() { close(release) })
-	fast := newReceiver(t, nil)
+	fast := ntNewReceiver(t, nil)
 	d := NewDispatcher(NotifyOptions{Timeout: timeout, Retries: 3,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
-	closeDispatcher(t, d)
+	ntClose(t, d)
 
 	start := time.Now()
-	d.Send(webhookNote(slow.srv.URL))
-	waitFor(t, time.Second, "the slow receiver's first request", func() bool { return slow.hits.Load() >= 1 })
+	d.Send(ntWebhookNote(slow.srv.URL))
+	ntWait(t, time.Second, "the slow receiver's first request", func() bool { return slow.hits.Load() >= 1 })
 	sent := time.Now()
-	d.Send(webhookNote(fast.srv.URL))
-	waitFor(t, time.Second, "the fast receiver", func() bool { return fast.count() == 1 })
+	d.Send(ntWebhookNote(fast.srv.URL))
+	ntWait(t, time.Second, "the fast receiver", func() bool { return fast.count() == 1 })
 	if lat := fast.first().Sub(sent); lat > 100*time.Millisecond {
 		t.Errorf("fast receiver delayed %v by the slow one; want < 100ms", lat)
 	} else {
 		t.Logf("fast receiver got it %v after Send while the slow one hung", lat)
 	}
-	waitFor(t, 2*time.Second, "the slow receiver's retry", func() bool { return slow.count() == 1 })
+	ntWait(t, 2*time.Second, "the slow receiver's retry", func() bool { return slow.count() == 1 })
 	took := slow.first().Sub(start)
 	if took < timeout {
 		t.Errorf("slow receiver answered after %v, before the %v timeout: no retry happened", took, timeout)
 	}
-	s := statsOf(t, d, slow.srv.URL)
+	s := ntStats(t, d, slow.srv.URL)
 	t.Logf("slow channel delivered after %v: %+v", took, s)
 	if s.Sent != 1 || s.Retried != 1 || s.Failed != 0 {
 		t.Errorf("slow channel stats %+v: want sent 1, retried 1", s)
@@ -225,31 +225,31 @@ func TestSlowReceiverRetried(t *testing.T) {
 // queue's size are dropped, counted, and Send does not block.
 func TestFullQueueDrops(t *testing.T) {
 	release := make(chan struct{})
-	hung := newReceiver(t, func(n int64, w http.ResponseWriter) bool {
+	hung := ntNewReceiver(t, func(n int64, w http.ResponseWriter) bool {
 		if n == 1 {
 			<-release
 		}
 		return true
 	})
 	d := NewDispatcher(NotifyOptions{Timeout: 5 * time.Second, Retries: -1, QueueSize: 4})
-	closeDispatcher(t, d)
-	d.Send(webhookNote(hung.srv.URL))
-	waitFor(t, time.Second, "the first request", func() bool { return hung.hits.Load() == 1 })
+	ntClose(t, d)
+	d.Send(ntWebhookNote(hung.srv.URL))
+	ntWait(t, time.Second, "the first request", func() bool { return hung.hits.Load() == 1 })
 	start := time.Now()
 	for range 10 {
-		d.Send(webhookNote(hung.srv.URL))
+		d.Send(ntWebhookNote(hung.srv.URL))
 	}
 	if el := time.Since(start); el > 50*time.Millisecond {
 		t.Errorf("10 Sends to a full queue took %v", el)
 	}
-	s := statsOf(t, d, hung.srv.URL)
+	s := ntStats(t, d, hung.srv.URL)
 	if s.Queued != 4 || s.Dropped != 6 {
 		t.Errorf("stats %+v: want queued 4, dropped 6", s)
 	}
 	close(release)
-	waitFor(t, 2*time.Second, "the queue to drain", func() bool { return hung.count() == 5 })
-	waitFor(t, time.Second, "sent to count", func() bool { return statsOf(t, d, hung.srv.URL).Sent == 5 })
-	if s := statsOf(t, d, hung.srv.URL); s.Queued != 0 || s.Dropped != 6 || s.Failed != 0 {
+	ntWait(t, 2*time.Second, "the queue to drain", func() bool { return hung.count() == 5 })
+	ntWait(t, time.Second, "sent to count", func() bool { return ntStats(t, d, hung.srv.URL).Sent == 5 })
+	if s := ntStats(t, d, hung.srv.URL); s.Queued != 0 || s.Dropped != 6 || s.Failed != 0 {
 		t.Errorf("after drain: %+v", s)
 	}
 }
@@ -269,7 +269,7 @@ func TestRetryByStatus(t *testing.T) {
 		{http.StatusNotFound, 0, 0},
 		{http.StatusUnauthorized, 0, 0},
 	} {
-		r := newReceiver(t, func(n int64, w http.ResponseWriter) bool {
+		r := ntNewReceiver(t, func(n int64, w http.ResponseWriter) bool {
 			if n == 1 {
 				w.WriteHeader(tc.code)
 				return false
@@ -277,13 +277,13 @@ func TestRetryByStatus(t *testing.T) {
 			return true
 		})
 		d := NewDispatcher(NotifyOptions{Timeout: time.Second, Retries: 3, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
-		d.Send(webhookNote(r.srv.URL))
+		d.Send(ntWebhookNote(r.srv.URL))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := d.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
 		cancel()
-		s := statsOf(t, d, r.srv.URL)
+		s := ntStats(t, d, r.srv.URL)
 		wantFailed := 1 - tc.wantSent
 		if s.Retried != tc.wantRetried || s.Sent != tc.wantSent || s.Failed != wantFailed {
 			t.Errorf("status %d: stats %+v, want retried %d sent %d failed %d", tc.code, s, tc.wantRetried, tc.wantSent, wantFailed)
@@ -293,9 +293,9 @@ func TestRetryByStatus(t *testing.T) {
 
 // TestRetriesExhausted: a channel that always fails makes 1+Retries attempts, then counts a failure.
 func TestRetriesExhausted(t *testing.T) {
-	r := newReceiver(t, func(n int64, w http.ResponseWriter) bool { w.WriteHeader(502); return false })
+	r := ntNewReceiver(t, func(n int64, w http.ResponseWriter) bool { w.WriteHeader(502); return false })
 	d := NewDispatcher(NotifyOptions{Timeout: time.Second, Retries: 4, MinBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond})
-	d.Send(webhookNote(r.srv.URL))
+	d.Send(ntWebhookNote(r.srv.URL))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := d.Close(ctx); err != nil {
@@ -304,7 +304,7 @@ func TestRetriesExhausted(t *testing.T) {
 	if got := r.hits.Load(); got != 5 {
 		t.Errorf("receiver saw %d attempts, want 5", got)
 	}
-	if s := statsOf(t, d, r.srv.URL); s.Failed != 1 || s.Retried != 4 || s.Sent != 0 {
+	if s := ntStats(t, d, r.srv.URL); s.Failed != 1 || s.Retried != 4 || s.Sent != 0 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -327,10 +327,10 @@ func TestBackoffBounds(t *testing.T) {
 // TestCloseAbortsBackoff: Close with a deadline ends a channel stuck in retries and returns
 // the context's error; Sends after Close are dropped.
 func TestCloseAbortsBackoff(t *testing.T) {
-	url := "http://" + freeAddr(t) + "/"
+	url := "http://" + ntFreeAddr(t) + "/"
 	d := NewDispatcher(NotifyOptions{Timeout: time.Second, Retries: 100, MinBackoff: time.Second, MaxBackoff: time.Second})
-	d.Send(webhookNote(url))
-	waitFor(t, time.Second, "a retry", func() bool { return statsOf(t, d, url).Retried >= 1 })
+	d.Send(ntWebhookNote(url))
+	ntWait(t, time.Second, "a retry", func() bool { return ntStats(t, d, url).Retried >= 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -340,8 +340,8 @@ func TestCloseAbortsBackoff(t *testing.T) {
 	if el := time.Since(start); el > 500*time.Millisecond {
 		t.Errorf("Close took %v", el)
 	}
-	d.Send(webhookNote(url))
-	if s := statsOf(t, d, url); s.Failed != 1 || s.Dropped != 1 {
+	d.Send(ntWebhookNote(url))
+	if s := ntStats(t, d, url); s.Failed != 1 || s.Dropped != 1 {
 		t.Errorf("stats %+v: want failed 1 (aborted), dropped 1 (after close)", s)
 	}
 }
@@ -349,7 +349,7 @@ func TestCloseAbortsBackoff(t *testing.T) {
 // TestChannelKeys: one queue per type + URL (or sorted recipients).
 func TestChannelKeys(t *testing.T) {
 	d := NewDispatcher(NotifyOptions{Retries: -1, Timeout: 100 * time.Millisecond})
-	closeDispatcher(t, d)
+	ntClose(t, d)
 	d.Send(Notification{Channel: Channel{Type: "email", Recipients: []string{"b@x", "a@x"}}})
 	d.Send(Notification{Channel: Channel{Type: "email", Recipients: []string{"a@x", "b@x"}}})
 	d.Send(Notification{Channel: Channel{Type: "bogus", URL: "http://127.0.0.1:1/"}})
@@ -365,7 +365,7 @@ func TestRedact(t *testing.T) {
 		"https://host/a@b": "https://host/a@b",
 		"a@x,b@x":          "a@x,b@x",
 	} {
-		if got := redact(in); got != want {
+		if got := redactTarget(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -57,7 +57,7 @@ func NewWebhookMessage(n Notification, externalURL string) WebhookMessage {
 	m := WebhookMessage{
 		Version:     "4",
 		GroupKey:    "{}:{alertname=" + strconv.Quote(rule) + "}",
-		Status:      groupStatus(n.Alerts),
+		Status:      notifyStatus(n.Alerts),
 		Receiver:    webhookReceiver,
 		GroupLabels: map[string]string{"alertname": rule},
 		ExternalURL: externalURL,
@@ -74,16 +74,16 @@ func NewWebhookMessage(n Notification, externalURL string) WebhookMessage {
 		}
 		m.Alerts = append(m.Alerts, WebhookAlert{
 			Status:       status,
-			Labels:       alertLabels(a, rule),
+			Labels:       notifyLabels(a, rule),
 			Annotations:  ann,
 			StartsAt:     a.StartsAt.UTC(),
 			EndsAt:       a.EndsAt.UTC(),
-			GeneratorURL: generatorURL(externalURL, a),
+			GeneratorURL: notifyGeneratorURL(externalURL, a),
 			Fingerprint:  a.Fingerprint,
 		})
 	}
-	m.CommonLabels = commonKV(n.Alerts, func(a Alert) map[string]string { return alertLabels(a, rule) })
-	m.CommonAnnotations = commonKV(n.Alerts, func(a Alert) map[string]string { return a.Annotations })
+	m.CommonLabels = notifyCommon(n.Alerts, func(a Alert) map[string]string { return notifyLabels(a, rule) })
+	m.CommonAnnotations = notifyCommon(n.Alerts, func(a Alert) map[string]string { return a.Annotations })
 	return m
 }
 
@@ -109,12 +109,12 @@ func (w *webhookNotifier) notify(ctx context.Context, n Notification) (bool, err
 	if w.secret != "" {
 		hdr[SignatureHeader] = []string{Sign(w.secret, body)} // as spelled; header names are case-insensitive
 	}
-	return postJSON(ctx, w.client, w.url, body, hdr)
+	return notifyPostJSON(ctx, w.client, w.url, body, hdr)
 }
 
-// postJSON posts body and classifies the answer: 2xx is success; 5xx, 429 and transport
+// notifyPostJSON posts body and classifies the answer: 2xx is success; 5xx, 429 and transport
 // errors (refused, reset, timeout) are worth a retry; anything else is not.
-func postJSON(ctx context.Context, client *http.Client, url string, body []byte, hdr http.Header) (bool, error) {
+func notifyPostJSON(ctx context.Context, client *http.Client, url string, body []byte, hdr http.Header) (bool, error) {
 	if url == "" {
 		return false, errNoURL
 	}
@@ -129,7 +129,7 @@ func postJSON(ctx context.Context, client *http.Client, url string, body []byte,
 	req.Header.Set("User-Agent", "netsentry")
 	resp, err := client.Do(req)
 	if err != nil {
-		return true, fmt.Errorf("post %s: %w", redact(url), unwrapURLError(err))
+		return true, fmt.Errorf("post %s: %w", redactTarget(url), unwrapURLError(err))
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -137,7 +137,7 @@ func postJSON(ctx context.Context, client *http.Client, url string, body []byte,
 	if resp.StatusCode/100 == 2 {
 		return false, nil
 	}
-	return retryableStatus(resp.StatusCode), fmt.Errorf("post %s: %w", redact(url),
+	return retryableStatus(resp.StatusCode), fmt.Errorf("post %s: %w", redactTarget(url),
 		&errStatus{code: resp.StatusCode, body: strings.TrimSpace(string(snippet))})
 }
 
@@ -152,8 +152,8 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// sortedKeys returns m's keys sorted.
-func sortedKeys[V any](m map[string]V) []string {
+// notifySortedKeys returns m's keys sorted.
+func notifySortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

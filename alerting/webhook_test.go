@@ -23,7 +23,7 @@ var (
 	webhookAlertKeys = []string{"annotations", "endsAt", "fingerprint", "generatorURL", "labels", "startsAt", "status"}
 )
 
-func keysOf(m map[string]any) []string {
+func ntKeys(m map[string]any) []string {
 	var k []string
 	for key := range m {
 		k = append(k, key)
@@ -32,8 +32,8 @@ func keysOf(m map[string]any) []string {
 	return k
 }
 
-// opensslHMAC computes the signature with openssl, an implementation independent of Go's.
-func opensslHMAC(t *testing.T, key string, body []byte) string {
+// ntOpensslHMAC computes the signature with openssl, an implementation independent of Go's.
+func ntOpensslHMAC(t *testing.T, key string, body []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "body.json")
 	if err := os.WriteFile(p, body, 0o600); err != nil {
@@ -53,7 +53,7 @@ type hookRequest struct {
 	path string
 }
 
-func hookServer(t *testing.T) (*httptest.Server, chan hookRequest) {
+func ntHookServer(t *testing.T) (*httptest.Server, chan hookRequest) {
 	ch := make(chan hookRequest, 8)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -63,7 +63,7 @@ func hookServer(t *testing.T) (*httptest.Server, chan hookRequest) {
 	return srv, ch
 }
 
-func recv(t *testing.T, ch chan hookRequest) hookRequest {
+func ntRecv(t *testing.T, ch chan hookRequest) hookRequest {
 	t.Helper()
 	select {
 	case r := <-ch:
@@ -75,23 +75,23 @@ func recv(t *testing.T, ch chan hookRequest) hookRequest {
 }
 
 func TestWebhookPayload(t *testing.T) {
-	srv, ch := hookServer(t)
+	srv, ch := ntHookServer(t)
 	d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second, ExternalURL: "http://sensor.example:8080/"})
-	closeDispatcher(t, d)
+	ntClose(t, d)
 
-	a1 := testAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing")
-	a2 := testAlert("Potential Port Scan", "src_ip=10.0.0.9", "resolved")
+	a1 := ntAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing")
+	a2 := ntAlert("Potential Port Scan", "src_ip=10.0.0.9", "resolved")
 	a2.Annotations = map[string]string{"summary": "other"}
 	a2.Fingerprint = "fedcba9876543210"
 	const secret = "s3cr3t key"
 	d.Send(Notification{Channel: Channel{Type: "webhook", URL: srv.URL + "/hook", Secret: secret},
 		Rule: "Potential Port Scan", Alerts: []Alert{a1, a2}})
-	r := recv(t, ch)
+	r := ntRecv(t, ch)
 
 	if r.path != "/hook" || r.hdr.Get("Content-Type") != "application/json" {
 		t.Errorf("path %q content-type %q", r.path, r.hdr.Get("Content-Type"))
 	}
-	if got, want := r.hdr.Get("X-NetSentry-Signature"), opensslHMAC(t, secret, r.body); got != want {
+	if got, want := r.hdr.Get("X-NetSentry-Signature"), ntOpensslHMAC(t, secret, r.body); got != want {
 		t.Errorf("signature %q, openssl says %q", got, want)
 	}
 
@@ -99,7 +99,7 @@ func TestWebhookPayload(t *testing.T) {
 	if err := json.Unmarshal(r.body, &m); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
 	}
-	if got := keysOf(m); !reflect.DeepEqual(got, webhookTop) {
+	if got := ntKeys(m); !reflect.DeepEqual(got, webhookTop) {
 		t.Errorf("top-level fields %v, want %v", got, webhookTop)
 	}
 	for k, want := range map[string]any{
@@ -139,7 +139,7 @@ func TestWebhookPayload(t *testing.T) {
 	}}
 	for i, a := range alerts {
 		am, _ := a.(map[string]any)
-		if got := keysOf(am); !reflect.DeepEqual(got, webhookAlertKeys) {
+		if got := ntKeys(am); !reflect.DeepEqual(got, webhookAlertKeys) {
 			t.Errorf("alerts[%d] fields %v, want %v", i, got, webhookAlertKeys)
 		}
 		for k, v := range want[i] {
@@ -152,12 +152,12 @@ func TestWebhookPayload(t *testing.T) {
 
 // TestWebhookResolvedNoSecret: all resolved is status "resolved", and no secret means no header.
 func TestWebhookResolvedNoSecret(t *testing.T) {
-	srv, ch := hookServer(t)
+	srv, ch := ntHookServer(t)
 	d := NewDispatcher(NotifyOptions{Timeout: 2 * time.Second})
-	closeDispatcher(t, d)
+	ntClose(t, d)
 	d.Send(Notification{Channel: Channel{Type: "webhook", URL: srv.URL}, Rule: "cpu high",
-		Alerts: []Alert{testAlert("cpu high", "", "resolved")}})
-	r := recv(t, ch)
+		Alerts: []Alert{ntAlert("cpu high", "", "resolved")}})
+	r := ntRecv(t, ch)
 	if _, ok := r.hdr["X-Netsentry-Signature"]; ok {
 		t.Errorf("signature header without a secret: %v", r.hdr)
 	}
@@ -179,7 +179,7 @@ func TestSignKnownVector(t *testing.T) {
 }
 
 func TestPostJSONBadURL(t *testing.T) {
-	retry, err := postJSON(context.Background(), http.DefaultClient, "", nil, nil)
+	retry, err := notifyPostJSON(context.Background(), http.DefaultClient, "", nil, nil)
 	if err == nil || retry {
 		t.Errorf("empty url: retry %v err %v", retry, err)
 	}
