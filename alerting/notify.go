@@ -24,11 +24,11 @@ const (
 
 // Defaults of NotifyOptions (used where a field is zero).
 const (
-	DefaultNotifyTimeout   = 10 * time.Second
-	DefaultNotifyRetries   = 5
-	DefaultNotifyQueueSize = 256
-	DefaultMinBackoff      = 500 * time.Millisecond
-	DefaultMaxBackoff      = 30 * time.Second
+	DefaultNotifyTimeout    = 10 * time.Second
+	DefaultNotifyRetries    = 5
+	DefaultNotifyQueueSize  = 256
+	DefaultNotifyMinBackoff = 500 * time.Millisecond
+	DefaultNotifyMaxBackoff = 30 * time.Second
 )
 
 // SMTP TLS policies (SMTPConfig.TLS).
@@ -135,10 +135,10 @@ func NewDispatcher(opt NotifyOptions) *Dispatcher {
 		opt.QueueSize = DefaultNotifyQueueSize
 	}
 	if opt.MinBackoff <= 0 {
-		opt.MinBackoff = DefaultMinBackoff
+		opt.MinBackoff = DefaultNotifyMinBackoff
 	}
 	if opt.MaxBackoff <= 0 {
-		opt.MaxBackoff = DefaultMaxBackoff
+		opt.MaxBackoff = DefaultNotifyMaxBackoff
 	}
 	if opt.MaxBackoff < opt.MinBackoff {
 		opt.MaxBackoff = opt.MinBackoff

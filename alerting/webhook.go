@@ -87,8 +87,8 @@ func NewWebhookMessage(n Notification, externalURL string) WebhookMessage {
 	return m
 }
 
-// Sign returns the SignatureHeader value for body keyed with secret.
-func Sign(secret string, body []byte) string {
+// SignWebhook returns the SignatureHeader value for body keyed with secret.
+func SignWebhook(secret string, body []byte) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
@@ -107,7 +107,7 @@ func (w *webhookNotifier) notify(ctx context.Context, n Notification) (bool, err
 	}
 	hdr := http.Header{}
 	if w.secret != "" {
-		hdr[SignatureHeader] = []string{Sign(w.secret, body)} // as spelled; header names are case-insensitive
+		hdr[SignatureHeader] = []string{SignWebhook(w.secret, body)} // as spelled; header names are case-insensitive
 	}
 	return notifyPostJSON(ctx, w.client, w.url, body, hdr)
 }

@@ -172,7 +172,7 @@ func TestWebhookResolvedNoSecret(t *testing.T) {
 
 // TestSignKnownVector: RFC 4231 test case 2 ("Jefe", "what do ya want for nothing?").
 func TestSignKnownVector(t *testing.T) {
-	got := Sign("Jefe", []byte("what do ya want for nothing?"))
+	got := SignWebhook("Jefe", []byte("what do ya want for nothing?"))
 	if want := "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"; got != want {
 		t.Errorf("Sign = %s, want %s", got, want)
 	}
