@@ -396,11 +396,13 @@ receivers:
 	const rule = "dedupe rule"
 	d.Send(ntAMNote("http://"+am1.web, rule, "src_ip=10.0.0.5", "firing"))
 	d.Send(ntAMNote("http://"+am2.web, rule, "src_ip=10.0.0.5", "firing"))
-	ntWait(t, 10*time.Second, "a webhook notification from the cluster", func() bool {
+	start := time.Now()
+	ntWait(t, 30*time.Second, "a webhook notification from the cluster", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(bodies) > 0
 	})
+	t.Logf("the cluster notified %v after the Sends", time.Since(start))
 	// am2, second in the peer order, waits peer-timeout (1 s) and finds am1's entry in the
 	// gossiped notification log. Wait well past that.
 	time.Sleep(4 * time.Second)
