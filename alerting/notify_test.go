@@ -45,7 +45,7 @@ type ntReceiver struct {
 	handle func(n int64, w http.ResponseWriter) bool
 }
 
-func ntNewReceiver(t *testing.T, handle func(n int64, w http.ResponseWriter) bool) *ntReceiver {
+func ntNewReceiver(t testing.TB, handle func(n int64, w http.ResponseWriter) bool) *ntReceiver {
 	r := &ntReceiver{handle: handle}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -78,7 +78,7 @@ func (r *ntReceiver) first() time.Time {
 	return r.got[0]
 }
 
-func ntWait(t *testing.T, d time.Duration, what string, f func() bool) {
+func ntWait(t testing.TB, d time.Duration, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !f() {
@@ -89,7 +89,7 @@ func ntWait(t *testing.T, d time.Duration, what string, f func() bool) {
 	}
 }
 
-func ntStats(t *testing.T, d *Dispatcher, url string) ChannelStats {
+func ntStats(t testing.TB, d *Dispatcher, url string) ChannelStats {
 	t.Helper()
 	for _, s := range d.Stats() {
 		if s.Target == url {
@@ -105,7 +105,7 @@ func ntWebhookNote(url string) Notification {
 		Alerts: []Alert{ntAlert("Potential Port Scan", "src_ip=10.0.0.5", "firing")}}
 }
 
-func ntClose(t *testing.T, d *Dispatcher) {
+func ntClose(t testing.TB, d *Dispatcher) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
