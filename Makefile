@@ -15,6 +15,7 @@ DEB_PKGS  := tshark tcpdump tcpreplay libndpi-bin netsniff-ng iproute2 ethtool c
 DEB_PKGS  += systemd
 # prometheus: promtool and a real server for the /metrics tests; wrk: make bench-api.
 DEB_PKGS  += prometheus wrk
+DEB_PKGS  += prometheus-alertmanager
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 .PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api install clean
