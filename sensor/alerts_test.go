@@ -70,7 +70,7 @@ func TestAlertSignals(t *testing.T) {
 		"network.packets{}": 150, "network.bytes{}": 10000, "network.drops{}": 1, "network.malformed{}": 3,
 		"network.flows.created{}": 40, "network.flows.ended{}": 10, "network.flows.evicted{}": 2,
 		"network.protocol.flows{application_protocol=DNS}": 4, "network.protocol.packets{application_protocol=DNS}": 8,
-		"network.protocol.bytes{application_protocol=DNS}": 800,
+		"network.protocol.bytes{application_protocol=DNS}":  800,
 		"network.protocol.flows{application_protocol=HTTP}": 5, "network.protocol.packets{application_protocol=HTTP}": 50,
 		"network.protocol.bytes{application_protocol=HTTP}": 5000,
 		"network.connection_count{src_ip=172.16.0.8}":       300, "network.unique_dest_port_count{src_ip=172.16.0.8}": 250,
