@@ -117,6 +117,7 @@ type AlertFeeder struct {
 	since    time.Time // the previous snapshot's capture start
 	counts   map[string]uint64
 	frag     map[string]uint64
+	srcs     map[string]bool // sources of the previous snapshot's Scan
 	protos   map[string][3]uint64
 	labelsIP map[string]map[string]string
 	labelsPr map[string]map[string]string
@@ -126,7 +127,9 @@ type AlertFeeder struct {
 // per-source gauges of every source in snap.Engine.Scan, the counts since
 // the previous snapshot (the first snapshot, and the first of a new
 // capture, count from zero: a capture's counters start at zero), and the
-// host metrics. A snapshot without PartScan gives no per-source signals.
+// host metrics. A source of the previous snapshot's Scan that is not in
+// this one gets its gauges at 0, once. A snapshot without PartScan gives
+// no per-source signals.
 func (f *AlertFeeder) Signals(snap *Snapshot) []alerting.Signal {
 	if f.counts == nil {
 		f.counts, f.frag, f.protos = map[string]uint64{}, map[string]uint64{}, map[string][3]uint64{}
@@ -138,6 +141,7 @@ func (f *AlertFeeder) Signals(snap *Snapshot) []alerting.Signal {
 		clear(f.counts)
 		clear(f.frag)
 		clear(f.protos)
+		clear(f.srcs)
 	}
 	f.have, f.since = true, snap.Capture.Since
 	var out []alerting.Signal
@@ -198,13 +202,33 @@ func (f *AlertFeeder) Signals(snap *Snapshot) []alerting.Signal {
 	f.protos = cur
 
 	if snap.Parts.Has(PartScan) {
+		srcs := make(map[string]bool, len(snap.Engine.Scan))
 		for i := range snap.Engine.Scan {
 			s := &snap.Engine.Scan[i]
-			l := f.labels(f.labelsIP, LabelSrcIP, flowtable.IP(&s.Addr, s.IPVersion).String())
+			ip := flowtable.IP(&s.Addr, s.IPVersion).String()
+			srcs[ip] = true
+			l := f.labels(f.labelsIP, LabelSrcIP, ip)
 			add("network.connection_count", l, float64(s.Connections))
 			add("network.unique_dest_port_count", l, float64(s.DistinctPorts))
 			add("network.unique_dest_host_count", l, float64(s.DistinctHosts))
 		}
+		// A source that left the scan window has no connection in it: its
+		// figures are 0 now (said once, so that its alerts resolve at once
+		// rather than when the last reading goes stale).
+		left := make([]string, 0, len(f.srcs))
+		for ip := range f.srcs {
+			if !srcs[ip] {
+				left = append(left, ip)
+			}
+		}
+		sort.Strings(left)
+		for _, ip := range left {
+			l := f.labels(f.labelsIP, LabelSrcIP, ip)
+			add("network.connection_count", l, 0)
+			add("network.unique_dest_port_count", l, 0)
+			add("network.unique_dest_host_count", l, 0)
+		}
+		f.srcs = srcs
 		seen := make(map[string]uint64, len(snap.Engine.FragAnomalies))
 		for i := range snap.Engine.FragAnomalies {
 			a := &snap.Engine.FragAnomalies[i]

@@ -84,7 +84,7 @@ func TestAlertSignals(t *testing.T) {
 
 	// The next tick: counts are differences; an unchanged protocol and an
 	// unchanged anomaly count give no signal; a source that left the scan
-	// window gives none.
+	// window gets its gauges at 0, once.
 	t1 := t0.Add(time.Second)
 	snap2 := *snap1
 	snap2.Seq, snap2.At = 2, t1
@@ -102,6 +102,8 @@ func TestAlertSignals(t *testing.T) {
 		"network.protocol.bytes{application_protocol=HTTP}": 400,
 		"network.connection_count{src_ip=172.16.0.8}":       500, "network.unique_dest_port_count{src_ip=172.16.0.8}": 400,
 		"network.unique_dest_host_count{src_ip=172.16.0.8}": 1,
+		"network.connection_count{src_ip=172.16.0.1}":       0, "network.unique_dest_port_count{src_ip=172.16.0.1}": 0,
+		"network.unique_dest_host_count{src_ip=172.16.0.1}": 0,
 	}
 	compareSigs(t, "snapshot 2", got, want)
 
@@ -197,7 +199,7 @@ func TestAlertFeedPortScan(t *testing.T) {
 	if len(got) != 1 || got[0].Status != "firing" || got[0].Labels["src_ip"] != "172.16.0.8" || got[0].Severity != "critical" {
 		t.Fatalf("after the scan: alerts %+v, want one firing for 172.16.0.8", got)
 	}
-	feed(6, []flowtable.SourceStats{{Addr: scanner, IPVersion: 4}}) // the scan tracker's window emptied
+	feed(6, nil) // the scan tracker's window emptied: the scanner is no longer in Scan
 	if len(got) != 2 || got[1].Status != "resolved" || got[1].Labels["src_ip"] != "172.16.0.8" {
 		t.Fatalf("after the window emptied: alerts %+v, want the firing one resolved", got)
 	}
