@@ -267,6 +267,10 @@ alerts:
 			t.Errorf("firing notifications %v apart, want at most one per throttle_sec (%v)", gap, throttle)
 		}
 	}
+	// tshark: the scanner's 501st distinct port (both thresholds crossed)
+	// is at 3.682 s into the capture.
+	const crossAt = 3682 * time.Millisecond
+	t.Logf("crossing packet (tshark: %v into the capture) to webhook: %v", crossAt, (firing[0].at.Sub(replayStart) - crossAt).Round(time.Millisecond))
 	lat := firing[0].at.Sub(firing[0].starts)
 	resolvedAfter := scan[len(scan)-1].at.Sub(replayStart)
 	t.Logf("Port Scan: %d firing notification(s) (throttle %v), first %v after the replay began, %v after the snapshot that crossed (startsAt); resolved %v after the replay began",
