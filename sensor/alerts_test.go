@@ -1,10 +1,13 @@
 package sensor
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sort"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,5 +205,79 @@ func TestAlertFeedPortScan(t *testing.T) {
 	feed(6, nil) // the scan tracker's window emptied: the scanner is no longer in Scan
 	if len(got) != 2 || got[1].Status != "resolved" || got[1].Labels["src_ip"] != "172.16.0.8" {
 		t.Fatalf("after the window emptied: alerts %+v, want the firing one resolved", got)
+	}
+}
+
+// fakeEval records what RunAlerts calls.
+type fakeEval struct {
+	mu     sync.Mutex
+	calls  []string
+	ingest []time.Time // At of each Ingest's first signal
+	next   time.Time
+}
+
+func (e *fakeEval) Ingest(s []alerting.Signal) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls = append(e.calls, "ingest")
+	if len(s) > 0 {
+		e.ingest = append(e.ingest, s[0].At)
+	}
+}
+
+func (e *fakeEval) Tick(now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.next.IsZero() && !now.Before(e.next) {
+		e.calls = append(e.calls, "tick-next")
+		e.next = time.Time{}
+		return
+	}
+	e.calls = append(e.calls, "tick")
+}
+
+func (e *fakeEval) Next() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.next
+}
+
+// TestRunAlerts: each published snapshot is ingested, then ticked at its
+// time; a Tick comes at Next between snapshots; ctx ends it.
+func TestRunAlerts(t *testing.T) {
+	s, _ := newTestSensor(t, nil) // 20 ms snapshots
+	ev := &fakeEval{next: time.Now().Add(5 * time.Millisecond)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { RunAlerts(ctx, s, &AlertFeeder{}, ev); close(done) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("RunAlerts did not return after ctx ended")
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if !slices.Contains(ev.calls, "tick-next") {
+		t.Errorf("no Tick at Next: %v", ev.calls)
+	}
+	n := 0
+	for i, c := range ev.calls {
+		if c == "ingest" {
+			n++
+			if i+1 >= len(ev.calls) || ev.calls[i+1] != "tick" {
+				t.Errorf("Ingest not followed by Tick: %v", ev.calls)
+				break
+			}
+		}
+	}
+	if n < 5 {
+		t.Errorf("%d snapshots ingested in 300 ms at a 20 ms interval, want at least 5", n)
+	}
+	for i := 1; i < len(ev.ingest); i++ {
+		if !ev.ingest[i].After(ev.ingest[i-1]) {
+			t.Errorf("signal times not increasing: %v", ev.ingest)
+		}
 	}
 }
