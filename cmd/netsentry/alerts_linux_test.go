@@ -295,9 +295,24 @@ alerts:
 		t.Errorf("/metrics: %d, no webhook notification counter", st)
 	}
 
-	// The rules survive a restart.
+	// The rules survive a restart, and a bad rule file is logged with its
+	// path while the others load and are evaluated.
 	p.interrupt(t)
-	_, api = start()
+	busyBefore := len(alertsOf(hook.snapshot(), "cpu busy"))
+	broken := filepath.Join(rulesDir, "broken.json")
+	if err := os.WriteFile(broken, []byte(`{"name": "broken", "metric": "no.such.metric", "comparator": "gt", "threshold": 1, "severity": "info"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, api = start()
+	waitFor(t, p, broken)
+	if !strings.Contains(p.stderr.String(), "no.such.metric") {
+		t.Errorf("the log does not name the bad rule's problem:\n%s", p.stderr.String())
+	}
+	for end := time.Now().Add(20 * time.Second); len(alertsOf(hook.snapshot(), "cpu busy")) == busyBefore; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the reloaded cpu.usage rule did not fire within 20 s of the restart:\n%s", p.stderr.String())
+		}
+	}
 	st, b := api.do("GET", "/api/v1/alerts", nil)
 	if st != 200 {
 		t.Fatalf("GET rules after restart: %d %s", st, b)
@@ -308,7 +323,7 @@ alerts:
 		}
 	}
 	files, _ := os.ReadDir(rulesDir)
-	if len(files) != len(ids) {
-		t.Errorf("%d files in %s, want %d (one per rule)", len(files), rulesDir, len(ids))
+	if len(files) != len(ids)+1 {
+		t.Errorf("%d files in %s, want %d (one per rule, and broken.json)", len(files), rulesDir, len(ids)+1)
 	}
 }
