@@ -258,3 +258,17 @@ func TestWebFlagOffDropsItsWarning(t *testing.T) {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
 }
+
+// The alerts section is read at start-up: a change to it waits for a
+// restart (rules themselves change live over /api/v1/alerts).
+func TestApplyAlertsNeedsRestart(t *testing.T) {
+	d := &daemon{cfg: configs.Default(), level: new(slog.LevelVar), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c := configs.Default()
+	c.Alerts.ConfigPath = "/tmp/rules"
+	c.Alerts.SMTP.Host = "mail.example.com"
+	res := d.applyLocked(c)
+	if len(res.NotActedOn) != 0 || len(res.Applied) != 0 || len(res.RestartRequired) != 2 ||
+		!strings.HasPrefix(res.RestartRequired[0], "alerts.") || !strings.HasPrefix(res.RestartRequired[1], "alerts.") {
+		t.Errorf("applyLocked: %+v, want both alerts keys waiting for a restart", res)
+	}
+}
