@@ -62,6 +62,17 @@ type NetworkAnalysis struct {
 type Alerts struct {
 	ConfigPath           string                `yaml:"config_path"`
 	NotificationChannels []NotificationChannel `yaml:"notification_channels"`
+	SMTP                 SMTP                  `yaml:"smtp"`
+}
+
+// SMTP is the mail server email channels send through.
+type SMTP struct {
+	Host     string `yaml:"host"` // "" = no mail server: an email channel is an error
+	Port     int    `yaml:"port"`
+	Username string `yaml:"username"` // "" = no AUTH
+	Password string `yaml:"password"`
+	From     string `yaml:"from"`
+	TLS      string `yaml:"tls"` // mandatory | opportunistic | none
 }
 
 // NotificationChannel is one place alerts are sent to.

@@ -70,6 +70,7 @@ var wantDefault = Config{
 	Alerts: Alerts{
 		ConfigPath:           "/etc/netsentry/alerts/",
 		NotificationChannels: nil,
+		SMTP:                 SMTP{Port: 587, TLS: "mandatory"},
 	},
 	Performance: Performance{
 		Threads:              0,
@@ -291,12 +292,15 @@ func TestCommentedExampleValidates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example does not parse: %v\n%s", err, in)
 	}
-	// Sending is not built yet: each channel is refused as such, and for
-	// nothing else.
+	// The email channel needs a mail server, and nothing else is missing.
 	for i, p := range problems(t, c.Validate()) {
-		if !channelRE.MatchString(p.Key) || !strings.Contains(p.Msg, "sending alerts is not built yet") {
+		if !channelRE.MatchString(p.Key) || !strings.Contains(p.Msg, "set alerts.smtp.host") {
 			t.Errorf("example problem %d: %s", i, p.Msg)
 		}
+	}
+	c.Alerts.SMTP.Host, c.Alerts.SMTP.From = "mail.example.com", "netsentry@example.com"
+	if err := c.Validate(); err != nil {
+		t.Errorf("example with a mail server: %v", err)
 	}
 	want := []NotificationChannel{
 		{Type: "email", Recipients: []string{"admin@example.com"}},
@@ -603,10 +607,22 @@ func TestValidate(t *testing.T) {
 			"flows.active_timeout: 1m30s is shorter than flows.idle_timeout (2m); make it at least as long"},
 		{"active below udp idle", func(c *Config) { c.Flows.UDPIdleTimeout = secs(3600) }, "flows.active_timeout",
 			"flows.active_timeout: 30m is shorter than flows.udp_idle_timeout (1h); make it at least as long"},
-		{"channel not built", func(c *Config) {
-			c.Alerts.NotificationChannels = []NotificationChannel{{Type: "webhook", URL: "https://hooks.example.com/x"}}
+		{"email without mail server", func(c *Config) {
+			c.Alerts.NotificationChannels = []NotificationChannel{{Type: "email", Recipients: []string{"a@b.example"}}}
 		}, "alerts.notification_channels[0]",
-			`alerts.notification_channels[0]: type "webhook": sending alerts is not built yet; remove the channel (notification_channels: [])`},
+			"alerts.notification_channels[0]: an email channel needs a mail server: set alerts.smtp.host (and alerts.smtp.from)"},
+		{"smtp without from", func(c *Config) { c.Alerts.SMTP.Host = "mail.example.com" }, "alerts.smtp.from",
+			"alerts.smtp.from: empty; mail needs a sender address, e.g. netsentry@example.com"},
+		{"smtp bad from", func(c *Config) { c.Alerts.SMTP.Host = "mail.example.com"; c.Alerts.SMTP.From = "me" }, "alerts.smtp.from",
+			`alerts.smtp.from: "me" is not an email address`},
+		{"smtp port", func(c *Config) { c.Alerts.SMTP.Port = 0 }, "alerts.smtp.port",
+			"alerts.smtp.port: 0 is not a TCP port; use 1 to 65535"},
+		{"smtp tls", func(c *Config) { c.Alerts.SMTP.TLS = "starttls" }, "alerts.smtp.tls",
+			`alerts.smtp.tls: "starttls" is not one of mandatory, opportunistic, none`},
+		{"smtp password without user", func(c *Config) { c.Alerts.SMTP.Password = "pw" }, "alerts.smtp.password",
+			"alerts.smtp.password: set, but alerts.smtp.username is empty; set both (AUTH) or neither"},
+		{"no rules dir", func(c *Config) { c.Alerts.ConfigPath = "" }, "alerts.config_path",
+			"alerts.config_path: empty; name the directory of the alert rule files, e.g. /etc/netsentry/alerts/"},
 		{"copying capture", func(c *Config) { c.Performance.UseZeroCopy = false }, "performance.use_zero_copy",
 			"performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true"},
 		{"locking queues", func(c *Config) { c.Performance.EnableLockFreeQueues = false }, "performance.enable_lock_free_queues",
@@ -764,7 +780,7 @@ performance:
 	want = strings.Join([]string{
 		dup + `:2: network_analysis.protocols[1]: want a string, got a list`,
 		dup + `:6: alerts.notification_channels[0].recipients: want a list, got 5`,
-		dup + `:5: alerts.notification_channels[0]: type "email": sending alerts is not built yet; remove the channel (notification_channels: [])`,
+		dup + `:5: alerts.notification_channels[0]: an email channel needs a mail server: set alerts.smtp.host (and alerts.smtp.from)`,
 	}, "\n")
 	if err.Error() != want {
 		t.Errorf("LoadChecked:\n%s\nwant\n%s", err, want)

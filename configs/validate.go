@@ -18,6 +18,7 @@ var (
 	protocols    = []string{"http", "dns", "tls", "smtp", "ssh", "quic", "http2", "ftp", "dhcp", "ntp", "smb",
 		"ssdp", "mdns", "llmnr", "pop3", "imap", "dhcpv6"}
 	channelTypes = []string{"email", "webhook", "prometheus-alertmanager"}
+	smtpTLS      = []string{"mandatory", "opportunistic", "none"}
 )
 
 // Limits that Validate enforces.
@@ -123,36 +124,7 @@ func (c *Config) Validate() error {
 		v.httpURL("storage.remote_url", st.RemoteURL)
 	}
 
-	for i, ch := range c.Alerts.NotificationChannels {
-		key := fmt.Sprintf("alerts.notification_channels[%d]", i)
-		if slices.Contains(channelTypes, ch.Type) {
-			v.add(key, "type %q: sending alerts is not built yet; remove the channel (notification_channels: [])", ch.Type)
-		}
-		v.oneOf(key+".type", ch.Type, channelTypes)
-		switch ch.Type {
-		case "email":
-			if len(ch.Recipients) == 0 {
-				v.add(key+".recipients", "empty; an email channel needs at least one address, e.g. [\"admin@example.com\"]")
-			}
-			for j, r := range ch.Recipients {
-				if _, err := mail.ParseAddress(r); err != nil {
-					v.add(fmt.Sprintf("%s.recipients[%d]", key, j), "%q is not an email address", r)
-				}
-			}
-			if ch.URL != "" {
-				v.add(key+".url", "an email channel has no url; remove it, or use type webhook")
-			}
-		case "webhook", "prometheus-alertmanager":
-			if ch.URL == "" {
-				v.add(key+".url", "empty; a %s channel needs the http(s) URL to post alerts to", ch.Type)
-			} else {
-				v.httpURL(key+".url", ch.URL)
-			}
-			if len(ch.Recipients) > 0 {
-				v.add(key+".recipients", "a %s channel has no recipients; remove them, or use type email", ch.Type)
-			}
-		}
-	}
+	v.alerts(&c.Alerts)
 
 	p := &c.Performance
 	v.between("performance.threads", p.Threads, 0, MaxThreads)
@@ -199,6 +171,62 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return &Errors{Problems: v.problems}
+}
+
+// alerts checks the alerts section: the channels (types email, webhook,
+// prometheus-alertmanager; recipients, URLs) and the SMTP server that
+// email channels need.
+func (v *validator) alerts(a *Alerts) {
+	if a.ConfigPath == "" {
+		v.add("alerts.config_path", "empty; name the directory of the alert rule files, e.g. /etc/netsentry/alerts/")
+	}
+	for i, ch := range a.NotificationChannels {
+		key := fmt.Sprintf("alerts.notification_channels[%d]", i)
+		v.oneOf(key+".type", ch.Type, channelTypes)
+		switch ch.Type {
+		case "email":
+			if len(ch.Recipients) == 0 {
+				v.add(key+".recipients", "empty; an email channel needs at least one address, e.g. [\"admin@example.com\"]")
+			}
+			for j, r := range ch.Recipients {
+				if _, err := mail.ParseAddress(r); err != nil {
+					v.add(fmt.Sprintf("%s.recipients[%d]", key, j), "%q is not an email address", r)
+				}
+			}
+			if ch.URL != "" {
+				v.add(key+".url", "an email channel has no url; remove it, or use type webhook")
+			}
+			if a.SMTP.Host == "" {
+				v.add(key, "an email channel needs a mail server: set alerts.smtp.host (and alerts.smtp.from)")
+			}
+		case "webhook", "prometheus-alertmanager":
+			if ch.URL == "" {
+				v.add(key+".url", "empty; a %s channel needs the http(s) URL to post alerts to", ch.Type)
+			} else {
+				v.httpURL(key+".url", ch.URL)
+			}
+			if len(ch.Recipients) > 0 {
+				v.add(key+".recipients", "a %s channel has no recipients; remove them, or use type email", ch.Type)
+			}
+		}
+	}
+	m := &a.SMTP
+	v.port("alerts.smtp.port", m.Port)
+	v.oneOf("alerts.smtp.tls", m.TLS, smtpTLS)
+	if m.Host != "" {
+		if m.From == "" {
+			v.add("alerts.smtp.from", "empty; mail needs a sender address, e.g. netsentry@example.com")
+		} else if _, err := mail.ParseAddress(m.From); err != nil {
+			v.add("alerts.smtp.from", "%q is not an email address", m.From)
+		}
+	} else if m.From != "" {
+		if _, err := mail.ParseAddress(m.From); err != nil {
+			v.add("alerts.smtp.from", "%q is not an email address", m.From)
+		}
+	}
+	if m.Password != "" && m.Username == "" {
+		v.add("alerts.smtp.password", "set, but alerts.smtp.username is empty; set both (AUTH) or neither")
+	}
 }
 
 type validator struct {

@@ -23,10 +23,10 @@ func TestWarnings(t *testing.T) {
 		change func(c *Config)
 		want   []string // keys warned about
 	}{
-		{"default", func(c *Config) {}, []string{"enable_web", "storage", "alerts"}},
-		{"web off", func(c *Config) { c.EnableWeb = false }, []string{"storage", "alerts"}},
+		{"default", func(c *Config) {}, []string{"enable_web", "storage"}},
+		{"web off", func(c *Config) { c.EnableWeb = false }, []string{"storage"}},
 		{"smb", func(c *Config) { c.NetworkAnalysis.Protocols = []string{"dns", "smb"} },
-			[]string{"enable_web", "network_analysis.protocols[1]", "storage", "alerts"}},
+			[]string{"enable_web", "network_analysis.protocols[1]", "storage"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -47,7 +47,6 @@ func TestWarnings(t *testing.T) {
 	for _, want := range []string{
 		"enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090",
 		"storage: accepted, not yet acted on: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk",
-		`alerts: accepted, not yet acted on: this build evaluates no alert rules yet, so alerts.config_path ("/etc/netsentry/alerts/") is not read`,
 	} {
 		if !slices.ContainsFunc(ws, func(p Problem) bool { return p.Msg == want }) {
 			t.Errorf("no warning %q in\n%v", want, &Errors{ws})
@@ -58,7 +57,7 @@ func TestWarnings(t *testing.T) {
 func TestInert(t *testing.T) {
 	for key, want := range map[string]bool{
 		"enable_web": true, "web_port": true, "storage": true, "storage.type": true, "storage.retention_days": true,
-		"alerts": true, "alerts.notification_channels": true, "alerts.config_path": true,
+		"alerts": false, "alerts.notification_channels": false, "alerts.config_path": false, "alerts.smtp.host": false,
 		"enable_api": false, "api_port": false, "storagex": false, "network_analysis.protocols": false,
 		"performance.use_zero_copy": false, "log_level": false,
 	} {
@@ -129,38 +128,36 @@ func TestDescriptionExampleLoadsWithWarnings(t *testing.T) {
 	want := []string{
 		`example.yaml:5: enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090`,
 		`example.yaml: storage: accepted, not yet acted on: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk`,
-		`example.yaml: alerts: accepted, not yet acted on: this build evaluates no alert rules yet, so alerts.config_path ("/etc/netsentry/alerts/") is not read`,
 	}
 	if got := (&Errors{ws}).Error(); got != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant\n%s", got, strings.Join(want, "\n"))
 	}
 }
 
-// The advanced example asks for a remote store and for notification
-// channels, which are not built: exactly those are errors, each saying so,
-// all listed at once; everything else in it is accepted.
+// The advanced example asks for a remote store, which is not built, and
+// for an email channel without naming a mail server: exactly those are
+// errors, each saying so, all listed at once; everything else in it is
+// accepted.
 func TestDescriptionAdvancedNamesWhatIsNotBuilt(t *testing.T) {
 	_, ws, err := Check([]byte(descriptionAdvanced), "advanced.yaml", nil)
 	want := []string{
 		`advanced.yaml:3: storage.type: "prometheus": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
-		`advanced.yaml:23: alerts.notification_channels[0]: type "email": sending alerts is not built yet; remove the channel (notification_channels: [])`,
-		`advanced.yaml:25: alerts.notification_channels[1]: type "webhook": sending alerts is not built yet; remove the channel (notification_channels: [])`,
-		`advanced.yaml:27: alerts.notification_channels[2]: type "prometheus-alertmanager": sending alerts is not built yet; remove the channel (notification_channels: [])`,
+		`advanced.yaml:23: alerts.notification_channels[0]: an email channel needs a mail server: set alerts.smtp.host (and alerts.smtp.from)`,
 	}
 	problems(t, err)
 	if err.Error() != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant\n%s", err, strings.Join(want, "\n"))
 	}
-	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web", "storage", "alerts"}) {
+	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web", "storage"}) {
 		t.Errorf("warned about %v", got)
 	}
-	if ws[1].Line != 2 || ws[2].Line != 20 {
-		t.Errorf("warning lines %d, %d; want 2 (storage:) and 20 (alerts:)", ws[1].Line, ws[2].Line)
+	if ws[1].Line != 2 {
+		t.Errorf("warning line %d; want 2 (storage:)", ws[1].Line)
 	}
 
-	// With the unbuilt parts taken out, it loads, with warnings.
+	// With a local store and a mail server, it loads, with warnings.
 	fixed := strings.Replace(descriptionAdvanced, `type: "prometheus"`, `type: "local"`, 1)
-	fixed = fixed[:strings.Index(fixed, "  notification_channels:")] + fixed[strings.Index(fixed, "# Performance"):]
+	fixed = strings.Replace(fixed, "  notification_channels:", "  smtp: {host: mail.example.com, from: netsentry@example.com}\n  notification_channels:", 1)
 	c, _, err := Check([]byte(fixed), "advanced.yaml", nil)
 	if err != nil {
 		t.Fatalf("advanced example without remote store and channels: %v", err)
@@ -214,7 +211,7 @@ func TestCheckFile(t *testing.T) {
 	if err != nil || c.Storage.RetentionDays != 3 {
 		t.Fatalf("CheckFile: %+v, %v", c.Storage, err)
 	}
-	if len(ws) != 2 || ws[0].String() != path+":2: "+ws[0].Msg || ws[0].Key != "storage" {
+	if len(ws) != 1 || ws[0].String() != path+":2: "+ws[0].Msg || ws[0].Key != "storage" {
 		t.Errorf("warnings %v", &Errors{ws})
 	}
 }

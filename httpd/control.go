@@ -166,8 +166,9 @@ func (s *Server) capturePost(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, captureOut(st))
 }
 
-// Redacted stands for a set api_token or api_read_token in GET
-// /api/v1/config; a PUT that sends it back keeps that token in force.
+// Redacted stands for a set api_token, api_read_token or
+// alerts.smtp.password in GET /api/v1/config; a PUT that sends it back
+// keeps that secret in force.
 const Redacted = "<redacted>"
 
 // configJSON returns c as a JSON object with the keys of netsentry.yaml,
@@ -178,6 +179,9 @@ func configJSON(c configs.Config) (map[string]any, error) {
 	}
 	if c.APIReadToken != "" {
 		c.APIReadToken = Redacted
+	}
+	if c.Alerts.SMTP.Password != "" {
+		c.Alerts.SMTP.Password = Redacted
 	}
 	y, err := configs.Encode(c)
 	if err != nil {
@@ -228,6 +232,9 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 	// problem is listed at once. A token sent back redacted keeps the one
 	// in force.
 	c, warns, db, err := geo.CheckConfig(body, "request body", func(c *configs.Config) {
+		if c.Alerts.SMTP.Password == Redacted {
+			c.Alerts.SMTP.Password = s.opt.Config.Config().Alerts.SMTP.Password
+		}
 		if c.APIToken == Redacted || c.APIReadToken == Redacted {
 			cur := s.opt.Config.Config()
 			if c.APIToken == Redacted {

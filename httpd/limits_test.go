@@ -485,3 +485,30 @@ func FuzzRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestSMTPPasswordRedacted: GET /api/v1/config shows a set
+// alerts.smtp.password as Redacted, and a PUT that sends it back keeps it.
+func TestSMTPPasswordRedacted(t *testing.T) {
+	const pw = "mail-secret-123"
+	ts := newTestServerWith(t, func(o *httpd.Options) {})
+	ts.config.mu.Lock()
+	ts.config.cfg.Alerts.SMTP.Username, ts.config.cfg.Alerts.SMTP.Password = "alerts", pw
+	ts.config.mu.Unlock()
+	r := ts.do("GET", "/api/v1/config", "", nil)
+	cfg := ts.check("/api/v1/config", "GET", r)
+	if bytes.Contains(r.body, []byte(pw)) {
+		t.Fatal("GET config shows the SMTP password")
+	}
+	smtp, _ := cfg["alerts"].(map[string]any)["smtp"].(map[string]any)
+	if smtp["password"] != httpd.Redacted {
+		t.Fatalf("alerts.smtp.password = %v, want %q", smtp["password"], httpd.Redacted)
+	}
+	cfg["log_level"] = "warn"
+	body, _ := json.Marshal(cfg)
+	if r = ts.do("PUT", "/api/v1/config", "application/json", body); r.status != 200 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	if got := ts.config.Config(); got.Alerts.SMTP.Password != pw || got.LogLevel != "warn" {
+		t.Errorf("after PUT of the redacted password: %q %q", got.Alerts.SMTP.Password, got.LogLevel)
+	}
+}

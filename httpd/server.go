@@ -88,6 +88,8 @@ type Options struct {
 	// endpoints answer 503 "alerting is not enabled".
 	Alerts     AlertRules
 	AlertState AlertState
+	// AlertMetrics are alerting's counters in /metrics; nil: none.
+	AlertMetrics AlertMetrics
 }
 
 // tokens are the bearer tokens in force; replaced whole.

@@ -6,7 +6,9 @@
 // One snapshot is published every interval (1 s by default) and shared by
 // every consumer: the API and /metrics (through httpd.Sensor, which Sensor
 // implements), the systemd watchdog and /healthz (Health), the terminal
-// summary, and the store and alert evaluator to come (Latest, Subscribe).
+// summary, the alert evaluator (RunAlerts, alerts.go: the snapshot turned
+// into alerting signals, and the Catalog of the metrics rules may use), and
+// the store to come (Latest, Subscribe).
 // No consumer asks the workers itself. Counters, flow-table stats, the
 // protocol distribution, queue counters (kernel drops) and flow-sink
 // counters are in every snapshot; the costly parts (open flows, every

@@ -43,6 +43,7 @@ type daemon struct {
 	sensor  *sensor.Sensor
 	api     *httpd.Server
 	host    *hostSource // nil when the samplers could not start
+	alerts  *alerts     // nil when alerting is off
 
 	cfgMu sync.Mutex // guards cfg; held while a new config is written and applied
 	cfg   configs.Config
@@ -116,6 +117,7 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 		go func() { defer bgWG.Done(); smp.Run(bg) }()
 		d.log.Info("System collectors started", "interval", smp.Interval())
 	}
+	d.startAlerts(bg, &bgWG)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -202,6 +204,7 @@ func (d *daemon) shutdown(stopBG context.CancelFunc, bgWG *sync.WaitGroup) int {
 		d.log.Error("stop capture", "err", err)
 		code = 1
 	}
+	d.stopAlerts()
 	if err := d.exp.Close(); err != nil {
 		fmt.Fprintf(d.stderr, "netsentry: %v\n", err)
 		return 1
@@ -228,8 +231,10 @@ func appProtocols() []string {
 func (d *daemon) startAPI() error {
 	cfg := d.Config()
 	addr := net.JoinHostPort(cfg.APIListen, strconv.Itoa(cfg.APIPort))
-	api, err := httpd.New(httpd.Options{Listen: addr, Token: cfg.APIToken, ReadToken: cfg.APIReadToken, Version: version, GoVersion: goVersion(),
-		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo})
+	opt := httpd.Options{Listen: addr, Token: cfg.APIToken, ReadToken: cfg.APIReadToken, Version: version, GoVersion: goVersion(),
+		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo}
+	d.alertOptions(&opt)
+	api, err := httpd.New(opt)
 	if err != nil {
 		return err
 	}

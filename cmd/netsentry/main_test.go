@@ -24,7 +24,6 @@ import (
 var defaultWarnings = []string{
 	"enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090",
 	"storage: accepted, not yet acted on: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk",
-	`alerts: accepted, not yet acted on: this build evaluates no alert rules yet, so alerts.config_path ("/etc/netsentry/alerts/") is not read`,
 }
 
 func writeFile(t *testing.T, name, data string) string {
@@ -78,7 +77,6 @@ capture_interface: "eth0"
 	want := []string{
 		"warning: " + path + ":5: " + defaultWarnings[0],
 		"warning: " + path + ": " + defaultWarnings[1],
-		"warning: " + path + ": " + defaultWarnings[2],
 		"ok",
 	}
 	if rc != 0 || !slices.Equal(lines, want) {
@@ -110,7 +108,7 @@ performance:
 	want := []string{
 		path + `:4: unknown key "storage.retention_dayz"; did you mean "retention_days"?`,
 		path + `:3: storage.type: "influxdb": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
-		path + `:11: alerts.notification_channels[0]: type "email": sending alerts is not built yet; remove the channel (notification_channels: [])`,
+		path + `:11: alerts.notification_channels[0]: an email channel needs a mail server: set alerts.smtp.host (and alerts.smtp.from)`,
 		path + `:14: performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true`,
 		path + fmt.Sprintf(`: network_analysis.geoip_db: cannot read %q as a MaxMind database: open %s: no such file or directory`, missing, missing),
 	}
@@ -121,7 +119,7 @@ performance:
 	if !strings.HasPrefix(asn, path+fmt.Sprintf(": network_analysis.asn_db: cannot read %q as a MaxMind database: ", corrupt)) {
 		t.Errorf("asn_db problem: %s", asn)
 	}
-	if ws := lines[len(want)+1:]; !slices.Equal(ws, []string{"warning: " + path + ":2: " + defaultWarnings[1], "warning: " + path + ":9: " + defaultWarnings[2]}) {
+	if ws := lines[len(want)+1:]; !slices.Equal(ws, []string{"warning: " + path + ":2: " + defaultWarnings[1]}) {
 		t.Errorf("warnings:\n%s", strings.Join(ws, "\n"))
 	}
 }
@@ -258,5 +256,19 @@ func TestWebFlagOffDropsItsWarning(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "enable_web") || !strings.Contains(stderr.String(), "config: "+defaultWarnings[1]) {
 		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
+
+// The alerts section is read at start-up: a change to it waits for a
+// restart (rules themselves change live over /api/v1/alerts).
+func TestApplyAlertsNeedsRestart(t *testing.T) {
+	d := &daemon{cfg: configs.Default(), level: new(slog.LevelVar), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c := configs.Default()
+	c.Alerts.ConfigPath = "/tmp/rules"
+	c.Alerts.SMTP.Host = "mail.example.com"
+	res := d.applyLocked(c)
+	if len(res.NotActedOn) != 0 || len(res.Applied) != 0 || len(res.RestartRequired) != 2 ||
+		!strings.HasPrefix(res.RestartRequired[0], "alerts.") || !strings.HasPrefix(res.RestartRequired[1], "alerts.") {
+		t.Errorf("applyLocked: %+v, want both alerts keys waiting for a restart", res)
 	}
 }
