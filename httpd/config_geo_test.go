@@ -52,7 +52,7 @@ func TestPutListsEveryProblem(t *testing.T) {
 		`request body:4: performance.threads: want an integer, got "four"`,
 		`request body:1: log_level: "loud" is not one of debug, info, warn, error`,
 		`request body:1: api_port: -1 is not a TCP port; use 1 to 65535`,
-		`request body:2: storage.type: "prometheus": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
+		`request body:2: storage.type: "prometheus": remote storage backends are not built yet (issue 15); use local`,
 		`request body:3: alerts.notification_channels[0]: type "webhook": sending alerts is not built yet; remove the channel (notification_channels: [])`,
 		`request body:4: performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true`,
 		`request body:4: performance.enable_lock_free_queues: false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true`,

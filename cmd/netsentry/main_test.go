@@ -109,7 +109,7 @@ performance:
 	rc, lines := checkConfig(t, "--config", path)
 	want := []string{
 		path + `:4: unknown key "storage.retention_dayz"; did you mean "retention_days"?`,
-		path + `:3: storage.type: "influxdb": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
+		path + `:3: storage.type: "influxdb": remote storage backends are not built yet (issue 15); use local`,
 		path + `:11: alerts.notification_channels[0]: type "email": sending alerts is not built yet; remove the channel (notification_channels: [])`,
 		path + `:14: performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true`,
 		path + fmt.Sprintf(`: network_analysis.geoip_db: cannot read %q as a MaxMind database: open %s: no such file or directory`, missing, missing),
