@@ -76,6 +76,11 @@ func appendLabelValue(b []byte, v string) []byte {
 	return b
 }
 
+// WriteMetrics writes to w what /metrics serves, but for the API's own
+// request counters: the store records it every tick (package sensor). It
+// needs no listener, so it works before Start and without one.
+func (s *Server) WriteMetrics(w io.Writer) { s.writeMetrics(w) }
+
 // writeMetrics writes every family but the request counters; the
 // metrics.Set calls it after writing those.
 func (s *Server) writeMetrics(w io.Writer) {
