@@ -61,7 +61,7 @@ func TestPutListsEveryProblem(t *testing.T) {
 	if got := strs(t, p["errors"]); !slices.Equal(got, want) {
 		t.Errorf("errors:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if ws := strs(t, p["warnings"]); len(ws) != 3 || !strings.Contains(ws[1], "storage: "+configs.NotActedOn) {
+	if ws := strs(t, p["warnings"]); len(ws) != 3 || !strings.Contains(ws[1], "storage.remote_url: ") || !strings.Contains(ws[1], configs.NotActedOn) {
 		t.Errorf("warnings: %q", ws)
 	}
 	if ts.config.replaced != 0 {
@@ -84,7 +84,6 @@ func TestPutWarnings(t *testing.T) {
 	want := []string{
 		"request body:1: enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090",
 		`request body:1: network_analysis.protocols[1]: "smb" is accepted, not yet acted on: there is no SMB detector yet, so SMB flows are named by their port guess only`,
-		"request body:1: storage: accepted, not yet acted on: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk",
 		`request body:1: alerts: accepted, not yet acted on: this build evaluates no alert rules yet, so alerts.config_path ("/etc/netsentry/alerts/") is not read`,
 	}
 	if got := strs(t, res["warnings"]); !slices.Equal(got, want) {

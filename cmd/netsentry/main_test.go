@@ -23,7 +23,6 @@ import (
 // The warnings every configuration that keeps the default sections gets.
 var defaultWarnings = []string{
 	"enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090",
-	"storage: accepted, not yet acted on: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk",
 	`alerts: accepted, not yet acted on: this build evaluates no alert rules yet, so alerts.config_path ("/etc/netsentry/alerts/") is not read`,
 }
 
@@ -78,7 +77,6 @@ capture_interface: "eth0"
 	want := []string{
 		"warning: " + path + ":5: " + defaultWarnings[0],
 		"warning: " + path + ": " + defaultWarnings[1],
-		"warning: " + path + ": " + defaultWarnings[2],
 		"ok",
 	}
 	if rc != 0 || !slices.Equal(lines, want) {
@@ -121,7 +119,7 @@ performance:
 	if !strings.HasPrefix(asn, path+fmt.Sprintf(": network_analysis.asn_db: cannot read %q as a MaxMind database: ", corrupt)) {
 		t.Errorf("asn_db problem: %s", asn)
 	}
-	if ws := lines[len(want)+1:]; !slices.Equal(ws, []string{"warning: " + path + ":2: " + defaultWarnings[1], "warning: " + path + ":9: " + defaultWarnings[2]}) {
+	if ws := lines[len(want)+1:]; !slices.Equal(ws, []string{"warning: " + path + ":9: " + defaultWarnings[1]}) {
 		t.Errorf("warnings:\n%s", strings.Join(ws, "\n"))
 	}
 }
@@ -234,7 +232,7 @@ func TestReplayMissingGeoDB(t *testing.T) {
 }
 
 // A configuration change to a key of an unbuilt feature is reported as not
-// acted on, not as waiting for a restart.
+// acted on, not as waiting for a restart; a storage key waits for one.
 func TestApplyNotActedOn(t *testing.T) {
 	d := &daemon{cfg: configs.Default(), level: new(slog.LevelVar), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	c := configs.Default()
@@ -243,8 +241,8 @@ func TestApplyNotActedOn(t *testing.T) {
 	c.APIPort = 8181
 	c.LogLevel = "debug"
 	res := d.applyLocked(c)
-	if !slices.Equal(res.NotActedOn, []string{"storage.retention_days", "web_port"}) ||
-		!slices.Equal(res.RestartRequired, []string{"api_port"}) || !slices.Equal(res.Applied, []string{"log_level"}) {
+	if !slices.Equal(res.NotActedOn, []string{"web_port"}) ||
+		!slices.Equal(res.RestartRequired, []string{"api_port", "storage.retention_days"}) || !slices.Equal(res.Applied, []string{"log_level"}) {
 		t.Errorf("applyLocked: %+v", res)
 	}
 }
