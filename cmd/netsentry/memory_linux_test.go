@@ -105,7 +105,7 @@ func floodRun(t *testing.T, bin, tg string, limitMB, ringMB int, detect bool) (h
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("ip", "netns", "exec", ns, bin, "--interface", "m1", "--config", cfg)
+	cmd := exec.Command("ip", "netns", "exec", ns, bin, "--storage-path", t.TempDir(), "--interface", "m1", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
