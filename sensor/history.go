@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/netsentry/netsentry/configs"
 	"github.com/netsentry/netsentry/store"
 )
@@ -73,14 +75,10 @@ func (h *History) Close() error {
 	return errors.Join(err, h.Store.Close())
 }
 
-// checkWritable creates and removes a file in dir: a directory the sensor
-// may not write is found at start, not at the first tick.
+// checkWritable says whether the sensor may write in dir (access(2)
+// with W_OK: a read-only filesystem fails even as root), so that a
+// directory it cannot use is found at start, not at the first tick, and
+// nothing is left in it.
 func checkWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".netsentry-write-check-*")
-	if err != nil {
-		return err
-	}
-	name := f.Name()
-	f.Close()
-	return os.Remove(name)
+	return unix.Access(dir, unix.W_OK|unix.X_OK)
 }

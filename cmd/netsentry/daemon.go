@@ -22,6 +22,7 @@ import (
 	"github.com/netsentry/netsentry/engine/sampler"
 	"github.com/netsentry/netsentry/httpd"
 	"github.com/netsentry/netsentry/sensor"
+	"github.com/netsentry/netsentry/store"
 )
 
 // shutdownLimit is the longest a stop may take after SIGTERM or SIGINT.
@@ -248,7 +249,8 @@ func appProtocols() []string {
 func (d *daemon) apiOptions(addr string) httpd.Options {
 	cfg := d.Config()
 	return httpd.Options{Listen: addr, Token: cfg.APIToken, ReadToken: cfg.APIReadToken, Version: version, GoVersion: goVersion(),
-		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo}
+		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo,
+		Query: store.NewQueryable(d.hist.Store), Flows: d.hist.Flows}
 }
 
 func (d *daemon) startAPI() error {

@@ -1,0 +1,88 @@
+package sensor
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netsentry/netsentry/configs"
+	"github.com/netsentry/netsentry/store"
+)
+
+func storageConfig(dir string) configs.Storage {
+	c := configs.Default().Storage
+	c.LocalPath = dir
+	return c
+}
+
+// TestOpenHistoryCreates: a missing directory (and its parents) is created
+// and holds a store that keeps a tick across a reopen.
+func TestOpenHistoryCreates(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	h, err := OpenHistory(storageConfig(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Interval != 5*time.Second {
+		t.Errorf("interval %v, want the default 5s", h.Interval)
+	}
+	at := time.Now().Truncate(5 * time.Second)
+	if err := h.Store.Append(at, []store.Sample{{Name: "netsentry_x", Value: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h, err = OpenHistory(storageConfig(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ss, err := h.Store.Select([]store.Matcher{{Type: store.MatchEqual, Name: "__name__", Value: "netsentry_x"}}, 0, at.UnixMilli()+1)
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("select after reopen: %v %v", ss, err)
+	}
+	pts, err := h.Store.Points(ss[0].Ref, 0, at.UnixMilli()+1, nil)
+	if err != nil || len(pts) != 1 || pts[0].V != 3 || pts[0].T != at.UnixMilli() {
+		t.Fatalf("points after reopen: %v %v", pts, err)
+	}
+}
+
+// TestOpenHistoryErrors: a directory that cannot be made, one on a
+// read-only filesystem, and one that holds something else are errors that
+// name the key and the path.
+func TestOpenHistoryErrors(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	ro := filepath.Join(base, "ro")
+	os.Mkdir(ro, 0o755)
+	if err := unix.Mount("tmpfs", ro, "tmpfs", unix.MS_RDONLY, "size=1m"); err != nil {
+		t.Fatalf("mount a read-only tmpfs (tests run as root): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(ro, 0) })
+	foreign := filepath.Join(base, "foreign")
+	os.Mkdir(foreign, 0o755)
+	os.WriteFile(filepath.Join(foreign, "notes.txt"), []byte("mine"), 0o644)
+	for _, c := range []struct{ dir, want string }{
+		{filepath.Join(file, "sub"), "create the directory"},
+		{ro, "is not writable"},
+		{foreign, "not a store"},
+	} {
+		_, err := OpenHistory(storageConfig(c.dir), nil)
+		if err == nil {
+			t.Errorf("%s: opened", c.dir)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "storage.local_path \""+c.dir+"\"") || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %v; want it to name storage.local_path, the path and %q", c.dir, err, c.want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(foreign, "notes.txt")); string(b) != "mine" {
+		t.Error("a foreign directory was changed")
+	}
+}
