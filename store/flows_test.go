@@ -40,8 +40,8 @@ func memDB(t testing.TB) *pebble.DB {
 // quiet is a pebble logger that keeps its notes to itself.
 type quiet struct{}
 
-func (quiet) Infof(string, ...any)            {}
-func (quiet) Errorf(string, ...any)           {}
+func (quiet) Infof(string, ...any)           {}
+func (quiet) Errorf(string, ...any)          {}
 func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
 
 func openLog(t testing.TB, db *pebble.DB, opt FlowOptions) *FlowLog {
@@ -410,4 +410,145 @@ func TestFlowPagingWhileWriting(t *testing.T) {
 	diff(t, "the records there at the first page", start, want)
 	// A walk after the writes sees everything.
 	diff(t, "a fresh walk", all(t, f, anyQuery(13), nil), naive(written, anyQuery(1)))
+}
+
+// keysIn lists the DB's keys with first byte in [lo, hi).
+func keysIn(t testing.TB, db *pebble.DB, lo, hi byte) [][]byte {
+	t.Helper()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{lo}, UpperBound: []byte{hi}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var out [][]byte
+	for it.First(); it.Valid(); it.Next() {
+		out = append(out, slices.Clone(it.Key()))
+	}
+	return out
+}
+
+// TestFlowRetention writes ten hours of records and checks that Enforce
+// drops exactly the partitions that ended at or before now minus the
+// retention: their records are gone and no key of theirs is left, every
+// other record is still there.
+func TestFlowRetention(t *testing.T) {
+	db := memDB(t)
+	f := openLog(t, db, FlowOptions{Retention: 3 * time.Hour, BlockRecords: 40})
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(5, 6))
+	var written []flowtable.Record
+	for id := range uint64(200) {
+		recs := synth(id, 1+rng.IntN(20), func(int) int64 { return base.UnixNano() + rng.Int64N(int64(10*time.Hour)) })
+		if err := f.WriteFlows(recs); err != nil {
+			t.Fatal(err)
+		}
+		written = append(written, recs...)
+	}
+	if got := f.Stats().Partitions; got != 10 {
+		t.Fatalf("%d partitions, want 10", got)
+	}
+	now := base.Add(10*time.Hour + 30*time.Minute) // cut at 07:30: partitions 00..06 ended before it
+	if err := f.Enforce(now); err != nil {
+		t.Fatal(err)
+	}
+	cut := base.Add(7 * time.Hour).UnixNano()
+	var kept []flowtable.Record
+	for _, r := range written {
+		if r.Last >= cut {
+			kept = append(kept, r)
+		}
+	}
+	if len(kept) == len(written) || len(kept) == 0 {
+		t.Fatalf("bad test: %d of %d kept", len(kept), len(written))
+	}
+	diff(t, "after retention", all(t, f, anyQuery(1000), nil), naive(kept, anyQuery(1)))
+	st := f.Stats()
+	if st.Partitions != 3 || st.Records != int64(len(kept)) {
+		t.Fatalf("stats %+v, want 3 partitions, %d records", st, len(kept))
+	}
+	for _, k := range keysIn(t, db, keyFlowSummary, keyFlowPart+1) {
+		if p := unflip(k[1:9]); p < cut/int64(time.Hour) {
+			t.Fatalf("key %x of dropped partition %d left", k, p)
+		}
+	}
+	// Enforce again at the same time drops nothing more; reopening keeps the
+	// totals.
+	if err := f.Enforce(now); err != nil {
+		t.Fatal(err)
+	}
+	f2 := openLog(t, db, FlowOptions{Retention: 3 * time.Hour})
+	if f2.Stats() != st {
+		t.Fatalf("reopened stats %+v, want %+v", f2.Stats(), st)
+	}
+	// A different partition length than the stored one is refused.
+	if _, err := OpenFlowLog(db, FlowOptions{Partition: time.Minute}); err == nil {
+		t.Fatal("a different partition length was accepted")
+	}
+}
+
+// TestFlowDiskCap writes far more than the cap, enforcing after every
+// batch: the bytes stay under the cap, what is kept is the newest
+// partitions whole, and after the compaction Enforce runs the DB's own
+// estimate of the flow keys' disk use is under the cap too.
+func TestFlowDiskCap(t *testing.T) {
+	db := memDB(t)
+	const capBytes = 64 << 10
+	f := openLog(t, db, FlowOptions{MaxDiskBytes: capBytes, Partition: time.Minute, BlockRecords: 100})
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	rng := rand.New(rand.NewPCG(7, 8))
+	var written []flowtable.Record
+	last := base
+	for id := range uint64(400) {
+		recs := synth(id, 50, func(int) int64 { last += rng.Int64N(int64(2 * time.Second)); return last })
+		for i := range recs { // less compressible: random counters
+			recs[i].BytesTx, recs[i].PacketsRx = rng.Uint64N(1<<40), rng.Uint64N(1<<20)
+		}
+		if err := f.WriteFlows(recs); err != nil {
+			t.Fatal(err)
+		}
+		written = append(written, recs...)
+		if err := f.Enforce(time.Unix(0, last)); err != nil {
+			t.Fatal(err)
+		}
+		if b := f.Stats().Bytes; b > capBytes {
+			t.Fatalf("after batch %d: %d bytes, cap %d", id, b, capBytes)
+		}
+	}
+	st := f.Stats()
+	if st.Records == int64(len(written)) || st.Records == 0 {
+		t.Fatalf("bad test: %d of %d records kept", st.Records, len(written))
+	}
+	// The kept records are the newest whole partitions.
+	got := all(t, f, anyQuery(1000), nil)
+	want := naive(written, anyQuery(1))[:len(got)]
+	diff(t, "kept records", got, want)
+	oldest := written[0].Last
+	for _, r := range written {
+		if s := js(&r); s == got[len(got)-1] {
+			oldest = r.Last
+		}
+	}
+	for _, r := range written {
+		if r.Last/int64(time.Minute) == oldest/int64(time.Minute) && !slices.Contains(got, js(&r)) {
+			t.Fatalf("the oldest kept partition is not whole")
+		}
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Enforce(time.Unix(0, last)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Compact(context.Background(), []byte{keyFlowMeta}, []byte{keyFlowPart + 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	du, err := db.EstimateDiskUsage([]byte{keyFlowMeta}, []byte{keyFlowPart + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cap %d: %d bytes counted, %d on disk (pebble's estimate after compaction), %d of %d records kept in %d partitions",
+		capBytes, st.Bytes, du, st.Records, len(written), st.Partitions)
+	if du > capBytes {
+		t.Fatalf("disk use %d over the cap %d", du, capBytes)
+	}
 }
