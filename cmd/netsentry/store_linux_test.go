@@ -424,7 +424,7 @@ func TestStoreLikePrometheus(t *testing.T) {
 	sendFile(ns, filepath.Join(corpus, "ndpi-1kxun.pcap"), 400) // about 4 s
 	time.Sleep(3 * time.Second)
 	quiet := time.Now().Add(time.Second).Truncate(time.Second) // counters stand still from here
-	time.Sleep(8 * time.Second)
+	time.Sleep(15 * time.Second)
 	end := time.Now().Add(-3 * time.Second).Truncate(time.Second)
 	whole := fmt.Sprintf("%ds", int(end.Sub(start).Seconds()))
 
@@ -442,8 +442,10 @@ func TestStoreLikePrometheus(t *testing.T) {
 		}
 		return out
 	}
+	compared := 0
 	compare := func(what string, ours, theirs map[point]string) {
 		ours, theirs = strip(ours), strip(theirs)
+		compared += len(theirs)
 		if len(theirs) == 0 {
 			t.Errorf("%s: Prometheus returned nothing", what)
 		}
@@ -475,7 +477,7 @@ func TestStoreLikePrometheus(t *testing.T) {
 		`netsentry_flows_active`,
 	}
 	for _, e := range ranged {
-		v := url.Values{"query": {e}, "start": {strconv.FormatInt(quiet.Add(5*time.Second).Unix(), 10)}, "end": {strconv.FormatInt(end.Unix(), 10)}, "step": {"1"}}
+		v := url.Values{"query": {e}, "start": {strconv.FormatInt(quiet.Add(4*time.Second).Unix(), 10)}, "end": {strconv.FormatInt(end.Unix(), 10)}, "step": {"1"}}
 		compare("query_range "+e, promQuery(t, d.api, "/api/v1/query_range", v), promQuery(t, pc, "/api/v1/query_range", v))
 	}
 	instant := []string{
@@ -490,6 +492,7 @@ func TestStoreLikePrometheus(t *testing.T) {
 		v := url.Values{"query": {e}, "time": {strconv.FormatInt(end.Unix(), 10)}}
 		compare("query "+e, promQuery(t, d.api, "/api/v1/query", v), promQuery(t, pc, "/api/v1/query", v))
 	}
+	t.Logf("%d points compared, %d expressions", compared, len(ranged)+len(instant))
 	// The replay was counted at all.
 	got := promQuery(t, d.api, "/api/v1/query", url.Values{"query": {"sum(netsentry_engine_packets_total)"}, "time": {strconv.FormatInt(end.Unix(), 10)}})
 	for _, v := range got {
