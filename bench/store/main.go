@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,7 +62,7 @@ var (
 	// (what /metrics serves with the host samplers, the API's request
 	// counters aside); 0: count it from -metrics-url or skip the line.
 	netsentry = flag.String("netsentry", "", "NetSentry binary: run it (default configuration, capturing on lo of a namespace of its own) to count the series of its default collection; empty: no MB/day line for it")
-	keep          = flag.Bool("keep", false, "keep the work directory")
+	keep      = flag.Bool("keep", false, "keep the work directory")
 )
 
 // series is one generated series: its labels (name first) and its values,
@@ -203,8 +204,6 @@ func main() {
 		// Prometheus compacts the backfilled 2 h blocks at start-up and
 		// then once a minute; wait until the block count stays put.
 		nblocks := settleBlocks(base)
-		srvCPU0 := procCPU(srv.Process.Pid)
-		_ = srvCPU0
 		skip := func(rel string) bool {
 			return strings.HasPrefix(rel, "wal") || strings.HasPrefix(rel, "chunks_head") || rel == "queries.active" || rel == "lock"
 		}
@@ -260,7 +259,7 @@ func main() {
 	if *netsentry != "" {
 		defSeries = countSeries(daemonMetrics(*netsentry, work))
 	}
-	perDay := float64(24*time.Hour / *interval)
+	perDay := float64(24 * time.Hour / *interval)
 	fmt.Printf("%-18s %12s %14s %22s %22s %12s", "", "bytes/sample", "CPU s/M samp", "1 series 24h (ms)", "100 series 24h (ms)", "MB/day data")
 	if defSeries > 0 {
 		fmt.Printf(" %16s", fmt.Sprintf("MB/day %d ser", defSeries))
@@ -431,9 +430,14 @@ func readVmstat(r reading) {
 	}
 }
 
-// generate makes ticks values per series from the readings.
+// generate makes ticks values per series from the readings, with a fixed
+// seed: at each tick a counter goes on by one of its real increments and a
+// gauge moves by one of its real changes (kept within the range read),
+// each picked at random, so the day has the readings' statistics without
+// repeating them in a cycle (which a block compressor would find).
 func generate(rs []reading, ticks int) []series {
 	scale := float64(*interval) / float64(*every)
+	rng := rand.New(rand.NewPCG(1, 2))
 	var keys []string
 	for k := range rs[0] {
 		keys = append(keys, k)
@@ -443,20 +447,19 @@ func generate(rs []reading, ticks int) []series {
 	for _, k := range keys {
 		s := series{vals: make([]float64, ticks)}
 		s.name, s.labels = parseKey(k)
-		if counterKey[k] {
-			v := rs[0][k]
-			for t := 0; t < ticks; t++ {
-				s.vals[t] = v
-				i := t % (len(rs) - 1)
-				d := rs[i+1][k] - rs[i][k]
-				if d < 0 {
-					d = 0
-				}
-				v += math.Round(d*scale*100) / 100
-			}
-		} else {
-			for t := 0; t < ticks; t++ {
-				s.vals[t] = rs[t%len(rs)][k]
+		lo, hi := rs[0][k], rs[0][k]
+		for _, r := range rs {
+			lo, hi = min(lo, r[k]), max(hi, r[k])
+		}
+		v := rs[0][k]
+		for t := 0; t < ticks; t++ {
+			s.vals[t] = v
+			i := rng.IntN(len(rs) - 1)
+			d := rs[i+1][k] - rs[i][k]
+			if counterKey[k] {
+				v += math.Round(max(d, 0)*scale*100) / 100
+			} else {
+				v = min(max(v+d, lo), hi)
 			}
 		}
 		out = append(out, s)
@@ -667,11 +670,13 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
+// settleBlocks waits for Prometheus to compact the backfilled blocks: its
+// first compaction pass runs a minute after start; then until the block
+// count stays put and no compaction runs.
 func settleBlocks(base string) int {
+	time.Sleep(65 * time.Second)
 	last, same := -1, 0
 	for end := time.Now().Add(3 * time.Minute); time.Now().Before(end); time.Sleep(2 * time.Second) {
-		b := get(base + "/api/v1/status/tsdb")
-		_ = b
 		m := get(base + "/metrics")
 		n := metricValue(m, "prometheus_tsdb_blocks_loaded")
 		running := metricValue(m, "prometheus_tsdb_compactions_triggered_total") - metricValue(m, "prometheus_tsdb_compactions_total") - metricValue(m, "prometheus_tsdb_compactions_failed_total")
