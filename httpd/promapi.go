@@ -460,7 +460,11 @@ func (s *Server) promQueryCommon(ctx *fasthttp.RequestCtx, isRange bool) {
 		promError(ctx, e)
 		return
 	}
-	if e := a.checkCost(p.get("query"), end.Sub(start)); e != nil {
+	span := time.Duration(0)
+	if isRange {
+		span = end.Sub(start)
+	}
+	if e := a.checkCost(p.get("query"), span); e != nil {
 		promError(ctx, e)
 		return
 	}
