@@ -1,8 +1,10 @@
 package httpd_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +156,88 @@ func TestPromNoStore(t *testing.T) {
 			t.Errorf("%s: %d %s", p, r.status, r.body)
 		}
 		ts.check(strings.Replace(p, "cpu.usage", "{name}", 1), "GET", r)
+	}
+}
+
+// TestPromLimits: a query holding (700 series x ~9,900 points) more than MaxQuerySamples at once is a
+// 422 execution error, and at most MaxConcurrentQueries evaluate at once.
+func TestPromLimits(t *testing.T) {
+	src := &memSource{}
+	for s := 0; s < 700; s++ {
+		for i := int64(0); i < 40; i++ {
+			src.add("wide", oracleBase+i*240_000, float64(i), "n", strconv.Itoa(s))
+		}
+	}
+	ts := newPromServer(t, src, nil)
+	code, pr, _ := getProm(t, ts.base, "/api/v1/query_range", url.Values{"query": {"wide"}, "start": {"1780000000"},
+		"end": {"1780011000"}, "step": {"1"}}, "")
+	if code != 422 || pr.ErrorType != "execution" || !strings.Contains(pr.Error, "too many samples") {
+		t.Errorf("7 M samples: %d %s %q", code, pr.ErrorType, pr.Error)
+	}
+
+	// Eight queries that each wait 300 ms in the source take two rounds.
+	slow := smallSource()
+	slow.delay = 300 * time.Millisecond
+	ts = newPromServer(t, slow, nil)
+	t0 := time.Now()
+	errs := make(chan string, 8)
+	for range 8 {
+		go func() {
+			code, pr, _ := getProm(t, ts.base, "/api/v1/query", url.Values{"query": {"netsentry_flows_active"}, "time": {"1780000300"}}, "")
+			if code != 200 {
+				errs <- pr.Error
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range 8 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	if took := time.Since(t0); took < 2*300*time.Millisecond || took > 2*time.Second {
+		t.Errorf("8 queries of 300 ms, %d at a time: %v", httpd.MaxConcurrentQueries, took)
+	}
+}
+
+// TestPromMeta: buildinfo, metadata, exemplars, and the tokens: the read
+// token may GET and POST the query API, no token is 401.
+func TestPromMeta(t *testing.T) {
+	ts := newPromServer(t, smallSource(), func(o *httpd.Options) { o.Token, o.ReadToken = "admin-token-0123456789", "read-token-0123456789" })
+	code, pr, _ := getProm(t, ts.base, "/api/v1/status/buildinfo", nil, "read-token-0123456789")
+	var bi map[string]string
+	json.Unmarshal(pr.Data, &bi)
+	if code != 200 || !strings.HasPrefix(bi["version"], "3.") {
+		t.Errorf("buildinfo: %d %s", code, pr.Data)
+	}
+	code, pr, _ = getProm(t, ts.base, "/api/v1/metadata", nil, "read-token-0123456789")
+	var md map[string][]map[string]string
+	json.Unmarshal(pr.Data, &md)
+	if code != 200 || md["netsentry_engine_packets_total"][0]["type"] != "counter" || md["netsentry_flows_active"][0]["type"] != "gauge" ||
+		md["netsentry_flows_active"][0]["help"] == "" {
+		t.Errorf("metadata: %d %s", code, pr.Data)
+	}
+	code, pr, _ = getProm(t, ts.base, "/api/v1/metadata", url.Values{"metric": {"netsentry_flows_active"}}, "read-token-0123456789")
+	md = nil
+	json.Unmarshal(pr.Data, &md)
+	if code != 200 || len(md) != 1 {
+		t.Errorf("metadata of one: %d %s", code, pr.Data)
+	}
+	code, pr, _ = getProm(t, ts.base, "/api/v1/query_exemplars", url.Values{"query": {"x"}}, "read-token-0123456789")
+	if code != 200 || string(pr.Data) != "[]" {
+		t.Errorf("exemplars: %d %s", code, pr.Data)
+	}
+	ts.token = "read-token-0123456789"
+	r := ts.do("POST", "/api/v1/query_range", "application/x-www-form-urlencoded",
+		[]byte("query=netsentry_flows_active&start=1780000000&end=1780000010&step=5"))
+	if r.status != 200 || string(r.body) != `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"netsentry_flows_active"},"values":[[1780000000,"0"],[1780000005,"1"],[1780000010,"2"]]}]}}` {
+		t.Errorf("POST with the read token: %d %s", r.status, r.body)
+	}
+	ts.token = ""
+	for _, p := range []string{"/api/v1/query?query=1", "/api/v1/labels", "/api/v1/metrics/cpu.usage/history", "/api/v1/network/flows"} {
+		if r := ts.do("GET", p, "", nil); r.status != 401 {
+			t.Errorf("%s without a token: %d", p, r.status)
+		}
 	}
 }
