@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -73,9 +74,9 @@ func toSource(ms []*labels.Matcher) ([]Matcher, error) {
 // seriesLabels returns the label set of si, the name as __name__.
 func seriesLabels(si *SeriesInfo) labels.Labels {
 	b := labels.NewScratchBuilder(len(si.Labels) + 1)
-	b.Add(labels.MetricName, si.Name)
+	b.Add(model.MetricNameLabel, si.Name)
 	for _, l := range si.Labels {
-		if l.Value != "" && l.Name != labels.MetricName {
+		if l.Value != "" && l.Name != model.MetricNameLabel {
 			b.Add(l.Name, l.Value)
 		}
 	}
