@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -425,6 +426,43 @@ func TestPromQLOracle(t *testing.T) {
 		}
 	}
 	t.Logf("%d expressions x %d ranges: %d points equal", len(exprs), len(ranges), points)
+
+	// Instant queries, series and labels: the same data, decoded.
+	same := func(path string, params url.Values) {
+		t.Helper()
+		ps, pr, _ := getProm(t, prom, path, params, "")
+		os, or, _ := getProm(t, ts.base, path, params, "")
+		if ps != 200 || os != 200 {
+			t.Errorf("%s %v: prometheus %d %s, ours %d %s", path, params, ps, pr.Error, os, or.Error)
+			return
+		}
+		var w, g any
+		json.Unmarshal(pr.Data, &w)
+		json.Unmarshal(or.Data, &g)
+		if !reflect.DeepEqual(w, g) {
+			t.Errorf("%s %v:\n ours       %s\n prometheus %s", path, params, or.Data, pr.Data)
+		}
+	}
+	for _, e := range []string{`netsentry_engine_packets_total`, `sum by (protocol) (netsentry_protocol_flows_active)`,
+		`netsentry_flows_active[1m]`, `scalar(netsentry_node_cpu_usage_ratio)`, `1 + 2`, `"text"`,
+		`topk(3, rate(netsentry_engine_bytes_total[5m]))`, `netsentry_flows_active`} {
+		for _, tm := range []string{"1780003602.5", "1780002402", "2026-05-28T21:13:20.5Z"} {
+			same("/api/v1/query", url.Values{"query": {e}, "time": {tm}})
+		}
+	}
+	win := url.Values{"start": {"1780000000"}, "end": {"1780007200"}}
+	for _, m := range [][]string{{`netsentry_engine_packets_total`}, {`{queue="1"}`, `netsentry_flows_active`},
+		{`{__name__=~"netsentry_.*_total", queue!="0"}`}, {`netsentry_protocol_flows_active{protocol=~"d.*|t.*"}`}} {
+		q := url.Values{"match[]": m, "start": win["start"], "end": win["end"]}
+		same("/api/v1/series", q)
+		same("/api/v1/labels", q)
+		same("/api/v1/label/protocol/values", q)
+		same("/api/v1/label/__name__/values", q)
+	}
+	same("/api/v1/labels", win)
+	same("/api/v1/labels", nil)
+	same("/api/v1/label/queue/values", win)
+	same("/api/v1/label/__name__/values", nil)
 }
 
 func compareMatrix(t *testing.T, what string, want, got json.RawMessage) int {
@@ -473,5 +511,3 @@ func compareMatrix(t *testing.T, what string, want, got json.RawMessage) int {
 	}
 	return n
 }
-
-

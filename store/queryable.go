@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -73,9 +74,9 @@ func toSource(ms []*labels.Matcher) ([]Matcher, error) {
 // seriesLabels returns the label set of si, the name as __name__.
 func seriesLabels(si *SeriesInfo) labels.Labels {
 	b := labels.NewScratchBuilder(len(si.Labels) + 1)
-	b.Add(labels.MetricName, si.Name)
+	b.Add(model.MetricNameLabel, si.Name)
 	for _, l := range si.Labels {
-		if l.Value != "" && l.Name != labels.MetricName {
+		if l.Value != "" && l.Name != model.MetricNameLabel {
 			b.Add(l.Name, l.Value)
 		}
 	}
@@ -143,24 +144,19 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	return &seriesSet{ctx: ctx, src: q.src, sel: sel, mint: mint, maxt: maxt, noData: noData, i: -1}
 }
 
+// LabelValues asks the source itself only without matchers; with
+// matchers it reads the matching series (see NewQueryable).
 func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
 	var vals []string
-	direct := true
-	for _, m := range ms {
-		direct = direct && (m == nil || !m.Matches(""))
-	}
-	if direct {
-		sm, err := toSource(ms)
+	if len(ms) == 0 {
+		v, err := q.src.LabelValues(name, nil, q.mint, q.maxt)
 		if err != nil {
-			return nil, nil, err
-		}
-		if vals, err = q.src.LabelValues(name, sm, q.mint, q.maxt); err != nil {
 			return nil, nil, fmt.Errorf("read label values: %w", err)
 		}
-		vals = slices.Clone(vals)
+		vals = slices.Clone(v)
 	} else {
 		sel, err := q.selectSeries(q.mint, q.maxt, ms)
 		if err != nil {
