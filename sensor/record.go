@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 
@@ -51,7 +52,7 @@ func ParseSamples(text []byte, dst []store.Sample) ([]store.Sample, error) {
 		p.Labels(&ls)
 		s := store.Sample{Value: v}
 		ls.Range(func(l labels.Label) { // sorted by name
-			if l.Name == labels.MetricName {
+			if l.Name == model.MetricNameLabel {
 				s.Name = strings.Clone(l.Value)
 				return
 			}
