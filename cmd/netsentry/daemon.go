@@ -81,8 +81,7 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 		fmt.Fprintf(stderr, "netsentry: %v\n", err)
 		return 2
 	}
-	sinks = append(sinks, d.hist.Flows) // the exporter closes it
-	d.hist.FlowsSinked()
+	sinks = append(sinks, d.hist.FlowSink()) // the exporter closes it
 	// Live workers never wait on a writer, except for a capture's final flush.
 	// Its queues are sized by the memory budget (see flowtable.Budget): a
 	// batch is shared by every sink's queue, but queues that fall behind
