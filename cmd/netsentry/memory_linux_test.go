@@ -22,7 +22,7 @@ const fixedOverheadMB = 40
 
 // storeOverheadMB is the local store's memory, outside the budget for now:
 // pebble's memtables and block cache, the flow history's zstd encoder and
-// open block; measured 4 to 14 MiB under the flood (docs/memory.md).
+// open block; measured 4 to 16 MiB under the flood (docs/memory.md).
 const storeOverheadMB = 24
 
 // memFlood is the random-source flood of TestMemoryBound: every frame a new
