@@ -1,0 +1,69 @@
+package store
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+func cpuSeconds(t testing.TB) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// dirBytes is the sum of the sizes of the files in dir.
+func dirBytes(t testing.TB, fs vfs.FS, dir string) int64 {
+	ls, err := fs.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, name := range ls {
+		fi, err := fs.Stat(fs.PathJoin(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.IsDir() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// weekCase writes a week of n generated series (fixed seed) every interval,
+// reads every sample back bit for bit, and reports bytes per sample on disk
+// after a full compaction and ingest CPU seconds per million samples.
+func weekCase(t *testing.T, n int, interval time.Duration) {
+	fs := vfs.NewMem()
+	s := openMem(t, fs, Options{Interval: interval})
+	ticks := int(7 * 24 * time.Hour / interval)
+	// End on a window's first tick so the last full window is chunked.
+	ticks++
+	before := cpuSeconds(t)
+	ingest(t, s, n, ticks, t0, interval, 7)
+	cpu := cpuSeconds(t) - before
+	samples := float64(n) * float64(ticks)
+	checkSeries(t, s, n, ticks, t0, interval, 7, 0)
+	if err := s.DB().Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	size := dirBytes(t, fs, "/db")
+	t.Logf("week, %d series every %s: %.0f samples, %d bytes on disk after compaction: %.3f bytes/sample; ingest %.3f CPU s per million samples",
+		n, interval, samples, size, float64(size)/samples, cpu/(samples/1e6))
+	s = openMem(t, fs, Options{Interval: interval})
+	checkSeries(t, s, n, ticks, t0, interval, 7, 0)
+	s.Close()
+}
+
+func TestRoundTripWeek(t *testing.T) {
+	weekCase(t, 1000, time.Minute)
+}
