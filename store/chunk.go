@@ -86,7 +86,7 @@ func encodeChunk(ts []int64, vs []float64) []byte {
 				break
 			}
 		}
-		if step < 0 {
+		if step <= 0 || step > math.MaxInt32 {
 			tsMode = tsDoD
 		}
 	}
