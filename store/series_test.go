@@ -2,8 +2,8 @@ package store
 
 import (
 	"errors"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
