@@ -728,7 +728,11 @@ func (s *Store) Points(ref uint64, mint, maxt int64, dst []Point) ([]Point, erro
 			}
 			defer it.Close()
 		}
-		kb = chunkKey(kb[:0], p, ref, floorDiv(mint, s.window)*s.window)
+		seek := p * s.span // no overflow: mint may be MinInt64
+		if mint > seek {
+			seek = floorDiv(mint, s.window) * s.window
+		}
+		kb = chunkKey(kb[:0], p, ref, seek)
 		prefix := kb[:17]
 		for ok := it.SeekGE(kb); ok; ok = it.Next() {
 			k := it.Key()
