@@ -14,7 +14,8 @@ import (
 //	uvarint n, the number of samples (1..maxChunkSamples)
 //	varint  t0, the first timestamp (ms)
 //	tsRegular: uvarint step (t_i = t0 + i*step)
-//	valInt*:   byte scale k, varint m0 (v_i = m_i / 10^k)
+//	valInt*:   byte scale k, varint m0 (v_i = m_i / 10^k), 4 bytes: the
+//	           bucket widths of the value entries (fitWidths)
 //	valXOR, valConst: 8 bytes, the first value's bits (little endian)
 //	bit stream: for each sample after the first, its timestamp entry (tsDoD:
 //	the delta for the second sample, then deltas of deltas) followed by its
@@ -121,10 +122,13 @@ func appendChunk(dst []byte, ts []int64, vs []float64, ms []int64, tsMode byte, 
 	if tsMode == tsRegular {
 		dst = binary.AppendUvarint(dst, uint64(step))
 	}
+	var ws widths
 	switch valMode {
 	case valIntDelta, valIntDoD:
 		dst = append(dst, byte(k))
 		dst = binary.AppendVarint(dst, ms[0])
+		ws = fitWidths(ms, valMode == valIntDoD)
+		dst = append(dst, ws[:]...)
 	default:
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(vs[0]))
 	}
@@ -136,21 +140,21 @@ func appendChunk(dst []byte, ts []int64, vs []float64, ms []int64, tsMode byte, 
 		if tsMode == tsDoD {
 			d := ts[i] - ts[i-1]
 			if i == 1 {
-				w.writeInt(d)
+				w.writeInt(d, &fixedWidths)
 			} else {
-				w.writeInt(d - tDelta)
+				w.writeInt(d-tDelta, &fixedWidths)
 			}
 			tDelta = d
 		}
 		switch valMode {
 		case valIntDelta:
-			w.writeInt(ms[i] - ms[i-1])
+			w.writeInt(ms[i]-ms[i-1], &ws)
 		case valIntDoD:
 			d := ms[i] - ms[i-1]
 			if i == 1 {
-				w.writeInt(d)
+				w.writeInt(d, &ws)
 			} else {
-				w.writeInt(d - mDelta)
+				w.writeInt(d-mDelta, &ws)
 			}
 			mDelta = d
 		case valXOR:
@@ -189,6 +193,7 @@ type chunkHeader struct {
 	t0, step        int64
 	k               int
 	m0              int64
+	ws              widths
 	v0              uint64
 	body            []byte // the bit stream
 }
@@ -231,6 +236,16 @@ func parseChunkHeader(b []byte) (chunkHeader, error) {
 			return h, fmt.Errorf("%w: bad first value", errChunk)
 		}
 		b = b[1+l:]
+		if len(b) < 4 {
+			return h, fmt.Errorf("%w: short widths", errChunk)
+		}
+		for i := range h.ws {
+			if b[i] < 1 || b[i] > 64 {
+				return h, fmt.Errorf("%w: bad width %d", errChunk, b[i])
+			}
+			h.ws[i] = b[i]
+		}
+		b = b[4:]
 	default:
 		if len(b) < 8 {
 			return h, fmt.Errorf("%w: short first value", errChunk)
@@ -275,21 +290,21 @@ func decodeChunk(b []byte, mint, maxt int64, dst []Point) ([]Point, error) {
 			t += h.step
 		case tsDoD:
 			if i == 1 {
-				tDelta = r.readInt()
+				tDelta = r.readInt(&fixedWidths)
 			} else {
-				tDelta += r.readInt()
+				tDelta += r.readInt(&fixedWidths)
 			}
 			t += tDelta
 		}
 		switch h.valMode {
 		case valIntDelta:
-			m += r.readInt()
+			m += r.readInt(&h.ws)
 			v = val()
 		case valIntDoD:
 			if i == 1 {
-				mDelta = r.readInt()
+				mDelta = r.readInt(&h.ws)
 			} else {
-				mDelta += r.readInt()
+				mDelta += r.readInt(&h.ws)
 			}
 			m += mDelta
 			v = val()

@@ -110,20 +110,26 @@ func TestChunkShapes(t *testing.T) {
 func TestBucketInts(t *testing.T) {
 	vals := []int64{0, 1, -1, 63, -64, 64, -65, 2047, -2048, 2048, 1<<19 - 1, -1 << 19, 1 << 19,
 		1<<31 - 1, -1 << 31, 1 << 31, math.MaxInt64, math.MinInt64}
-	var w bitWriter
-	size := 0
-	for _, v := range vals {
-		w.writeInt(v)
-		size += bucketSize(v)
-	}
-	if want := (size + 7) / 8; len(w.b) != want {
-		t.Fatalf("wrote %d bytes, bucketSize says %d", len(w.b), want)
-	}
-	r := bitReader{b: w.b}
-	for _, v := range vals {
-		if got := r.readInt(); got != v || r.bad {
-			t.Fatalf("read %d, want %d (bad %v)", got, v, r.bad)
+	for _, ws := range []widths{fixedWidths, {1, 2, 3, 64}, {5, 9, 40, 64}} {
+		var w bitWriter
+		for _, v := range vals {
+			w.writeInt(v, &ws)
 		}
+		r := bitReader{b: w.b}
+		for _, v := range vals {
+			if got := r.readInt(&ws); got != v || r.bad {
+				t.Fatalf("widths %v: read %d, want %d (bad %v)", ws, got, v, r.bad)
+			}
+		}
+	}
+	// fitWidths on lengths that cluster picks widths that cover them.
+	xs := []int64{0}
+	for i := 0; i < 1000; i++ {
+		xs = append(xs, xs[len(xs)-1]+int64(i%7)*100+int64(i%3))
+	}
+	ws := fitWidths(xs, false)
+	if ws[3] < 11 || ws[0] > ws[1] || ws[1] > ws[2] || ws[2] > ws[3] {
+		t.Fatalf("fitWidths: %v", ws)
 	}
 }
 
