@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -39,10 +40,10 @@ func dirBytes(t testing.TB, fs vfs.FS, dir string) int64 {
 // weekCase writes a week of n generated series (fixed seed) every interval,
 // reads every sample back bit for bit, and reports bytes per sample on disk
 // after a full compaction and ingest CPU seconds per million samples.
-func weekCase(t *testing.T, n int, interval time.Duration) {
+func weekCase(t *testing.T, n int, interval, length time.Duration) {
 	fs := vfs.NewMem()
 	s := openMem(t, fs, Options{Interval: interval})
-	ticks := int(7 * 24 * time.Hour / interval)
+	ticks := int(length / interval)
 	// End on a window's first tick so the last full window is chunked.
 	ticks++
 	before := cpuSeconds(t)
@@ -53,17 +54,48 @@ func weekCase(t *testing.T, n int, interval time.Duration) {
 	if err := s.DB().Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
 		t.Fatal(err)
 	}
+	// Chunk bytes per sample by kind of series, before pebble's compression.
+	var kindBytes, kindSamples [genKinds]float64
+	kindOf := map[string]int{}
+	for i := 0; i < genKinds*2; i++ {
+		g := newGen(7, i)
+		kindOf[g.name] = g.kind
+	}
+	it, err := s.DB().NewIter(&pebble.IterOptions{LowerBound: []byte{keyChunk}, UpperBound: []byte{keyChunk + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		sr := s.idx.get(beUint64(it.Key()[9:]))
+		v, _ := it.ValueAndErr()
+		h, err := parseChunkHeader(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := kindOf[sr.name]
+		kindBytes[k] += float64(len(v))
+		kindSamples[k] += float64(h.n)
+	}
+	it.Close()
+	for k := range genKinds {
+		t.Logf("  %-36s chunks %.3f bytes/sample", newGen(7, []int{0, 4, 6, 8, 9}[k]).name, kindBytes[k]/kindSamples[k])
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	size := dirBytes(t, fs, "/db")
-	t.Logf("week, %d series every %s: %.0f samples, %d bytes on disk after compaction: %.3f bytes/sample; ingest %.3f CPU s per million samples",
-		n, interval, samples, size, float64(size)/samples, cpu/(samples/1e6))
+	t.Logf("%s, %d series every %s: %.0f samples, %d bytes on disk after compaction: %.3f bytes/sample; ingest %.3f CPU s per million samples",
+		length, n, interval, samples, size, float64(size)/samples, cpu/(samples/1e6))
 	s = openMem(t, fs, Options{Interval: interval})
 	checkSeries(t, s, n, ticks, t0, interval, 7, 0)
 	s.Close()
 }
 
 func TestRoundTripWeek(t *testing.T) {
-	weekCase(t, 1000, time.Minute)
+	weekCase(t, 1000, time.Minute, 7*24*time.Hour)
+}
+
+// TestRoundTripDefaultInterval is the same at the default 5 s, for a day.
+func TestRoundTripDefaultInterval(t *testing.T) {
+	weekCase(t, 1000, DefaultInterval, 24*time.Hour)
 }
