@@ -139,7 +139,11 @@ func FuzzChunk(f *testing.F) {
 	f.Add(encodeChunk([]int64{1, 2, 3}, []float64{0.01, 0.02, 0.05}))
 	f.Add(encodeChunk([]int64{10}, []float64{7}))
 	f.Add([]byte{0x10, 0xff, 0xff, 0x03, 0, 0})
+	f.Add(encodeRollup([]Aggregate{{T: 0, Count: 12, Min: 1, Max: 3, Sum: 20}, {T: 60000, Count: 12, Min: math.NaN(), Max: 2, Sum: 4}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if aggs, err := decodeRollup(b, math.MinInt64, math.MaxInt64, nil); err == nil && len(aggs) == 0 {
+			t.Fatal("rollup without buckets decoded")
+		}
 		pts, err := decodeChunk(b, math.MinInt64, math.MaxInt64, nil)
 		if err == nil {
 			if len(pts) == 0 || len(pts) > maxChunkSamples {

@@ -72,7 +72,7 @@ func TestRetentionDropsExpiredPartitions(t *testing.T) {
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
-		if (k[0] == keyChunk || k[0] == keyMember) && fromOrdered(beUint64(k[1:9])) < wantKept[0] {
+		if (k[0] == keyChunk || k[0] == keyMember || k[0] == keyRollup) && fromOrdered(beUint64(k[1:9])) < wantKept[0] {
 			t.Fatalf("key %x of a dropped partition is still there", k)
 		}
 	}

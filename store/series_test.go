@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -299,4 +300,53 @@ func FuzzOpen(f *testing.F) {
 		}
 		_ = fmt.Sprint(s.Stats())
 	})
+}
+
+// TestIntervalChange reopens the store with other intervals (so other chunk
+// windows); every sample stays readable, from any starting point.
+func TestIntervalChange(t *testing.T) {
+	fs := vfs.NewMem()
+	var want []Point
+	ts := t0
+	for round, iv := range []time.Duration{10 * time.Second, 5 * time.Second, time.Second, time.Minute} {
+		s := openMem(t, fs, Options{Interval: iv})
+		ts = ts.Add(iv).Truncate(iv)
+		for j := 0; j < 1500; j++ {
+			v := float64(round*10000 + j)
+			if err := s.Append(ts, []Sample{{Name: "m", Value: v}}); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, Point{ts.UnixMilli(), v})
+			ts = ts.Add(iv)
+		}
+		for _, from := range []int{0, 1, 700, 1499, 2000, 3100, len(want) - 1} {
+			if from >= len(want) {
+				continue
+			}
+			got, err := s.Points(1, want[from].T, math.MaxInt64, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want[from:]) {
+				t.Fatalf("round %d from %d: %d points, want %d", round, from, len(got), len(want)-from)
+			}
+		}
+		// Hour rollups agree with the raw samples.
+		got, err := s.Rollup(1, time.Hour, math.MinInt64, math.MaxInt64, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantAgg := naiveRollup(want, 3600e3, math.MinInt64, math.MaxInt64)
+		if len(got) != len(wantAgg) {
+			t.Fatalf("round %d: %d hour buckets, want %d", round, len(got), len(wantAgg))
+		}
+		for i := range got {
+			if got[i] != wantAgg[i] {
+				t.Fatalf("round %d bucket %d: %+v, want %+v", round, i, got[i], wantAgg[i])
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
