@@ -97,12 +97,15 @@ var (
 func zigzag(x int64) uint64   { return uint64(x<<1) ^ uint64(x>>63) }
 func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
-func (w *bitWriter) writeInt(x int64, ws *widths) {
-	if x == 0 {
+func (w *bitWriter) writeInt(x int64, ws *widths) { w.writeEntry(zigzag(x), ws) }
+
+// writeEntry writes z in the first bucket that holds it (the last always
+// does: its width covers the stream).
+func (w *bitWriter) writeEntry(z uint64, ws *widths) {
+	if z == 0 {
 		w.writeBit(false)
 		return
 	}
-	z := zigzag(x)
 	n := uint8(bits.Len64(z))
 	for i, wi := range ws {
 		if n <= wi || i == 3 {
@@ -113,7 +116,9 @@ func (w *bitWriter) writeInt(x int64, ws *widths) {
 	}
 }
 
-func (r *bitReader) readInt(ws *widths) int64 {
+func (r *bitReader) readInt(ws *widths) int64 { return unzigzag(r.readEntry(ws)) }
+
+func (r *bitReader) readEntry(ws *widths) uint64 {
 	ones := 0
 	for ones < 4 && r.readBit() {
 		ones++
@@ -121,12 +126,13 @@ func (r *bitReader) readInt(ws *widths) int64 {
 	if ones == 0 {
 		return 0
 	}
-	return unzigzag(r.readBits(ws[ones-1]))
+	return r.readBits(ws[ones-1])
 }
 
 // fitWidths chooses the bucket widths that encode xs in the fewest bits, by
-// dynamic programming over the histogram of the zig-zagged bit lengths.
-func fitWidths(xs []int64, delta2 bool) widths {
+// dynamic programming over the histogram of the entries' bit lengths
+// (zig-zagged unless unsigned).
+func fitWidths(xs []int64, delta2, unsigned bool) widths {
 	var count [65]int
 	prev, prevD := int64(0), int64(0)
 	for i, x := range xs {
@@ -140,7 +146,11 @@ func fitWidths(xs []int64, delta2 bool) widths {
 		if i == 0 {
 			continue
 		}
-		count[bits.Len64(zigzag(e))]++
+		if unsigned {
+			count[bits.Len64(uint64(e))]++
+		} else {
+			count[bits.Len64(zigzag(e))]++
+		}
 	}
 	maxLen := 1
 	for l := 64; l > 0; l-- {

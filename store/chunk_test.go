@@ -127,7 +127,7 @@ func TestBucketInts(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		xs = append(xs, xs[len(xs)-1]+int64(i%7)*100+int64(i%3))
 	}
-	ws := fitWidths(xs, false)
+	ws := fitWidths(xs, false, false)
 	if ws[3] < 11 || ws[0] > ws[1] || ws[1] > ws[2] || ws[2] > ws[3] {
 		t.Fatalf("fitWidths: %v", ws)
 	}
