@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -84,6 +85,19 @@ func weekCase(t *testing.T, n int, interval, length time.Duration) {
 		t.Fatal(err)
 	}
 	size := dirBytes(t, fs, "/db")
+	var sst, wal int64
+	ls, _ := fs.List("/db")
+	for _, name := range ls {
+		fi, _ := fs.Stat("/db/" + name)
+		switch {
+		case strings.HasSuffix(name, ".sst"):
+			sst += fi.Size()
+		case strings.HasSuffix(name, ".log"):
+			wal += fi.Size()
+		}
+	}
+	t.Logf("  tables %d bytes (%.3f bytes/sample), WAL files %d bytes (pebble keeps recycled logs; bounded, not per sample)",
+		sst, float64(sst)/samples, wal)
 	t.Logf("%s, %d series every %s: %.0f samples, %d bytes on disk after compaction: %.3f bytes/sample; ingest %.3f CPU s per million samples",
 		length, n, interval, samples, size, float64(size)/samples, cpu/(samples/1e6))
 	s = openMem(t, fs, Options{Interval: interval})
