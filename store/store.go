@@ -479,7 +479,7 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 	part := floorDiv(t, s.span)
 	cut := s.headWin != noWin && win != s.headWin
 
-	b := s.db.NewBatch()
+	b := s.db.NewBatchWithSize(64 + 16*len(samples))
 	defer b.Close()
 	var nchunks uint64
 	if cut {
@@ -604,6 +604,11 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 		s.idx.add(sr, string(appendSeriesKey(s.keyBuf[:0], sr.name, sr.labels)))
 	}
 	for _, st := range s.staged {
+		if cap(st.s.ts) == 0 {
+			// A window's worth, so that the buffers never grow.
+			n := s.window/s.interval + 1
+			st.s.ts, st.s.vs = make([]int64, 0, n), make([]float64, 0, n)
+		}
 		st.s.ts = append(st.s.ts, t)
 		st.s.vs = append(st.s.vs, st.v)
 	}
