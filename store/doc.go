@@ -45,7 +45,8 @@
 //
 // # Threading and lifetimes
 //
-// Append is called from one goroutine at a time (the sensor's tick loop);
+// Append is called from one goroutine (the sensor's tick loop; concurrent
+// calls, and Close, are serialized with it);
 // it also applies retention and the disk cap when a window closes. Select,
 // Points, Rollup, LabelNames, LabelValues and Stats may be called from any goroutine,
 // concurrently with Append; they see whole ticks only. Results are copies the

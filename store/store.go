@@ -109,6 +109,7 @@ type Store struct {
 	recovered string
 	closed    atomic.Bool
 
+	appendMu sync.Mutex   // held by Append and Close: Close never closes the database under an Append
 	mu       sync.RWMutex // guards what queries read: idx, parts, partList, series heads
 	idx      *index
 	parts    map[int64][]uint64 // partition -> member bitset by id
@@ -437,6 +438,8 @@ func (s *Store) loadHead() (ticks, samples int, first, last int64, err error) {
 // Close marks the store cleanly closed and closes the database. The open
 // window stays in its tick records and is reloaded by the next Open.
 func (s *Store) Close() error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
 	s.mu.Lock()
 	if s.closed.Swap(true) {
 		s.mu.Unlock()
@@ -466,8 +469,11 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // Append returned nil for is durable (synced to the pebble WAL) before
 // Append returns. A series given twice in one tick keeps its last value.
 // Samples with an empty name or bad labels are skipped and counted in
-// Stats.Rejected. Append is called from one goroutine at a time.
+// Stats.Rejected. Append is meant for one goroutine (the tick loop); calls
+// from several are serialized.
 func (s *Store) Append(ts time.Time, samples []Sample) error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
 	if s.closed.Load() {
 		return fmt.Errorf("append tick: %w", ErrClosed)
 	}
