@@ -86,56 +86,98 @@ func aggregate(ts []int64, vs []float64, res, mint, maxt int64, dst []Aggregate)
 	return dst
 }
 
-// encodeRollup writes aggregates (at least one, increasing T) as four
-// length-prefixed chunks: count, min, max, sum, each over the bucket starts.
+// encodeRollup writes aggregates (at least one, increasing T): uvarint
+// count of buckets, then per bucket varint T (the first; then the delta from
+// the previous), uvarint Count, a flags byte, Min's bits, Max's bits unless
+// flag 1 (Max is Min), Sum's bits unless flag 2 (Sum is Min*Count). A window
+// holds one or two hour buckets, so there is nothing for a delta code to win;
+// the flags make a constant series' rollup 13 bytes.
 func encodeRollup(aggs []Aggregate) []byte {
-	ts := make([]int64, len(aggs))
-	vs := make([]float64, len(aggs))
+	out := binary.AppendUvarint(nil, uint64(len(aggs)))
+	prev := int64(0)
 	for i, a := range aggs {
-		ts[i] = a.T
-	}
-	var out []byte
-	for f := 0; f < 4; f++ {
-		for i, a := range aggs {
-			vs[i] = [4]float64{float64(a.Count), a.Min, a.Max, a.Sum}[f]
+		if i == 0 {
+			out = binary.AppendVarint(out, a.T)
+		} else {
+			out = binary.AppendVarint(out, a.T-prev)
 		}
-		c := encodeChunk(ts, vs)
-		out = binary.AppendUvarint(out, uint64(len(c)))
-		out = append(out, c...)
+		prev = a.T
+		out = binary.AppendUvarint(out, a.Count)
+		mn, mx, sm := math.Float64bits(a.Min), math.Float64bits(a.Max), math.Float64bits(a.Sum)
+		var flags byte
+		if mx == mn {
+			flags |= 1
+		}
+		if sm == math.Float64bits(a.Min*float64(a.Count)) {
+			flags |= 2
+		}
+		out = append(out, flags)
+		out = binary.LittleEndian.AppendUint64(out, mn)
+		if flags&1 == 0 {
+			out = binary.LittleEndian.AppendUint64(out, mx)
+		}
+		if flags&2 == 0 {
+			out = binary.LittleEndian.AppendUint64(out, sm)
+		}
 	}
 	return out
 }
 
 // decodeRollup appends the aggregates of b with mint <= T <= maxt to dst.
 func decodeRollup(b []byte, mint, maxt int64, dst []Aggregate) ([]Aggregate, error) {
-	var fields [4][]Point
-	for f := range fields {
-		n, l := binary.Uvarint(b)
-		if l <= 0 || n > uint64(len(b)-l) {
-			return dst, fmt.Errorf("%w: bad rollup field %d", errChunk, f)
-		}
-		var err error
-		if fields[f], err = decodeChunk(b[l:l+int(n)], mint, maxt, nil); err != nil {
-			return dst, fmt.Errorf("rollup field %d: %w", f, err)
-		}
-		b = b[l+int(n):]
+	bad := func(what string) ([]Aggregate, error) {
+		return dst, fmt.Errorf("%w: rollup %s", errChunk, what)
 	}
-	for f := 1; f < 4; f++ {
-		if len(fields[f]) != len(fields[0]) {
-			return dst, fmt.Errorf("%w: rollup fields differ in length", errChunk)
-		}
+	n, l := binary.Uvarint(b)
+	if l <= 0 || n < 1 || n > maxChunkSamples {
+		return bad("bucket count")
 	}
-	for i, p := range fields[0] {
-		c := p.V
-		if !(c >= 1 && c <= 1<<32) || c != math.Trunc(c) {
-			return dst, fmt.Errorf("%w: bad rollup count", errChunk)
+	b = b[l:]
+	t := int64(0)
+	for i := uint64(0); i < n; i++ {
+		d, l := binary.Varint(b)
+		if l <= 0 || (i > 0 && d <= 0) {
+			return bad("time")
 		}
-		for f := 1; f < 4; f++ {
-			if fields[f][i].T != p.T {
-				return dst, fmt.Errorf("%w: rollup fields differ in time", errChunk)
+		t += d
+		b = b[l:]
+		var a Aggregate
+		a.T = t
+		if a.Count, l = binary.Uvarint(b); l <= 0 || a.Count == 0 {
+			return bad("count")
+		}
+		b = b[l:]
+		if len(b) < 9 {
+			return bad("truncated")
+		}
+		flags := b[0]
+		if flags > 3 {
+			return bad("flags")
+		}
+		a.Min = math.Float64frombits(binary.LittleEndian.Uint64(b[1:]))
+		b = b[9:]
+		a.Max = a.Min
+		if flags&1 == 0 {
+			if len(b) < 8 {
+				return bad("truncated")
 			}
+			a.Max = math.Float64frombits(binary.LittleEndian.Uint64(b))
+			b = b[8:]
 		}
-		dst = append(dst, Aggregate{T: p.T, Count: uint64(c), Min: fields[1][i].V, Max: fields[2][i].V, Sum: fields[3][i].V})
+		a.Sum = a.Min * float64(a.Count)
+		if flags&2 == 0 {
+			if len(b) < 8 {
+				return bad("truncated")
+			}
+			a.Sum = math.Float64frombits(binary.LittleEndian.Uint64(b))
+			b = b[8:]
+		}
+		if t >= mint && t <= maxt {
+			dst = append(dst, a)
+		}
+	}
+	if len(b) != 0 {
+		return bad("trailing bytes")
 	}
 	return dst, nil
 }
