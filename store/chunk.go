@@ -14,7 +14,10 @@ import (
 //	uvarint n, the number of samples (1..maxChunkSamples)
 //	varint  t0, the first timestamp (ms)
 //	tsRegular: uvarint step (t_i = t0 + i*step)
-//	valInt*:   byte scale k, varint m0 (v_i = m_i / 10^k)
+//	valInt*:   byte scale k (| 0x80: valIntDelta entries unsigned, the
+//	           deltas of a counter without reset), varint m0
+//	           (v_i = m_i / 10^k), 4 bytes: the bucket widths of the value
+//	           entries (fitWidths)
 //	valXOR, valConst: 8 bytes, the first value's bits (little endian)
 //	bit stream: for each sample after the first, its timestamp entry (tsDoD:
 //	the delta for the second sample, then deltas of deltas) followed by its
@@ -36,6 +39,7 @@ const (
 
 	maxChunkSamples = 1 << 16
 	maxScale        = 8
+	scaleUnsigned   = 0x80 // in the scale byte: deltas all >= 0, not zig-zagged
 )
 
 var pow10 = [maxScale + 1]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
@@ -86,7 +90,7 @@ func encodeChunk(ts []int64, vs []float64) []byte {
 				break
 			}
 		}
-		if step < 0 {
+		if step <= 0 || step > math.MaxInt32 {
 			tsMode = tsDoD
 		}
 	}
@@ -121,10 +125,24 @@ func appendChunk(dst []byte, ts []int64, vs []float64, ms []int64, tsMode byte, 
 	if tsMode == tsRegular {
 		dst = binary.AppendUvarint(dst, uint64(step))
 	}
+	var ws widths
+	unsigned := false
 	switch valMode {
 	case valIntDelta, valIntDoD:
-		dst = append(dst, byte(k))
+		if valMode == valIntDelta {
+			unsigned = true
+			for i := 1; i < n && unsigned; i++ {
+				unsigned = ms[i] >= ms[i-1]
+			}
+		}
+		if unsigned {
+			dst = append(dst, byte(k)|scaleUnsigned)
+		} else {
+			dst = append(dst, byte(k))
+		}
 		dst = binary.AppendVarint(dst, ms[0])
+		ws = fitWidths(ms, valMode == valIntDoD, unsigned)
+		dst = append(dst, ws[:]...)
 	default:
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(vs[0]))
 	}
@@ -136,21 +154,25 @@ func appendChunk(dst []byte, ts []int64, vs []float64, ms []int64, tsMode byte, 
 		if tsMode == tsDoD {
 			d := ts[i] - ts[i-1]
 			if i == 1 {
-				w.writeInt(d)
+				w.writeInt(d, &fixedWidths)
 			} else {
-				w.writeInt(d - tDelta)
+				w.writeInt(d-tDelta, &fixedWidths)
 			}
 			tDelta = d
 		}
 		switch valMode {
 		case valIntDelta:
-			w.writeInt(ms[i] - ms[i-1])
+			if unsigned {
+				w.writeEntry(uint64(ms[i]-ms[i-1]), &ws)
+			} else {
+				w.writeInt(ms[i]-ms[i-1], &ws)
+			}
 		case valIntDoD:
 			d := ms[i] - ms[i-1]
 			if i == 1 {
-				w.writeInt(d)
+				w.writeInt(d, &ws)
 			} else {
-				w.writeInt(d - mDelta)
+				w.writeInt(d-mDelta, &ws)
 			}
 			mDelta = d
 		case valXOR:
@@ -189,6 +211,8 @@ type chunkHeader struct {
 	t0, step        int64
 	k               int
 	m0              int64
+	ws              widths
+	unsigned        bool // valIntDelta entries are not zig-zagged
 	v0              uint64
 	body            []byte // the bit stream
 }
@@ -223,14 +247,28 @@ func parseChunkHeader(b []byte) (chunkHeader, error) {
 	}
 	switch h.valMode {
 	case valIntDelta, valIntDoD:
-		if len(b) < 1 || b[0] > maxScale {
-			return h, fmt.Errorf("%w: bad scale", errChunk)
+		if len(b) < 1 {
+			return h, fmt.Errorf("%w: no scale", errChunk)
 		}
-		h.k = int(b[0])
+		h.unsigned = b[0]&scaleUnsigned != 0
+		h.k = int(b[0] &^ scaleUnsigned)
+		if h.k > maxScale || (h.unsigned && h.valMode != valIntDelta) {
+			return h, fmt.Errorf("%w: bad scale %#x", errChunk, b[0])
+		}
 		if h.m0, l = binary.Varint(b[1:]); l <= 0 {
 			return h, fmt.Errorf("%w: bad first value", errChunk)
 		}
 		b = b[1+l:]
+		if len(b) < 4 {
+			return h, fmt.Errorf("%w: short widths", errChunk)
+		}
+		for i := range h.ws {
+			if b[i] < 1 || b[i] > 64 {
+				return h, fmt.Errorf("%w: bad width %d", errChunk, b[i])
+			}
+			h.ws[i] = b[i]
+		}
+		b = b[4:]
 	default:
 		if len(b) < 8 {
 			return h, fmt.Errorf("%w: short first value", errChunk)
@@ -275,21 +313,25 @@ func decodeChunk(b []byte, mint, maxt int64, dst []Point) ([]Point, error) {
 			t += h.step
 		case tsDoD:
 			if i == 1 {
-				tDelta = r.readInt()
+				tDelta = r.readInt(&fixedWidths)
 			} else {
-				tDelta += r.readInt()
+				tDelta += r.readInt(&fixedWidths)
 			}
 			t += tDelta
 		}
 		switch h.valMode {
 		case valIntDelta:
-			m += r.readInt()
+			if h.unsigned {
+				m += int64(r.readEntry(&h.ws))
+			} else {
+				m += r.readInt(&h.ws)
+			}
 			v = val()
 		case valIntDoD:
 			if i == 1 {
-				mDelta = r.readInt()
+				mDelta = r.readInt(&h.ws)
 			} else {
-				mDelta += r.readInt()
+				mDelta += r.readInt(&h.ws)
 			}
 			m += mDelta
 			v = val()

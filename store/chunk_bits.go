@@ -1,5 +1,10 @@
 package store
 
+import (
+	"math"
+	"math/bits"
+)
+
 // bitWriter appends bits, most significant first, to a byte slice.
 type bitWriter struct {
 	b    []byte
@@ -76,55 +81,127 @@ func (r *bitReader) readBits(n uint8) uint64 {
 }
 
 // Signed integers (deltas, deltas of deltas) are written zig-zagged in the
-// smallest of a few buckets, a prefix of ones ended by a zero naming the
-// bucket: 0 (the value 0), 10+7 bits, 110+12, 1110+20, 11110+32, 11111+64.
-var bucketBits = [...]uint8{7, 12, 20, 32}
+// smallest of four buckets of widths w[0] < w[1] < w[2] < w[3] bits, after a
+// prefix naming the bucket: 0 is the value 0, then 10, 110, 1110, 1111. The
+// last width holds every value of the stream. Timestamps use fixedWidths;
+// integer values use widths fitted to each chunk (fitWidths).
+type widths [4]uint8
+
+var fixedWidths = widths{7, 14, 32, 64}
+
+var (
+	prefixCode = [4]uint64{0b10, 0b110, 0b1110, 0b1111}
+	prefixBits = [4]uint8{2, 3, 4, 4}
+)
 
 func zigzag(x int64) uint64   { return uint64(x<<1) ^ uint64(x>>63) }
 func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
-// bucketSize is the number of bits writeInt spends on x.
-func bucketSize(x int64) int {
-	if x == 0 {
-		return 1
-	}
-	z := zigzag(x)
-	for i, n := range bucketBits {
-		if z < 1<<n {
-			return i + 2 + int(n)
-		}
-	}
-	return 5 + 64
-}
+func (w *bitWriter) writeInt(x int64, ws *widths) { w.writeEntry(zigzag(x), ws) }
 
-func (w *bitWriter) writeInt(x int64) {
-	if x == 0 {
+// writeEntry writes z in the first bucket that holds it (the last always
+// does: its width covers the stream).
+func (w *bitWriter) writeEntry(z uint64, ws *widths) {
+	if z == 0 {
 		w.writeBit(false)
 		return
 	}
-	z := zigzag(x)
-	for i, n := range bucketBits {
-		if z < 1<<n {
-			// i+1 ones, then a zero.
-			w.writeBits(1<<(i+2)-2, uint8(i+2))
-			w.writeBits(z, n)
+	n := uint8(bits.Len64(z))
+	for i, wi := range ws {
+		if n <= wi || i == 3 {
+			w.writeBits(prefixCode[i], prefixBits[i])
+			w.writeBits(z, wi)
 			return
 		}
 	}
-	w.writeBits(0x1f, 5)
-	w.writeBits(z, 64)
 }
 
-func (r *bitReader) readInt() int64 {
+func (r *bitReader) readInt(ws *widths) int64 { return unzigzag(r.readEntry(ws)) }
+
+func (r *bitReader) readEntry(ws *widths) uint64 {
 	ones := 0
-	for ones < 5 && r.readBit() {
+	for ones < 4 && r.readBit() {
 		ones++
 	}
 	if ones == 0 {
 		return 0
 	}
-	if ones == 5 {
-		return unzigzag(r.readBits(64))
+	return r.readBits(ws[ones-1])
+}
+
+// fitWidths chooses the bucket widths that encode xs in the fewest bits, by
+// dynamic programming over the histogram of the entries' bit lengths
+// (zig-zagged unless unsigned).
+func fitWidths(xs []int64, delta2, unsigned bool) widths {
+	var count [65]int
+	prev, prevD := int64(0), int64(0)
+	for i, x := range xs {
+		e := x - prev
+		if delta2 && i > 1 {
+			e, prevD = e-prevD, e
+		} else if delta2 {
+			prevD = e
+		}
+		prev = x
+		if i == 0 {
+			continue
+		}
+		if unsigned {
+			count[bits.Len64(uint64(e))]++
+		} else {
+			count[bits.Len64(zigzag(e))]++
+		}
 	}
-	return unzigzag(r.readBits(bucketBits[ones-1]))
+	maxLen := 1
+	for l := 64; l > 0; l-- {
+		if count[l] > 0 {
+			maxLen = l
+			break
+		}
+	}
+	// cum[l] = entries of length 1..l.
+	var cum [65]int
+	for l := 1; l <= 64; l++ {
+		cum[l] = cum[l-1] + count[l]
+	}
+	// best[j][w]: the fewest bits for the entries of length <= w with
+	// buckets 0..j, bucket j of width w.
+	const inf = math.MaxInt
+	var best [4][65]int
+	var from [4][65]uint8
+	for j := 0; j < 4; j++ {
+		for w := 1; w <= maxLen; w++ {
+			best[j][w] = inf
+			if j == 0 {
+				best[0][w] = cum[w] * int(prefixBits[0]+uint8(w))
+				continue
+			}
+			for p := j; p < w; p++ { // bucket j-1 has width p
+				if best[j-1][p] == inf {
+					continue
+				}
+				c := best[j-1][p] + (cum[w]-cum[p])*int(prefixBits[j]+uint8(w))
+				if c < best[j][w] {
+					best[j][w], from[j][w] = c, uint8(p)
+				}
+			}
+		}
+	}
+	// The cheapest number of buckets; unused ones repeat the last width.
+	j := 0
+	for k := 1; k < 4; k++ {
+		if best[k][maxLen] < best[j][maxLen] {
+			j = k
+		}
+	}
+	var ws widths
+	w := uint8(maxLen)
+	for k := j; k >= 0; k-- {
+		ws[k] = w
+		w = from[k][w]
+	}
+	for k := j + 1; k < 4; k++ {
+		ws[k] = uint8(maxLen)
+	}
+	return ws
 }

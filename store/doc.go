@@ -17,6 +17,15 @@
 // retention and the disk cap drop whole partitions with a DeleteRange and a
 // compaction, never a scan.
 //
+// Rollups: when a window closes, an hour rollup (count, min, max, sum per
+// hour) of each chunk is written beside it in the same partition; Rollup
+// answers hour buckets from those records and the head, and minute buckets
+// from the chunks (see rollup.go for why minute rollups are not stored).
+//
+// The disk cap (Options.MaxDiskBytes) bounds the time series' tables plus the
+// write-ahead log; it is checked when a window closes, after a flush, and
+// never drops the partition being written.
+//
 // # Durability
 //
 // Each Append writes its tick's raw samples as one head record in one pebble
@@ -30,16 +39,18 @@
 //
 // # Keys
 //
-// 0x01..0x1f: time series (see store.go). 0x20..0x2f: flow history. 0x7f:
+// 0x01..0x1f: time series (series index 0x01, chunks 0x10, partition
+// members 0x11, head records 0x12, rollups 0x14; see store.go). 0x20..0x2f: flow history. 0x7f:
 // store metadata (format marker, clean-close marker, cut marker).
 //
 // # Threading and lifetimes
 //
-// Append is called from one goroutine at a time (the sensor's tick loop);
+// Append is called from one goroutine (the sensor's tick loop; concurrent
+// calls, and Close, are serialized with it);
 // it also applies retention and the disk cap when a window closes. Select,
-// Points, LabelNames, LabelValues and Stats may be called from any goroutine,
+// Points, Rollup, LabelNames, LabelValues and Stats may be called from any goroutine,
 // concurrently with Append; they see whole ticks only. Results are copies the
 // caller owns. Close waits for running queries, marks the store cleanly
-// closed and closes the database (DB() included); the store must not be used
-// after Close except that calls return ErrClosed.
+// closed and closes the database (DB() included: close the flow history
+// first); after Close, calls return ErrClosed.
 package store

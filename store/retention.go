@@ -11,7 +11,7 @@ import (
 
 // enforce applies retention and the disk cap at tick now (ms): partitions
 // whose whole span is older than now-Retention are dropped, then the oldest
-// partitions until the time series' tables fit in MaxDiskBytes. The
+// partitions until the time series' tables and the WAL fit in MaxDiskBytes. The
 // partition now is in is never dropped. A drop is a DeleteRange of the
 // partition's chunk keys and the deletion of its member record, followed by
 // a compaction of that key range; nothing is scanned.
@@ -35,8 +35,12 @@ func (s *Store) enforce(now int64) error {
 	if s.opt.MaxDiskBytes <= 0 {
 		return nil
 	}
+	// Measure tables, not the memtable: flush it first (once a window).
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("flush for disk cap: %w", err)
+	}
 	for {
-		used := s.seriesBytes()
+		used := s.capBytes()
 		if used <= s.opt.MaxDiskBytes {
 			return nil
 		}
@@ -55,11 +59,21 @@ func (s *Store) enforce(now int64) error {
 	}
 }
 
+// capBytes is what the disk cap bounds: the time series' tables and the
+// write-ahead log (shared with the flow history; live and recyclable files).
+func (s *Store) capBytes() int64 {
+	m := s.db.Metrics()
+	return s.seriesBytes() + int64(m.WAL.PhysicalSize+m.WAL.ObsoletePhysicalSize)
+}
+
 func (s *Store) dropPartition(p int64, why string) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	lo, hi := chunkPartPrefix(p), chunkPartPrefix(p+1)
 	if err := b.DeleteRange(lo, hi, nil); err != nil {
+		return fmt.Errorf("drop partition %d: %w", p, err)
+	}
+	if err := b.DeleteRange(rollupPartPrefix(p), rollupPartPrefix(p+1), nil); err != nil {
 		return fmt.Errorf("drop partition %d: %w", p, err)
 	}
 	if err := b.Delete(memberKey(p), nil); err != nil {
@@ -81,6 +95,9 @@ func (s *Store) dropPartition(p int64, why string) error {
 		"start", time.UnixMilli(p*s.span).UTC().Format(time.RFC3339))
 	if err := s.db.Compact(context.Background(), lo, hi, false); err != nil {
 		return fmt.Errorf("compact partition %d: %w", p, err)
+	}
+	if err := s.db.Compact(context.Background(), rollupPartPrefix(p), rollupPartPrefix(p+1), false); err != nil {
+		return fmt.Errorf("compact partition %d rollups: %w", p, err)
 	}
 	return nil
 }

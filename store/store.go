@@ -32,6 +32,8 @@ const (
 	// PartitionSpan is the time span of one partition: retention and the
 	// disk cap drop whole partitions.
 	PartitionSpan = 2 * time.Hour
+	// MaxInterval is the longest sampling interval.
+	MaxInterval = 30 * time.Minute
 	// chunkTarget is the number of samples a chunk window aims at.
 	chunkTarget = 720
 )
@@ -47,6 +49,7 @@ var ErrClosed = errors.New("store closed")
 const (
 	keySeries = 0x01 // id -> canonical series key (appendSeriesKey)
 	keyChunk  = 0x10 // partition, id, first T -> chunk (encodeChunk)
+	// keyRollup = 0x14 (rollup.go): partition, id, resolution, first bucket
 	keyMember = 0x11 // partition -> bitset of the ids with samples in it
 	keyHead   = 0x12 // T -> tick record: the samples of the open window
 	keyMeta   = 0x7f // metaMagic, metaDirty, metaCut
@@ -106,6 +109,7 @@ type Store struct {
 	recovered string
 	closed    atomic.Bool
 
+	appendMu sync.Mutex   // held by Append and Close: Close never closes the database under an Append
 	mu       sync.RWMutex // guards what queries read: idx, parts, partList, series heads
 	idx      *index
 	parts    map[int64][]uint64 // partition -> member bitset by id
@@ -121,6 +125,7 @@ type Store struct {
 	staged   []staged
 	newKeys  map[string]*series
 	newOrder []*series
+	aggs     []Aggregate
 
 	samples    atomic.Uint64
 	chunks     atomic.Uint64
@@ -153,8 +158,8 @@ func Open(dir string, opt Options) (*Store, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opt.Interval < time.Millisecond || opt.Interval > PartitionSpan {
-		return nil, fmt.Errorf("open store %s: interval %s out of range [1ms, %s]", dir, opt.Interval, PartitionSpan)
+	if opt.Interval < time.Millisecond || opt.Interval > MaxInterval {
+		return nil, fmt.Errorf("open store %s: interval %s out of range [1ms, %s]", dir, opt.Interval, MaxInterval)
 	}
 	if opt.Retention < 0 || opt.MaxDiskBytes < 0 {
 		return nil, fmt.Errorf("open store %s: negative retention or disk cap", dir)
@@ -433,6 +438,8 @@ func (s *Store) loadHead() (ticks, samples int, first, last int64, err error) {
 // Close marks the store cleanly closed and closes the database. The open
 // window stays in its tick records and is reloaded by the next Open.
 func (s *Store) Close() error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
 	s.mu.Lock()
 	if s.closed.Swap(true) {
 		s.mu.Unlock()
@@ -462,8 +469,11 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // Append returned nil for is durable (synced to the pebble WAL) before
 // Append returns. A series given twice in one tick keeps its last value.
 // Samples with an empty name or bad labels are skipped and counted in
-// Stats.Rejected. Append is called from one goroutine at a time.
+// Stats.Rejected. Append is meant for one goroutine (the tick loop); calls
+// from several are serialized.
 func (s *Store) Append(ts time.Time, samples []Sample) error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
 	if s.closed.Load() {
 		return fmt.Errorf("append tick: %w", ErrClosed)
 	}
@@ -475,7 +485,7 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 	part := floorDiv(t, s.span)
 	cut := s.headWin != noWin && win != s.headWin
 
-	b := s.db.NewBatch()
+	b := s.db.NewBatchWithSize(64 + 16*len(samples))
 	defer b.Close()
 	var nchunks uint64
 	if cut {
@@ -486,6 +496,13 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 			k := chunkKey(nil, floorDiv(sr.ts[0], s.span), sr.id, sr.ts[0])
 			if err := b.Set(k, encodeChunk(sr.ts, sr.vs), nil); err != nil {
 				return fmt.Errorf("append tick: write chunk: %w", err)
+			}
+			if s.storesRollups() {
+				s.aggs = aggregate(sr.ts, sr.vs, rollupRes[storedRollup].Milliseconds(), math.MinInt64, math.MaxInt64, s.aggs[:0])
+				k = rollupKey(k[:0], floorDiv(sr.ts[0], s.span), sr.id, storedRollup, sr.ts[0])
+				if err := b.Set(k, encodeRollup(s.aggs), nil); err != nil {
+					return fmt.Errorf("append tick: write rollup: %w", err)
+				}
 			}
 			nchunks++
 		}
@@ -593,6 +610,11 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 		s.idx.add(sr, string(appendSeriesKey(s.keyBuf[:0], sr.name, sr.labels)))
 	}
 	for _, st := range s.staged {
+		if cap(st.s.ts) == 0 {
+			// A window's worth, so that the buffers never grow.
+			n := s.window/s.interval + 1
+			st.s.ts, st.s.vs = make([]int64, 0, n), make([]float64, 0, n)
+		}
 		st.s.ts = append(st.s.ts, t)
 		st.s.vs = append(st.s.vs, st.v)
 	}
@@ -711,6 +733,16 @@ func (s *Store) Points(ref uint64, mint, maxt int64, dst []Point) ([]Point, erro
 	if sr == nil || mint > maxt {
 		return dst, nil
 	}
+	dst, err := s.points(sr, mint, maxt, dst)
+	if err != nil {
+		return dst, fmt.Errorf("read points of series %d: %w", ref, err)
+	}
+	return dst, nil
+}
+
+// points appends the samples of sr in [mint, maxt]; s.mu is read-locked.
+func (s *Store) points(sr *series, mint, maxt int64, dst []Point) ([]Point, error) {
+	ref := sr.id
 	lo, hi := floorDiv(mint, s.span), floorDiv(maxt, s.span)
 	i, _ := slices.BinarySearch(s.partList, lo)
 	var it *pebble.Iterator
@@ -724,11 +756,13 @@ func (s *Store) Points(ref uint64, mint, maxt int64, dst []Point) ([]Point, erro
 			var err error
 			it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: chunkPartPrefix(lo), UpperBound: chunkPartPrefix(hi + 1)})
 			if err != nil {
-				return dst, fmt.Errorf("read points: %w", err)
+				return dst, err
 			}
 			defer it.Close()
 		}
-		kb = chunkKey(kb[:0], p, ref, floorDiv(mint, s.window)*s.window)
+		// From the partition's start: a chunk written under another
+		// Interval (another window) may start before mint's window.
+		kb = chunkKey(kb[:0], p, ref, p*s.span)
 		prefix := kb[:17]
 		for ok := it.SeekGE(kb); ok; ok = it.Next() {
 			k := it.Key()
@@ -741,14 +775,14 @@ func (s *Store) Points(ref uint64, mint, maxt int64, dst []Point) ([]Point, erro
 			}
 			v, err := it.ValueAndErr()
 			if err != nil {
-				return dst, fmt.Errorf("read points: %w", err)
+				return dst, err
 			}
 			if dst, err = decodeChunk(v, mint, maxt, dst); err != nil {
-				return dst, fmt.Errorf("read points of series %d at %d: %w", ref, t0, err)
+				return dst, fmt.Errorf("chunk at %d: %w", t0, err)
 			}
 		}
 		if err := it.Error(); err != nil {
-			return dst, fmt.Errorf("read points: %w", err)
+			return dst, err
 		}
 	}
 	for j, t := range sr.ts {
