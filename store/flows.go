@@ -157,8 +157,7 @@ func OpenFlowLog(db *pebble.DB, opt FlowOptions) (*FlowLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open flow log: %w", err)
 	}
-	f.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlockRecords*maxRecordBytes),
-		zstd.WithDecodeAllCapLimit(true))
+	f.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlockRecords*maxRecordBytes))
 	if err != nil {
 		return nil, fmt.Errorf("open flow log: %w", err)
 	}
@@ -454,6 +453,9 @@ func decodeSummary(v []byte) (summary, error) {
 	s.minLast, s.maxLast = r.varint(), r.varint()
 	s.protos = r.bytes(32)
 	n := r.uvarint()
+	if n > uint64(len(r.b)) { // each name takes at least its length byte
+		r.bad = true
+	}
 	for i := uint64(0); i < n && !r.bad; i++ {
 		s.apps = append(s.apps, r.bytes(r.len()))
 	}
@@ -527,9 +529,12 @@ func (f *FlowLog) DecodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Rec
 	if k <= 0 || n == 0 || n > maxBlockRecords {
 		return dst, errors.New("decode flow block: bad record count")
 	}
-	raw, err := f.dec.DecodeAll(v[1+k:], make([]byte, 0, int(n)*maxRecordBytes))
+	raw, err := f.dec.DecodeAll(v[1+k:], nil)
 	if err != nil {
 		return dst, fmt.Errorf("decode flow block: %w", err)
+	}
+	if len(raw) > int(n)*maxRecordBytes {
+		return dst, errors.New("decode flow block: longer than its records can be")
 	}
 	r := rd{b: raw}
 	var prev int64
