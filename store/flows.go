@@ -269,7 +269,7 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 	dirty := map[int64]struct{}{}
 	for i := range recs {
 		r := &recs[i]
-		p := floorDiv(r.Last, f.part)
+		p := flowFloorDiv(r.Last, f.part)
 		t := f.tails[p]
 		if t == nil {
 			t = f.newTail(p, touched)
@@ -830,10 +830,10 @@ func (f *FlowLog) Query(q FlowQuery) (recs []flowtable.Record, next string, err 
 	}
 	snap := f.db.NewSnapshot()
 	defer snap.Close()
-	lower := partKey(keyFlowSummary, floorDiv(p.lo, f.part))
+	lower := partKey(keyFlowSummary, flowFloorDiv(p.lo, f.part))
 	upper := []byte{keyFlowSummary + 1}
 	if top < math.MaxInt64 {
-		upper = partKey(keyFlowSummary, floorDiv(top, f.part)+1)
+		upper = partKey(keyFlowSummary, flowFloorDiv(top, f.part)+1)
 	}
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
@@ -927,7 +927,7 @@ func (f *FlowLog) Enforce(now time.Time) error {
 	drop := 0
 	if f.opt.Retention > 0 {
 		cut := now.Add(-f.opt.Retention).UnixNano()
-		for drop < len(ps) && (ps[drop]+1) <= floorDiv(cut, f.part) {
+		for drop < len(ps) && (ps[drop]+1) <= flowFloorDiv(cut, f.part) {
 			total -= f.parts[ps[drop]].bytes
 			drop++
 		}
@@ -990,7 +990,7 @@ func (f *FlowLog) Stats() FlowStats {
 	return s
 }
 
-func floorDiv(a, b int64) int64 {
+func flowFloorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {
 		q--
