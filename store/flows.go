@@ -77,14 +77,23 @@ const (
 	// maxRecordBytes bounds one record's encoding (addresses, varints, the
 	// app result with its 320-byte arena, an app label).
 	maxRecordBytes = 1024
+	maxAppLabel    = 255 // AppLabel bytes kept (names are a few bytes)
 	// MaxFlowLimit is the largest FlowQuery.Limit.
 	MaxFlowLimit = 1000
 )
 
 // ErrBadQuery is returned (wrapped) by Query and ParseFlowQuery for a query
 // that cannot be answered: a limit outside 1..1000, end before start, a bad
-// port, protocol or cursor.
-var ErrBadQuery = errors.New("bad flow query")
+// port, protocol or cursor. It has a BadRequest() bool method returning true,
+// which httpd looks for (errors.As) to answer 400 rather than 500.
+var ErrBadQuery error = badQuery{}
+
+type badQuery struct{}
+
+func (badQuery) Error() string { return "bad flow query" }
+
+// BadRequest reports that the error is the query's fault.
+func (badQuery) BadRequest() bool { return true }
 
 // FlowOptions configure a FlowLog.
 type FlowOptions struct {
@@ -506,8 +515,9 @@ func appendRecord(b []byte, r *flowtable.Record, prevLast int64) []byte {
 	b = binary.AppendVarint(b, r.Last-prevLast)
 	b = binary.AppendVarint(b, r.Last-r.First)
 	b = r.App.AppendResult(b)
-	b = binary.AppendUvarint(b, uint64(len(r.AppLabel)))
-	return append(b, r.AppLabel...)
+	label := r.AppLabel[:min(len(r.AppLabel), maxAppLabel)]
+	b = binary.AppendUvarint(b, uint64(len(label)))
+	return append(b, label...)
 }
 
 func allZero(b []byte) bool {
@@ -519,9 +529,9 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// DecodeBlock decodes a stored block value into its records, appended to
+// decodeBlock decodes a stored block value into its records, appended to
 // dst. Garbage is an error, never a panic.
-func (f *FlowLog) DecodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Record, error) {
+func (f *FlowLog) decodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Record, error) {
 	if len(v) == 0 || v[0] != 1 {
 		return dst, errors.New("decode flow block: unknown version")
 	}
@@ -871,7 +881,7 @@ func (f *FlowLog) Query(q FlowQuery) (recs []flowtable.Record, next string, err 
 		if err != nil {
 			return nil, "", fmt.Errorf("query flows: block %d: %w", seq, err)
 		}
-		buf, err = f.DecodeBlock(bv, buf[:0])
+		buf, err = f.decodeBlock(bv, buf[:0])
 		c.Close()
 		if err != nil {
 			return nil, "", fmt.Errorf("query flows: block %d: %w", seq, err)
@@ -915,6 +925,20 @@ func (f *FlowLog) Query(q FlowQuery) (recs []flowtable.Record, next string, err 
 // oldest partitions while the history's bytes exceed MaxDiskBytes, and
 // compacts the deleted ranges so their space is given back.
 func (f *FlowLog) Enforce(now time.Time) error {
+	lo, hi, err := f.drop(now)
+	if err != nil || lo == hi {
+		return err
+	}
+	for _, pre := range []byte{keyFlowSummary, keyFlowBlock, keyFlowPart} {
+		if err := f.db.Compact(context.Background(), partKey(pre, lo), partKey(pre, hi), false); err != nil {
+			return fmt.Errorf("compact dropped flow partitions: %w", err)
+		}
+	}
+	return nil
+}
+
+// drop deletes the partitions that Enforce must drop, [lo, hi).
+func (f *FlowLog) drop(now time.Time) (lo, hi int64, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ps := make([]int64, 0, len(f.parts))
@@ -939,18 +963,18 @@ func (f *FlowLog) Enforce(now time.Time) error {
 		}
 	}
 	if drop == 0 {
-		return nil
+		return 0, 0, nil
 	}
-	lo, hi := ps[0], ps[drop-1]+1
+	lo, hi = ps[0], ps[drop-1]+1
 	b := f.db.NewBatch()
 	defer b.Close()
 	for _, pre := range []byte{keyFlowSummary, keyFlowBlock, keyFlowPart} {
 		if err := b.DeleteRange(partKey(pre, lo), partKey(pre, hi), nil); err != nil {
-			return fmt.Errorf("enforce flow retention: %w", err)
+			return 0, 0, fmt.Errorf("enforce flow retention: %w", err)
 		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("enforce flow retention: %w", err)
+		return 0, 0, fmt.Errorf("enforce flow retention: %w", err)
 	}
 	var freed, recs int64
 	for _, p := range ps[:drop] {
@@ -961,12 +985,7 @@ func (f *FlowLog) Enforce(now time.Time) error {
 	}
 	f.log.Info("flow history: partitions dropped", "partitions", drop, "records", recs, "bytes", freed,
 		"oldest_kept", time.Unix(0, hi*f.part).UTC())
-	for _, pre := range []byte{keyFlowSummary, keyFlowBlock, keyFlowPart} {
-		if err := f.db.Compact(context.Background(), partKey(pre, lo), partKey(pre, hi), false); err != nil {
-			return fmt.Errorf("compact dropped flow partitions: %w", err)
-		}
-	}
-	return nil
+	return lo, hi, nil
 }
 
 // FlowStats are the flow history's totals.

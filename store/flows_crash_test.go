@@ -198,7 +198,7 @@ func checkFlowCrashDir(t *testing.T, dir string, okd, begun map[uint64]bool) map
 		if err != nil {
 			t.Fatalf("block of summary %x: %v", k, err)
 		}
-		recs, err := f.DecodeBlock(v, nil)
+		recs, err := f.decodeBlock(v, nil)
 		c.Close()
 		if err != nil || len(recs) != s.count {
 			t.Fatalf("block %x: %d records, summary says %d (%v)", k, len(recs), s.count, err)

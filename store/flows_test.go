@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -550,5 +551,87 @@ func TestFlowDiskCap(t *testing.T) {
 		capBytes, st.Bytes, du, st.Records, len(written), st.Partitions)
 	if du > capBytes {
 		t.Fatalf("disk use %d over the cap %d", du, capBytes)
+	}
+}
+
+// TestFlowBadQueries: each query that cannot be answered is an error that
+// httpd recognises as the request's fault (BadRequest, errors.Is
+// ErrBadQuery); a closed log refuses writes.
+func TestFlowBadQueries(t *testing.T) {
+	f, _ := fuzzLog(t)
+	now := time.Now()
+	good, next, err := f.Query(FlowQuery{Port: -1, Limit: 2})
+	if err != nil || len(good) != 2 || next == "" {
+		t.Fatalf("good query: %d records, next %q, %v", len(good), next, err)
+	}
+	for _, q := range []FlowQuery{
+		{Port: -1, Limit: 0},
+		{Port: -1, Limit: 1001},
+		{Port: -2, Limit: 1},
+		{Port: 65536, Limit: 1},
+		{Port: -1, Limit: 1, Start: now, End: now.Add(-time.Second)},
+		{Port: -1, Limit: 1, Protocol: "NOPE"},
+		{Port: -1, Limit: 1, Protocol: "256"},
+		{Port: -1, Limit: 1, Cursor: "garbage"},
+		{Port: -1, Limit: 1, Cursor: next[:len(next)-1] + "A"},
+		{Port: -1, Limit: 1, Cursor: next + "AA"},
+	} {
+		_, _, err := f.Query(q)
+		var br interface{ BadRequest() bool }
+		if err == nil || !errors.Is(err, ErrBadQuery) || !errors.As(err, &br) || !br.BadRequest() {
+			t.Errorf("query %+v: error %v, want a bad request", q, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WriteFlows(synth(1, 1, func(int) int64 { return 1 })); err == nil {
+		t.Fatal("a closed flow log took a write")
+	}
+}
+
+// TestFlowConcurrent queries while another goroutine writes and enforces
+// (run it with -race): every page is newest first and within its limit.
+func TestFlowConcurrent(t *testing.T) {
+	f := openLog(t, memDB(t), FlowOptions{BlockRecords: 20, Partition: time.Minute, MaxDiskBytes: 32 << 10})
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	done := make(chan error)
+	go func() {
+		var err error
+		for id := range uint64(300) {
+			if err = f.WriteFlows(synth(id, 7, func(i int) int64 { return base + int64(id)*1e9 + int64(i) })); err != nil {
+				break
+			}
+			if err = f.Enforce(time.Unix(0, base+int64(id)*1e9)); err != nil {
+				break
+			}
+		}
+		done <- err
+	}()
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+		}
+		q := anyQuery(9)
+		for range 5 {
+			recs, next, err := f.Query(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i < len(recs); i++ {
+				if recs[i].Last > recs[i-1].Last {
+					t.Fatal("page not newest first")
+				}
+			}
+			if next == "" {
+				break
+			}
+			q.Cursor = next
+		}
 	}
 }
