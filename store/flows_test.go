@@ -229,7 +229,7 @@ func TestFlowRoundTrip(t *testing.T) {
 // TestFlowFilters checks every filter, alone and combined, against a naive
 // filter of the same records, over all pages.
 func TestFlowFilters(t *testing.T) {
-	f, recs := corpusLog(t, FlowOptions{BlockRecords: 64}, "zeek-http-bro.org.pcap", "ndpi-1kxun.pcap")
+	f, recs := corpusLog(t, FlowOptions{BlockRecords: 64}, roundTripCaptures...)
 	rng := rand.New(rand.NewPCG(1, 2))
 	pick := func() *flowtable.Record { return &recs[rng.IntN(len(recs))] }
 	lasts := make([]int64, len(recs))
@@ -258,6 +258,19 @@ func TestFlowFilters(t *testing.T) {
 			FlowQuery{End: time.Unix(0, b), Port: -1, IP: flowtable.IP(&r.Dst, r.IPVersion)},
 			FlowQuery{Start: time.Unix(0, a), End: time.Unix(0, a), Port: -1},
 		)
+	}
+	var v6 []*flowtable.Record
+	for i := range recs {
+		if recs[i].IPVersion == 6 {
+			v6 = append(v6, &recs[i])
+		}
+	}
+	if len(v6) < 5 {
+		t.Fatalf("only %d IPv6 records", len(v6))
+	}
+	for range 5 {
+		r := v6[rng.IntN(len(v6))]
+		qs = append(qs, FlowQuery{IP: flowtable.IP(&r.Src, 6), Port: -1}, FlowQuery{IP: flowtable.IP(&r.Dst, 6), Port: int(r.DstPort)})
 	}
 	qs = append(qs,
 		FlowQuery{IP: netip.MustParseAddr("203.0.113.77"), Port: -1},
