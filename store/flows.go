@@ -120,8 +120,11 @@ type FlowLog struct {
 	mu     sync.Mutex
 	closed bool
 	seq    uint64 // next block sequence number
-	parts  map[int64]*partStat
-	tails  map[int64]*tail // open last blocks, by partition
+	// committed counts the bytes of the batches WriteFlows committed (what
+	// went to the WAL): an open block is rewritten whole by each write.
+	committed int64
+	parts     map[int64]*partStat
+	tails     map[int64]*tail // open last blocks, by partition
 }
 
 type partStat struct {
@@ -315,6 +318,7 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 		f.reset()
 		return fmt.Errorf("write flows: %w", err)
 	}
+	f.committed += int64(b.Len())
 	return nil
 }
 
@@ -994,13 +998,17 @@ type FlowStats struct {
 	Blocks     int64
 	Records    int64
 	Bytes      int64 // keys and values stored (what MaxDiskBytes caps)
+	// Committed is the bytes of the write batches committed since open
+	// (WAL bytes): with the open block rewritten by each write, about
+	// Bytes × (block records / records per write) / 2 for small writes.
+	Committed int64
 }
 
 // Stats returns the history's totals.
 func (f *FlowLog) Stats() FlowStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := FlowStats{Partitions: len(f.parts)}
+	s := FlowStats{Partitions: len(f.parts), Committed: f.committed}
 	for _, p := range f.parts {
 		s.Blocks += p.blocks
 		s.Records += p.records

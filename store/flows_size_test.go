@@ -55,5 +55,17 @@ func TestFlowBytesPerRecord(t *testing.T) {
 				t.Errorf("%s: binary blocks %.1f bytes/record, more than zstd JSON %.1f", name, ours, alt)
 			}
 		}
+		// WAL bytes per record by write size, at the default block size.
+		for _, batch := range []int{1, 10, 100, 1000} {
+			f := openLog(t, memDB(t), FlowOptions{})
+			for i := 0; i < len(recs); i += batch {
+				if err := f.WriteFlows(recs[i:min(i+batch, len(recs))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := f.Stats()
+			t.Logf("%-24s writes of %4d records: %8.1f WAL bytes/record for %6.1f stored", name, batch,
+				float64(st.Committed)/float64(len(recs)), float64(st.Bytes)/float64(len(recs)))
+		}
 	}
 }
