@@ -198,7 +198,7 @@ func checkFlowCrashDir(t *testing.T, dir string, okd, begun map[uint64]bool) map
 		if err != nil {
 			t.Fatalf("block of summary %x: %v", k, err)
 		}
-		recs, err := f.decodeBlock(v, nil)
+		recs, _, err := f.decodeBlock(v, nil)
 		c.Close()
 		if err != nil || len(recs) != s.count {
 			t.Fatalf("block %x: %d records, summary says %d (%v)", k, len(recs), s.count, err)
@@ -207,6 +207,10 @@ func checkFlowCrashDir(t *testing.T, dir string, okd, begun map[uint64]bool) map
 	}
 	if st := f.Stats(); st.Records != total {
 		t.Fatalf("totals say %d records, blocks hold %d", st.Records, total)
+	}
+	checkFlowBytes(t, db, f)
+	if s, v := len(keysIn(t, db, keyFlowSummary, keyFlowSummary+1)), len(keysIn(t, db, keyFlowBlock, keyFlowBlock+1)); s != v {
+		t.Fatalf("%d summaries, %d block values", s, v)
 	}
 	present := map[string]bool{}
 	for id := range begun {

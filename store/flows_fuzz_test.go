@@ -109,7 +109,7 @@ func FuzzFlowBlock(f *testing.F) {
 	it.Close()
 	f.Add([]byte{1, 5, 0x28, 0xb5, 0x2f, 0xfd})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		recs, err := log.decodeBlock(b, nil)
+		recs, _, err := log.decodeBlock(b, nil)
 		if err == nil {
 			for i := range recs {
 				_ = recs[i].AppendJSON(nil, nil)

@@ -424,6 +424,7 @@ func TestFlowPagingWhileWriting(t *testing.T) {
 	diff(t, "the records there at the first page", start, want)
 	// A walk after the writes sees everything.
 	diff(t, "a fresh walk", all(t, f, anyQuery(13), nil), naive(written, anyQuery(1)))
+	checkFlowBytes(t, db, f)
 }
 
 // keysIn lists the DB's keys with first byte in [lo, hi).
@@ -528,6 +529,7 @@ func TestFlowDiskCap(t *testing.T) {
 		if b := f.Stats().Bytes; b > capBytes {
 			t.Fatalf("after batch %d: %d bytes, cap %d", id, b, capBytes)
 		}
+		checkFlowBytes(t, db, f)
 	}
 	st := f.Stats()
 	if st.Records == int64(len(written)) || st.Records == 0 {
@@ -647,5 +649,24 @@ func TestFlowConcurrent(t *testing.T) {
 			}
 			q.Cursor = next
 		}
+	}
+}
+
+// checkFlowBytes checks the partitions' byte totals against the keys and
+// values stored (the totals keys themselves counted at partKeyBytes each).
+func checkFlowBytes(t testing.TB, db *pebble.DB, f *FlowLog) {
+	t.Helper()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyFlowSummary}, UpperBound: []byte{keyFlowBlock + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var n int64
+	for it.First(); it.Valid(); it.Next() {
+		n += int64(len(it.Key()) + len(it.Value()))
+	}
+	st := f.Stats()
+	if want := st.Bytes - int64(st.Partitions)*partKeyBytes; n != want {
+		t.Fatalf("summaries and blocks hold %d bytes, the totals say %d", n, want)
 	}
 }
