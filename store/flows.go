@@ -9,19 +9,24 @@
 //
 //	0x20 'n'                         next block sequence number (uvarint)
 //	0x20 'p'                         partition length in ns (uvarint), fixed at creation
-//	0x21 part maxLast seq            a block's summary: count, min/max last_seen, the
-//	                                 protocols (bitmap), application protocols, and
-//	                                 the sorted distinct ports and addresses
-//	0x22 part seq                    the block: up to BlockRecords records, a compact
+//	0x21 part maxLast seq [segno]    a block's (or segment's) summary: count, min/max
+//	                                 last_seen, the protocols (bitmap), application
+//	                                 protocols, the sorted distinct ports and addresses
+//	0x22 part seq [segno]            the block (segment): its records in a compact
 //	                                 binary encoding, zstd-compressed as one value
-//	0x23 part                        the partition's totals: bytes, records, blocks
+//	0x23 part                        the partition's totals: bytes, records, values
 //
-// A block is one pebble value, written with its summary and the partition's
-// totals in one batch committed with pebble.Sync: what WriteFlows returned nil
-// for is on disk, and a crash leaves every block whole or absent. The last
-// block of a partition stays open while it has room: each WriteFlows rewrites
-// it (same key, its records only appended to), so small batches still make
-// blocks of BlockRecords records.
+// Every value is written with its summary and the partition's totals in one
+// batch committed with pebble.Sync: what WriteFlows returned nil for is on
+// disk, and a crash leaves every block whole or absent. The last block of a
+// partition stays open until it holds BlockRecords records: its first
+// records are a base value (0x22 part seq), each later WriteFlows adds a
+// segment (0x22 part seq segno) with its own summary, and once the segments
+// hold half as many records as the base (at least 8 segments) the base is
+// rewritten with all of them and the segments deleted in the same batch. So
+// small writes still make blocks of BlockRecords records, and each record is
+// rewritten a few times rather than once per write (measured WAL bytes per
+// record: TestFlowBytesPerRecord).
 //
 // Query walks summaries newest first (reverse key order is maxLast order),
 // skips blocks whose summary rules the filter out, decompresses the others,
@@ -33,6 +38,7 @@
 // Threading: WriteFlows and Enforce serialise on a mutex; Query reads a pebble
 // snapshot and may run concurrently with both. The FlowLog does not own the
 // DB: Close stops writes, the DB's owner closes it after.
+
 package store
 
 import (
@@ -77,14 +83,23 @@ const (
 	// maxRecordBytes bounds one record's encoding (addresses, varints, the
 	// app result with its 320-byte arena, an app label).
 	maxRecordBytes = 1024
+	maxAppLabel    = 255 // AppLabel bytes kept (names are a few bytes)
 	// MaxFlowLimit is the largest FlowQuery.Limit.
 	MaxFlowLimit = 1000
 )
 
 // ErrBadQuery is returned (wrapped) by Query and ParseFlowQuery for a query
 // that cannot be answered: a limit outside 1..1000, end before start, a bad
-// port, protocol or cursor.
-var ErrBadQuery = errors.New("bad flow query")
+// port, protocol or cursor. It has a BadRequest() bool method returning true,
+// which httpd looks for (errors.As) to answer 400 rather than 500.
+var ErrBadQuery error = badQuery{}
+
+type badQuery struct{}
+
+func (badQuery) Error() string { return "bad flow query" }
+
+// BadRequest reports that the error is the query's fault.
+func (badQuery) BadRequest() bool { return true }
 
 // FlowOptions configure a FlowLog.
 type FlowOptions struct {
@@ -111,31 +126,43 @@ type FlowLog struct {
 	mu     sync.Mutex
 	closed bool
 	seq    uint64 // next block sequence number
-	parts  map[int64]*partStat
-	tails  map[int64]*tail // open last blocks, by partition
+	// committed counts the bytes of the batches WriteFlows committed (what
+	// went to the WAL): an open block is rewritten whole by each write.
+	committed int64
+	parts     map[int64]*partStat
+	tails     map[int64]*tail // open last blocks, by partition
 }
 
 type partStat struct {
 	bytes, records, blocks int64
 }
 
-// tail is a partition's open block: its records' encoding so far and what
-// its summary needs.
+// tail is a partition's open block: a base value holding its first records
+// and segments after it, each written by one WriteFlows. Once the segments
+// hold half as many records as the base (and at least minSegments were
+// written), or the block is full, the base is rewritten with every record and
+// the segments deleted: each record is rewritten a few times, whatever the
+// size of the writes.
 type tail struct {
 	seq      uint64
-	n        int
-	raw      []byte
-	prevLast int64
-	minLast  int64
-	maxLast  int64
-	protos   [32]byte
-	apps     []string
-	ports    map[uint16]struct{}
-	ips      map[netip.Addr]struct{}
-	sumKey   []byte // the summary key stored for it, nil before its first write
-	stored   int64  // bytes its stored block and summary count in the partition
-	recCount int64  // records counted in the partition's totals
+	recs     []flowtable.Record // every record of the block, in order
+	saved    int                // records stored (base and segments)
+	baseN    int                // records in the stored base
+	baseSum  []byte             // the base's summary key, nil before it is stored
+	baseSize int64              // bytes of the base's keys and values
+	segs     []segment
+	nextSeg  uint16
 }
+
+// segment is a stored segment of an open block.
+type segment struct {
+	sumKey, valKey []byte
+	size           int64
+}
+
+// minSegments is how many segments an open block gathers at least before
+// its base is rewritten.
+const minSegments = 8
 
 // OpenFlowLog opens the flow history in db, creating it if absent.
 func OpenFlowLog(db *pebble.DB, opt FlowOptions) (*FlowLog, error) {
@@ -157,8 +184,7 @@ func OpenFlowLog(db *pebble.DB, opt FlowOptions) (*FlowLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open flow log: %w", err)
 	}
-	f.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlockRecords*maxRecordBytes),
-		zstd.WithDecodeAllCapLimit(true))
+	f.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlockRecords*maxRecordBytes))
 	if err != nil {
 		return nil, fmt.Errorf("open flow log: %w", err)
 	}
@@ -270,14 +296,14 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 	dirty := map[int64]struct{}{}
 	for i := range recs {
 		r := &recs[i]
-		p := floorDiv(r.Last, f.part)
+		p := flowFloorDiv(r.Last, f.part)
 		t := f.tails[p]
 		if t == nil {
 			t = f.newTail(p, touched)
 		}
-		t.add(r)
+		t.recs = append(t.recs, *r)
 		touched[p] = t
-		if t.n == f.opt.BlockRecords {
+		if len(t.recs) == f.opt.BlockRecords {
 			if err := f.putTail(b, p, t, dirty); err != nil {
 				f.reset()
 				return fmt.Errorf("write flows: %w", err)
@@ -307,6 +333,7 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 		f.reset()
 		return fmt.Errorf("write flows: %w", err)
 	}
+	f.committed += int64(b.Len())
 	return nil
 }
 
@@ -332,88 +359,130 @@ func (f *FlowLog) newTail(p int64, touched map[int64]*tail) *tail {
 			delete(f.tails, oldest)
 		}
 	}
-	t := &tail{seq: f.seq, minLast: math.MaxInt64, maxLast: math.MinInt64,
-		ports: map[uint16]struct{}{}, ips: map[netip.Addr]struct{}{}}
+	t := &tail{seq: f.seq}
 	f.seq++
 	f.tails[p] = t
 	return t
 }
 
-// add appends r's encoding to the tail and notes it for the summary.
-func (t *tail) add(r *flowtable.Record) {
-	t.raw = appendRecord(t.raw, r, t.prevLast)
-	t.prevLast = r.Last
-	t.n++
-	t.minLast, t.maxLast = min(t.minLast, r.Last), max(t.maxLast, r.Last)
-	t.protos[r.Proto>>3] |= 1 << (r.Proto & 7)
-	if a := r.AppName(); !slices.Contains(t.apps, a) {
-		t.apps = append(t.apps, a)
-	}
-	t.ports[r.SrcPort] = struct{}{}
-	t.ports[r.DstPort] = struct{}{}
-	t.ips[flowtable.IP(&r.Src, r.IPVersion)] = struct{}{}
-	t.ips[flowtable.IP(&r.Dst, r.IPVersion)] = struct{}{}
-}
-
-// putTail adds to b the tail's block, its summary (replacing the one stored
-// before) and updates the partition's totals in memory.
+// putTail adds to b the tail's records written since the last put: as a
+// segment, or as a new base holding every record when it is time to
+// consolidate (see tail). It updates the partition's totals in memory.
 func (f *FlowLog) putTail(b *pebble.Batch, p int64, t *tail, dirty map[int64]struct{}) error {
-	blk := append([]byte{1}, binary.AppendUvarint(nil, uint64(t.n))...)
-	blk = f.enc.EncodeAll(t.raw, blk)
-	sum := t.summary()
-	bkey := append(partKey(keyFlowBlock, p), be64(t.seq)...)
-	skey := append(append(partKey(keyFlowSummary, p), flip(t.maxLast)...), be64(t.seq)...)
-	if t.sumKey != nil && !bytes.Equal(t.sumKey, skey) {
-		if err := b.Delete(t.sumKey, nil); err != nil {
-			return err
-		}
-	}
-	if err := b.Set(bkey, blk, nil); err != nil {
-		return err
-	}
-	if err := b.Set(skey, sum, nil); err != nil {
-		return err
+	fresh := t.recs[t.saved:]
+	if len(fresh) == 0 {
+		return nil
 	}
 	ps := f.parts[p]
 	if ps == nil {
 		ps = &partStat{bytes: partKeyBytes}
 		f.parts[p] = ps
 	}
-	size := int64(len(bkey) + len(blk) + len(skey) + len(sum))
-	ps.bytes += size - t.stored
-	ps.records += int64(t.n) - t.recCount
-	if t.sumKey == nil {
+	dirty[p] = struct{}{}
+	ps.records += int64(len(fresh))
+	segRecs := len(t.recs) - t.baseN
+	if t.baseN > 0 && len(t.recs) < f.opt.BlockRecords && (len(t.segs)+1 < minSegments || 2*segRecs < t.baseN) {
+		val := f.encodeBlock(fresh, t.saved)
+		_, maxLast := lastRange(fresh)
+		vkey := binary.BigEndian.AppendUint16(append(partKey(keyFlowBlock, p), be64(t.seq)...), t.nextSeg)
+		skey := binary.BigEndian.AppendUint16(append(append(partKey(keyFlowSummary, p), flip(maxLast)...), be64(t.seq)...), t.nextSeg)
+		sum := summarize(t.seq, fresh)
+		if err := errors.Join(b.Set(vkey, val, nil), b.Set(skey, sum, nil)); err != nil {
+			return err
+		}
+		size := int64(len(vkey) + len(val) + len(skey) + len(sum))
+		t.segs = append(t.segs, segment{skey, vkey, size})
+		t.nextSeg++
+		t.saved = len(t.recs)
+		ps.bytes += size
+		ps.blocks++
+		return nil
+	}
+	val := f.encodeBlock(t.recs, 0)
+	_, maxLast := lastRange(t.recs)
+	vkey := append(partKey(keyFlowBlock, p), be64(t.seq)...)
+	skey := append(append(partKey(keyFlowSummary, p), flip(maxLast)...), be64(t.seq)...)
+	sum := summarize(t.seq, t.recs)
+	var err error
+	if t.baseSum != nil && !bytes.Equal(t.baseSum, skey) {
+		err = b.Delete(t.baseSum, nil)
+	}
+	for _, sg := range t.segs {
+		err = errors.Join(err, b.Delete(sg.sumKey, nil), b.Delete(sg.valKey, nil))
+		ps.bytes -= sg.size
+		ps.blocks--
+	}
+	if err = errors.Join(err, b.Set(vkey, val, nil), b.Set(skey, sum, nil)); err != nil {
+		return err
+	}
+	size := int64(len(vkey) + len(val) + len(skey) + len(sum))
+	if t.baseSum == nil {
 		ps.blocks++
 	}
-	t.sumKey, t.stored, t.recCount = skey, size, int64(t.n)
-	dirty[p] = struct{}{}
+	ps.bytes += size - t.baseSize
+	t.baseSum, t.baseSize, t.baseN, t.saved, t.segs = skey, size, len(t.recs), len(t.recs), t.segs[:0]
 	return nil
 }
 
-// summary encodes what Query needs to skip the block.
-func (t *tail) summary() []byte {
+// encodeBlock encodes recs as a block value whose first record has index
+// start in its block.
+func (f *FlowLog) encodeBlock(recs []flowtable.Record, start int) []byte {
+	v := binary.AppendUvarint([]byte{1}, uint64(len(recs)))
+	v = binary.AppendUvarint(v, uint64(start))
+	var raw []byte
+	var prev int64
+	for i := range recs {
+		raw = appendRecord(raw, &recs[i], prev)
+		prev = recs[i].Last
+	}
+	return f.enc.EncodeAll(raw, v)
+}
+
+func lastRange(recs []flowtable.Record) (lo, hi int64) {
+	lo, hi = math.MaxInt64, math.MinInt64
+	for i := range recs {
+		lo, hi = min(lo, recs[i].Last), max(hi, recs[i].Last)
+	}
+	return lo, hi
+}
+
+// summarize encodes what Query needs to skip the block (or segment) of
+// recs.
+func summarize(seq uint64, recs []flowtable.Record) []byte {
+	var protos [32]byte
+	var apps []string
+	ports := make([]uint16, 0, 2*len(recs))
+	ips := make(map[netip.Addr]struct{}, 2*len(recs))
+	for i := range recs {
+		r := &recs[i]
+		protos[r.Proto>>3] |= 1 << (r.Proto & 7)
+		if a := r.AppName(); !slices.Contains(apps, a) {
+			apps = append(apps, a)
+		}
+		ports = append(ports, r.SrcPort, r.DstPort)
+		ips[flowtable.IP(&r.Src, r.IPVersion)] = struct{}{}
+		ips[flowtable.IP(&r.Dst, r.IPVersion)] = struct{}{}
+	}
+	minLast, maxLast := lastRange(recs)
 	s := []byte{1}
-	s = binary.AppendUvarint(s, t.seq)
-	s = binary.AppendUvarint(s, uint64(t.n))
-	s = binary.AppendVarint(s, t.minLast)
-	s = binary.AppendVarint(s, t.maxLast)
-	s = append(s, t.protos[:]...)
-	s = binary.AppendUvarint(s, uint64(len(t.apps)))
-	for _, a := range t.apps {
+	s = binary.AppendUvarint(s, seq)
+	s = binary.AppendUvarint(s, uint64(len(recs)))
+	s = binary.AppendVarint(s, minLast)
+	s = binary.AppendVarint(s, maxLast)
+	s = append(s, protos[:]...)
+	s = binary.AppendUvarint(s, uint64(len(apps)))
+	for _, a := range apps {
 		s = binary.AppendUvarint(s, uint64(len(a)))
 		s = append(s, a...)
 	}
-	ports := make([]uint16, 0, len(t.ports))
-	for p := range t.ports {
-		ports = append(ports, p)
-	}
 	slices.Sort(ports)
+	ports = slices.Compact(ports)
 	s = binary.AppendUvarint(s, uint64(len(ports)))
 	for _, p := range ports {
 		s = binary.BigEndian.AppendUint16(s, p)
 	}
 	var ip4, ip16 [][]byte
-	for a := range t.ips {
+	for a := range ips {
 		if a.Is4() {
 			v := a.As4()
 			ip4 = append(ip4, v[:])
@@ -454,6 +523,9 @@ func decodeSummary(v []byte) (summary, error) {
 	s.minLast, s.maxLast = r.varint(), r.varint()
 	s.protos = r.bytes(32)
 	n := r.uvarint()
+	if n > uint64(len(r.b)) { // each name takes at least its length byte
+		r.bad = true
+	}
 	for i := uint64(0); i < n && !r.bad; i++ {
 		s.apps = append(s.apps, r.bytes(r.len()))
 	}
@@ -504,8 +576,9 @@ func appendRecord(b []byte, r *flowtable.Record, prevLast int64) []byte {
 	b = binary.AppendVarint(b, r.Last-prevLast)
 	b = binary.AppendVarint(b, r.Last-r.First)
 	b = r.App.AppendResult(b)
-	b = binary.AppendUvarint(b, uint64(len(r.AppLabel)))
-	return append(b, r.AppLabel...)
+	label := r.AppLabel[:min(len(r.AppLabel), maxAppLabel)]
+	b = binary.AppendUvarint(b, uint64(len(label)))
+	return append(b, label...)
 }
 
 func allZero(b []byte) bool {
@@ -517,19 +590,24 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// DecodeBlock decodes a stored block value into its records, appended to
-// dst. Garbage is an error, never a panic.
-func (f *FlowLog) DecodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Record, error) {
+// decodeBlock decodes a stored block (or segment) value into its records,
+// appended to dst, and returns the index in its block of the first. Garbage
+// is an error, never a panic.
+func (f *FlowLog) decodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Record, int, error) {
 	if len(v) == 0 || v[0] != 1 {
-		return dst, errors.New("decode flow block: unknown version")
+		return dst, 0, errors.New("decode flow block: unknown version")
 	}
-	n, k := binary.Uvarint(v[1:])
-	if k <= 0 || n == 0 || n > maxBlockRecords {
-		return dst, errors.New("decode flow block: bad record count")
+	h := rd{b: v[1:]}
+	n, start := h.uvarint(), h.uvarint()
+	if h.bad || n == 0 || n > maxBlockRecords || start >= maxBlockRecords {
+		return dst, 0, errors.New("decode flow block: bad record count")
 	}
-	raw, err := f.dec.DecodeAll(v[1+k:], make([]byte, 0, int(n)*maxRecordBytes))
+	raw, err := f.dec.DecodeAll(h.b, nil)
 	if err != nil {
-		return dst, fmt.Errorf("decode flow block: %w", err)
+		return dst, 0, fmt.Errorf("decode flow block: %w", err)
+	}
+	if len(raw) > int(n)*maxRecordBytes {
+		return dst, 0, errors.New("decode flow block: longer than its records can be")
 	}
 	r := rd{b: raw}
 	var prev int64
@@ -561,7 +639,7 @@ func (f *FlowLog) DecodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Rec
 		}
 		rest, err := x.App.DecodeResult(r.b)
 		if err != nil {
-			return dst, fmt.Errorf("decode flow block: %w", err)
+			return dst, 0, fmt.Errorf("decode flow block: %w", err)
 		}
 		r.b = rest
 		x.AppLabel = string(r.bytes(r.len()))
@@ -572,9 +650,9 @@ func (f *FlowLog) DecodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Rec
 		dst = append(dst, x)
 	}
 	if r.bad || len(r.b) != 0 {
-		return dst, errors.New("decode flow block: malformed record")
+		return dst, 0, errors.New("decode flow block: malformed record")
 	}
-	return dst, nil
+	return dst, int(start), nil
 }
 
 // rd reads the flow encodings; a read past the end sets bad and returns
@@ -825,10 +903,10 @@ func (f *FlowLog) Query(q FlowQuery) (recs []flowtable.Record, next string, err 
 	}
 	snap := f.db.NewSnapshot()
 	defer snap.Close()
-	lower := partKey(keyFlowSummary, floorDiv(p.lo, f.part))
+	lower := partKey(keyFlowSummary, flowFloorDiv(p.lo, f.part))
 	upper := []byte{keyFlowSummary + 1}
 	if top < math.MaxInt64 {
-		upper = partKey(keyFlowSummary, floorDiv(top, f.part)+1)
+		upper = partKey(keyFlowSummary, flowFloorDiv(top, f.part)+1)
 	}
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
@@ -841,10 +919,10 @@ func (f *FlowLog) Query(q FlowQuery) (recs []flowtable.Record, next string, err 
 	var kth pos
 	for it.Last(); it.Valid(); it.Prev() {
 		k := it.Key()
-		if len(k) != 1+8+8+8 {
+		if len(k) != 1+8+8+8 && len(k) != 1+8+8+8+2 {
 			return nil, "", fmt.Errorf("query flows: bad summary key %x", k)
 		}
-		part, maxLast, seq := unflip(k[1:9]), unflip(k[9:17]), binary.BigEndian.Uint64(k[17:])
+		maxLast, seq := unflip(k[9:17]), binary.BigEndian.Uint64(k[17:25])
 		if maxLast < p.lo {
 			break
 		}
@@ -862,11 +940,12 @@ func (f *FlowLog) Query(q FlowQuery) (recs []flowtable.Record, next string, err 
 		if p.skip(&s) {
 			continue
 		}
-		bv, c, err := snap.Get(append(partKey(keyFlowBlock, part), be64(seq)...))
+		bv, c, err := snap.Get(blockKey(k))
 		if err != nil {
 			return nil, "", fmt.Errorf("query flows: block %d: %w", seq, err)
 		}
-		buf, err = f.DecodeBlock(bv, buf[:0])
+		var start int
+		buf, start, err = f.decodeBlock(bv, buf[:0])
 		c.Close()
 		if err != nil {
 			return nil, "", fmt.Errorf("query flows: block %d: %w", seq, err)
@@ -874,7 +953,7 @@ func (f *FlowLog) Query(q FlowQuery) (recs []flowtable.Record, next string, err 
 		added := false
 		for i := range buf {
 			r := &buf[i]
-			ps := pos{r.Last, seq, uint32(i)}
+			ps := pos{r.Last, seq, uint32(start + i)}
 			if !p.match(r) || (p.hasCurs && !ps.less(p.cursor)) {
 				continue
 			}
@@ -910,6 +989,20 @@ func (f *FlowLog) Query(q FlowQuery) (recs []flowtable.Record, next string, err 
 // oldest partitions while the history's bytes exceed MaxDiskBytes, and
 // compacts the deleted ranges so their space is given back.
 func (f *FlowLog) Enforce(now time.Time) error {
+	lo, hi, err := f.drop(now)
+	if err != nil || lo == hi {
+		return err
+	}
+	for _, pre := range []byte{keyFlowSummary, keyFlowBlock, keyFlowPart} {
+		if err := f.db.Compact(context.Background(), partKey(pre, lo), partKey(pre, hi), false); err != nil {
+			return fmt.Errorf("compact dropped flow partitions: %w", err)
+		}
+	}
+	return nil
+}
+
+// drop deletes the partitions that Enforce must drop, [lo, hi).
+func (f *FlowLog) drop(now time.Time) (lo, hi int64, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ps := make([]int64, 0, len(f.parts))
@@ -922,7 +1015,7 @@ func (f *FlowLog) Enforce(now time.Time) error {
 	drop := 0
 	if f.opt.Retention > 0 {
 		cut := now.Add(-f.opt.Retention).UnixNano()
-		for drop < len(ps) && (ps[drop]+1) <= floorDiv(cut, f.part) {
+		for drop < len(ps) && (ps[drop]+1) <= flowFloorDiv(cut, f.part) {
 			total -= f.parts[ps[drop]].bytes
 			drop++
 		}
@@ -934,18 +1027,18 @@ func (f *FlowLog) Enforce(now time.Time) error {
 		}
 	}
 	if drop == 0 {
-		return nil
+		return 0, 0, nil
 	}
-	lo, hi := ps[0], ps[drop-1]+1
+	lo, hi = ps[0], ps[drop-1]+1
 	b := f.db.NewBatch()
 	defer b.Close()
 	for _, pre := range []byte{keyFlowSummary, keyFlowBlock, keyFlowPart} {
 		if err := b.DeleteRange(partKey(pre, lo), partKey(pre, hi), nil); err != nil {
-			return fmt.Errorf("enforce flow retention: %w", err)
+			return 0, 0, fmt.Errorf("enforce flow retention: %w", err)
 		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("enforce flow retention: %w", err)
+		return 0, 0, fmt.Errorf("enforce flow retention: %w", err)
 	}
 	var freed, recs int64
 	for _, p := range ps[:drop] {
@@ -956,27 +1049,25 @@ func (f *FlowLog) Enforce(now time.Time) error {
 	}
 	f.log.Info("flow history: partitions dropped", "partitions", drop, "records", recs, "bytes", freed,
 		"oldest_kept", time.Unix(0, hi*f.part).UTC())
-	for _, pre := range []byte{keyFlowSummary, keyFlowBlock, keyFlowPart} {
-		if err := f.db.Compact(context.Background(), partKey(pre, lo), partKey(pre, hi), false); err != nil {
-			return fmt.Errorf("compact dropped flow partitions: %w", err)
-		}
-	}
-	return nil
+	return lo, hi, nil
 }
 
 // FlowStats are the flow history's totals.
 type FlowStats struct {
 	Partitions int
-	Blocks     int64
+	Blocks     int64 // block and segment values
 	Records    int64
 	Bytes      int64 // keys and values stored (what MaxDiskBytes caps)
+	// Committed is the bytes of the write batches committed since open
+	// (WAL bytes); see the flows.go comment for why it exceeds Bytes.
+	Committed int64
 }
 
 // Stats returns the history's totals.
 func (f *FlowLog) Stats() FlowStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := FlowStats{Partitions: len(f.parts)}
+	s := FlowStats{Partitions: len(f.parts), Committed: f.committed}
 	for _, p := range f.parts {
 		s.Blocks += p.blocks
 		s.Records += p.records
@@ -985,13 +1076,25 @@ func (f *FlowLog) Stats() FlowStats {
 	return s
 }
 
-// floorDiv is in store.go (both engineers wrote the same one).
+func flowFloorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
 
 func flip(v int64) []byte { return be64(uint64(v) ^ 1<<63) }
 
 func unflip(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ 1<<63) }
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// blockKey returns the key of the block (or segment) whose summary key is
+// k.
+func blockKey(k []byte) []byte {
+	return append(append([]byte{keyFlowBlock}, k[1:9]...), k[17:]...)
+}
 
 func partKey(prefix byte, p int64) []byte { return append([]byte{prefix}, flip(p)...) }
 

@@ -18,20 +18,20 @@ import (
 	"github.com/netsentry/netsentry/flowtable"
 )
 
-const crashEnv = "NETSENTRY_FLOWCRASH_DIR"
+const flowCrashEnv = "NETSENTRY_FLOWCRASH_DIR"
 
-var crashBase = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+var flowCrashBase = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 
-// crashBatch is batch id of the crash test: its size and records follow
+// flowCrashBatch is batch id of the crash test: its size and records follow
 // from id alone.
-func crashBatch(id uint64) []flowtable.Record {
+func flowCrashBatch(id uint64) []flowtable.Record {
 	n := 1 + int(id*7919%97)
-	return synth(id, n, func(i int) int64 { return crashBase + int64(id)*1e9 + int64(i)*1e6 })
+	return synth(id, n, func(i int) int64 { return flowCrashBase + int64(id)*1e9 + int64(i)*1e6 })
 }
 
-// crashChild writes batches from id start until it is killed, saying
+// flowCrashChild writes batches from id start until it is killed, saying
 // "begin id" before each WriteFlows and "ok id" after it returned nil.
-func crashChild(dir string, start uint64) {
+func flowCrashChild(dir string, start uint64) {
 	db, err := pebble.Open(dir, &pebble.Options{Logger: quiet{}})
 	if err != nil {
 		fmt.Println("error", err)
@@ -44,7 +44,7 @@ func crashChild(dir string, start uint64) {
 	}
 	for id := start; ; id++ {
 		fmt.Println("begin", id)
-		if err := f.WriteFlows(crashBatch(id)); err != nil {
+		if err := f.WriteFlows(flowCrashBatch(id)); err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
@@ -58,9 +58,9 @@ func crashChild(dir string, start uint64) {
 // not report is there whole or not at all, and every stored block decodes
 // with as many records as its summary says.
 func TestFlowCrash(t *testing.T) {
-	if dir := os.Getenv(crashEnv); dir != "" {
-		start, _ := strconv.ParseUint(os.Getenv(crashEnv+"_START"), 10, 64)
-		crashChild(dir, start)
+	if dir := os.Getenv(flowCrashEnv); dir != "" {
+		start, _ := strconv.ParseUint(os.Getenv(flowCrashEnv+"_START"), 10, 64)
+		flowCrashChild(dir, start)
 		return
 	}
 	dir := t.TempDir()
@@ -71,7 +71,7 @@ func TestFlowCrash(t *testing.T) {
 	const kills = 12
 	for k := range kills {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestFlowCrash$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashEnv+"="+dir, crashEnv+"_START="+strconv.FormatUint(next, 10))
+		cmd.Env = append(os.Environ(), flowCrashEnv+"="+dir, flowCrashEnv+"_START="+strconv.FormatUint(next, 10))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +128,7 @@ func TestFlowCrash(t *testing.T) {
 		if l := lines[len(lines)-1]; strings.HasPrefix(l, "begin ") {
 			inflight = strings.TrimPrefix(l, "begin ")
 		}
-		present := checkCrashDir(t, dir, okd, begun)
+		present := checkFlowCrashDir(t, dir, okd, begun)
 		t.Logf("kill %d: %d batches written before it, %d in all; batch in flight at the kill: %s, stored whole: %v",
 			k, nOK, len(okd), inflight, present[inflight])
 		for id := range begun {
@@ -139,9 +139,9 @@ func TestFlowCrash(t *testing.T) {
 	}
 }
 
-// checkCrashDir reopens dir and checks it; it returns which batches begun
+// checkFlowCrashDir reopens dir and checks it; it returns which batches begun
 // but not reported are stored (whole).
-func checkCrashDir(t *testing.T, dir string, okd, begun map[uint64]bool) map[string]bool {
+func checkFlowCrashDir(t *testing.T, dir string, okd, begun map[uint64]bool) map[string]bool {
 	t.Helper()
 	db, err := pebble.Open(dir, &pebble.Options{Logger: quiet{}})
 	if err != nil {
@@ -171,7 +171,7 @@ func checkCrashDir(t *testing.T, dir string, okd, begun map[uint64]bool) map[str
 		if !begun[id] && !okd[id] {
 			t.Fatalf("batch %d stored but never begun", id)
 		}
-		want := naive(crashBatch(id), anyQuery(1))
+		want := naive(flowCrashBatch(id), anyQuery(1))
 		if okd[id] || len(recs) != 0 {
 			diff(t, "batch "+strconv.FormatUint(id, 10), recs, want)
 		}
@@ -198,7 +198,7 @@ func checkCrashDir(t *testing.T, dir string, okd, begun map[uint64]bool) map[str
 		if err != nil {
 			t.Fatalf("block of summary %x: %v", k, err)
 		}
-		recs, err := f.DecodeBlock(v, nil)
+		recs, _, err := f.decodeBlock(v, nil)
 		c.Close()
 		if err != nil || len(recs) != s.count {
 			t.Fatalf("block %x: %d records, summary says %d (%v)", k, len(recs), s.count, err)
@@ -207,6 +207,10 @@ func checkCrashDir(t *testing.T, dir string, okd, begun map[uint64]bool) map[str
 	}
 	if st := f.Stats(); st.Records != total {
 		t.Fatalf("totals say %d records, blocks hold %d", st.Records, total)
+	}
+	checkFlowBytes(t, db, f)
+	if s, v := len(keysIn(t, db, keyFlowSummary, keyFlowSummary+1)), len(keysIn(t, db, keyFlowBlock, keyFlowBlock+1)); s != v {
+		t.Fatalf("%d summaries, %d block values", s, v)
 	}
 	present := map[string]bool{}
 	for id := range begun {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -228,7 +229,7 @@ func TestFlowRoundTrip(t *testing.T) {
 // TestFlowFilters checks every filter, alone and combined, against a naive
 // filter of the same records, over all pages.
 func TestFlowFilters(t *testing.T) {
-	f, recs := corpusLog(t, FlowOptions{BlockRecords: 64}, "zeek-http-bro.org.pcap", "ndpi-1kxun.pcap")
+	f, recs := corpusLog(t, FlowOptions{BlockRecords: 64}, roundTripCaptures...)
 	rng := rand.New(rand.NewPCG(1, 2))
 	pick := func() *flowtable.Record { return &recs[rng.IntN(len(recs))] }
 	lasts := make([]int64, len(recs))
@@ -257,6 +258,19 @@ func TestFlowFilters(t *testing.T) {
 			FlowQuery{End: time.Unix(0, b), Port: -1, IP: flowtable.IP(&r.Dst, r.IPVersion)},
 			FlowQuery{Start: time.Unix(0, a), End: time.Unix(0, a), Port: -1},
 		)
+	}
+	var v6 []*flowtable.Record
+	for i := range recs {
+		if recs[i].IPVersion == 6 {
+			v6 = append(v6, &recs[i])
+		}
+	}
+	if len(v6) < 5 {
+		t.Fatalf("only %d IPv6 records", len(v6))
+	}
+	for range 5 {
+		r := v6[rng.IntN(len(v6))]
+		qs = append(qs, FlowQuery{IP: flowtable.IP(&r.Src, 6), Port: -1}, FlowQuery{IP: flowtable.IP(&r.Dst, 6), Port: int(r.DstPort)})
 	}
 	qs = append(qs,
 		FlowQuery{IP: netip.MustParseAddr("203.0.113.77"), Port: -1},
@@ -410,6 +424,7 @@ func TestFlowPagingWhileWriting(t *testing.T) {
 	diff(t, "the records there at the first page", start, want)
 	// A walk after the writes sees everything.
 	diff(t, "a fresh walk", all(t, f, anyQuery(13), nil), naive(written, anyQuery(1)))
+	checkFlowBytes(t, db, f)
 }
 
 // keysIn lists the DB's keys with first byte in [lo, hi).
@@ -477,6 +492,7 @@ func TestFlowRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	f2 := openLog(t, db, FlowOptions{Retention: 3 * time.Hour})
+	st.Committed = 0
 	if f2.Stats() != st {
 		t.Fatalf("reopened stats %+v, want %+v", f2.Stats(), st)
 	}
@@ -513,6 +529,7 @@ func TestFlowDiskCap(t *testing.T) {
 		if b := f.Stats().Bytes; b > capBytes {
 			t.Fatalf("after batch %d: %d bytes, cap %d", id, b, capBytes)
 		}
+		checkFlowBytes(t, db, f)
 	}
 	st := f.Stats()
 	if st.Records == int64(len(written)) || st.Records == 0 {
@@ -550,5 +567,106 @@ func TestFlowDiskCap(t *testing.T) {
 		capBytes, st.Bytes, du, st.Records, len(written), st.Partitions)
 	if du > capBytes {
 		t.Fatalf("disk use %d over the cap %d", du, capBytes)
+	}
+}
+
+// TestFlowBadQueries: each query that cannot be answered is an error that
+// httpd recognises as the request's fault (BadRequest, errors.Is
+// ErrBadQuery); a closed log refuses writes.
+func TestFlowBadQueries(t *testing.T) {
+	f, _ := fuzzLog(t)
+	now := time.Now()
+	good, next, err := f.Query(FlowQuery{Port: -1, Limit: 2})
+	if err != nil || len(good) != 2 || next == "" {
+		t.Fatalf("good query: %d records, next %q, %v", len(good), next, err)
+	}
+	for _, q := range []FlowQuery{
+		{Port: -1, Limit: 0},
+		{Port: -1, Limit: 1001},
+		{Port: -2, Limit: 1},
+		{Port: 65536, Limit: 1},
+		{Port: -1, Limit: 1, Start: now, End: now.Add(-time.Second)},
+		{Port: -1, Limit: 1, Protocol: "NOPE"},
+		{Port: -1, Limit: 1, Protocol: "256"},
+		{Port: -1, Limit: 1, Cursor: "garbage"},
+		{Port: -1, Limit: 1, Cursor: next[:len(next)-1] + "A"},
+		{Port: -1, Limit: 1, Cursor: next + "AA"},
+	} {
+		_, _, err := f.Query(q)
+		var br interface{ BadRequest() bool }
+		if err == nil || !errors.Is(err, ErrBadQuery) || !errors.As(err, &br) || !br.BadRequest() {
+			t.Errorf("query %+v: error %v, want a bad request", q, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WriteFlows(synth(1, 1, func(int) int64 { return 1 })); err == nil {
+		t.Fatal("a closed flow log took a write")
+	}
+}
+
+// TestFlowConcurrent queries while another goroutine writes and enforces
+// (run it with -race): every page is newest first and within its limit.
+func TestFlowConcurrent(t *testing.T) {
+	f := openLog(t, memDB(t), FlowOptions{BlockRecords: 20, Partition: time.Minute, MaxDiskBytes: 32 << 10})
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	done := make(chan error)
+	go func() {
+		var err error
+		for id := range uint64(300) {
+			if err = f.WriteFlows(synth(id, 7, func(i int) int64 { return base + int64(id)*1e9 + int64(i) })); err != nil {
+				break
+			}
+			if err = f.Enforce(time.Unix(0, base+int64(id)*1e9)); err != nil {
+				break
+			}
+		}
+		done <- err
+	}()
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+		}
+		q := anyQuery(9)
+		for range 5 {
+			recs, next, err := f.Query(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i < len(recs); i++ {
+				if recs[i].Last > recs[i-1].Last {
+					t.Fatal("page not newest first")
+				}
+			}
+			if next == "" {
+				break
+			}
+			q.Cursor = next
+		}
+	}
+}
+
+// checkFlowBytes checks the partitions' byte totals against the keys and
+// values stored (the totals keys themselves counted at partKeyBytes each).
+func checkFlowBytes(t testing.TB, db *pebble.DB, f *FlowLog) {
+	t.Helper()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyFlowSummary}, UpperBound: []byte{keyFlowBlock + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var n int64
+	for it.First(); it.Valid(); it.Next() {
+		n += int64(len(it.Key()) + len(it.Value()))
+	}
+	st := f.Stats()
+	if want := st.Bytes - int64(st.Partitions)*partKeyBytes; n != want {
+		t.Fatalf("summaries and blocks hold %d bytes, the totals say %d", n, want)
 	}
 }
