@@ -104,6 +104,14 @@ func TestMetricHistory(t *testing.T) {
 			t.Errorf("%s: %v %v", tc.name, doc["name"], doc["step_sec"])
 		}
 	}
+	// Without a step, about 300 points: an hour is 12 s steps, ten minutes
+	// the 5 s floor.
+	for q, want := range map[string]float64{"start=1780000000&end=1780003600": 12, "start=1780000000&end=1780000600": 5} {
+		r := ts.do("GET", "/api/v1/metrics/cpu.usage/history?"+q, "", nil)
+		if doc := ts.check("/api/v1/metrics/{name}/history", "GET", r); doc["step_sec"] != want {
+			t.Errorf("%s: step %v, want %v", q, doc["step_sec"], want)
+		}
+	}
 	// Defaults (the last hour: nothing stored) and errors.
 	for path, want := range map[string]int{
 		"/api/v1/metrics/cpu.usage/history":                                                        200,
