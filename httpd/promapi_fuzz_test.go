@@ -29,7 +29,7 @@ func FuzzPromQuery(f *testing.F) {
 		f.Add(s[0], s[1], s[2], s[3], s[4], s[5])
 	}
 	src := smallSource()
-	ts := newPromServer(&testing.T{}, src, func(o *httpd.Options) {
+	ts := newPromServer(f, src, func(o *httpd.Options) {
 		o.QueryTimeout = 500 * time.Millisecond
 		o.Flows = &fakeFlows{}
 	})

@@ -342,7 +342,7 @@ func close9(a, b float64) bool {
 }
 
 // newPromServer starts an API server over src.
-func newPromServer(t *testing.T, src store.SampleSource, edit func(o *httpd.Options)) *testServer {
+func newPromServer(t testing.TB, src store.SampleSource, edit func(o *httpd.Options)) *testServer {
 	return newTestServerWith(t, func(o *httpd.Options) {
 		o.Query = store.NewQueryable(src)
 		if edit != nil {
