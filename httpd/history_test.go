@@ -254,13 +254,18 @@ func TestFlowsHistory(t *testing.T) {
 	if !strings.Contains(string(r.body), string(r0.AppendJSON(nil, nil))) {
 		t.Errorf("%s: the record asked for is not in %s", path, r.body)
 	}
+	for in, want := range map[string]string{"6": "TCP", "icmpv6": "ICMPv6", "udp": "UDP", "99": "99"} {
+		if r := ts.do("GET", route+"?protocol="+in, "", nil); r.status != 200 || ff.last.Protocol != want {
+			t.Errorf("protocol=%s: %d, query %q, want %q", in, r.status, ff.last.Protocol, want)
+		}
+	}
 	ts.do("GET", route, "", nil)
 	if ff.last.Limit != httpd.DefaultFlowsLimit || ff.last.Port != -1 || ff.last.IP.IsValid() {
 		t.Errorf("defaults: %+v", ff.last)
 	}
 
 	for _, q := range []string{"?ip=10.0.0.300", "?ip=fe80::1%25eth0", "?port=65536", "?port=-1", "?port=http",
-		"?protocol=carrier-pigeon", "?limit=0", "?limit=1001", "?start=noon", "?end=1e400",
+		"?protocol=carrier-pigeon", "?protocol=256", "?limit=0", "?limit=1001", "?start=noon", "?end=1e400",
 		"?start=1780000100&end=1780000000", "?application_protocol=", "?host=10.0.0.1", "?limit=1&limit=2",
 		"?cursor=" + strings.Repeat("x", 2000)} {
 		r := ts.do("GET", route+q, "", nil)
