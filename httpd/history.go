@@ -231,6 +231,9 @@ func (s *Server) flowsHistory(ctx *fasthttp.RequestCtx) {
 	}
 	if q.has("protocol") {
 		n, ok := protoNames[strings.ToUpper(q.get("protocol"))]
+		if num, err := strconv.ParseUint(q.get("protocol"), 10, 8); err == nil {
+			n, ok = flowtable.ProtoName(uint8(num)), true
+		}
 		if !ok {
 			writeProblem(ctx, fasthttp.StatusBadRequest, "protocol "+quote(q.get("protocol"))+": want TCP, UDP, ICMP, ICMPv6, SCTP, ... or a protocol number")
 			return

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsentry/netsentry/engine/sampler"
 	"github.com/netsentry/netsentry/flowtable"
 	"github.com/netsentry/netsentry/httpd"
 	"github.com/netsentry/netsentry/store"
@@ -102,6 +103,14 @@ func TestMetricHistory(t *testing.T) {
 		}
 		if doc["name"] != tc.name || doc["step_sec"] != 30.0 {
 			t.Errorf("%s: %v %v", tc.name, doc["name"], doc["step_sec"])
+		}
+	}
+	// Without a step, about 300 points: an hour is 12 s steps, ten minutes
+	// the 5 s floor.
+	for q, want := range map[string]float64{"start=1780000000&end=1780003600": 12, "start=1780000000&end=1780000600": 5} {
+		r := ts.do("GET", "/api/v1/metrics/cpu.usage/history?"+q, "", nil)
+		if doc := ts.check("/api/v1/metrics/{name}/history", "GET", r); doc["step_sec"] != want {
+			t.Errorf("%s: step %v, want %v", q, doc["step_sec"], want)
 		}
 	}
 	// Defaults (the last hour: nothing stored) and errors.
@@ -245,13 +254,18 @@ func TestFlowsHistory(t *testing.T) {
 	if !strings.Contains(string(r.body), string(r0.AppendJSON(nil, nil))) {
 		t.Errorf("%s: the record asked for is not in %s", path, r.body)
 	}
+	for in, want := range map[string]string{"6": "TCP", "icmpv6": "ICMPv6", "udp": "UDP", "99": "99"} {
+		if r := ts.do("GET", route+"?protocol="+in, "", nil); r.status != 200 || ff.last.Protocol != want {
+			t.Errorf("protocol=%s: %d, query %q, want %q", in, r.status, ff.last.Protocol, want)
+		}
+	}
 	ts.do("GET", route, "", nil)
 	if ff.last.Limit != httpd.DefaultFlowsLimit || ff.last.Port != -1 || ff.last.IP.IsValid() {
 		t.Errorf("defaults: %+v", ff.last)
 	}
 
 	for _, q := range []string{"?ip=10.0.0.300", "?ip=fe80::1%25eth0", "?port=65536", "?port=-1", "?port=http",
-		"?protocol=carrier-pigeon", "?limit=0", "?limit=1001", "?start=noon", "?end=1e400",
+		"?protocol=carrier-pigeon", "?protocol=256", "?limit=0", "?limit=1001", "?start=noon", "?end=1e400",
 		"?start=1780000100&end=1780000000", "?application_protocol=", "?host=10.0.0.1", "?limit=1&limit=2",
 		"?cursor=" + strings.Repeat("x", 2000)} {
 		r := ts.do("GET", route+q, "", nil)
@@ -270,4 +284,81 @@ func TestFlowsHistory(t *testing.T) {
 	if r.status != 500 || strings.Contains(string(r.body), "fire") {
 		t.Errorf("store error: %d %s", r.status, r.body)
 	}
+}
+
+// fakeHost serves a sampler snapshot as the host samplers do.
+type fakeHost struct{ snap sampler.Snapshot }
+
+func (h fakeHost) HostMetrics() (map[string]any, map[string]float64, error) {
+	return map[string]any{}, h.snap.Dotted(), nil
+}
+
+// TestHostFamilies: every netsentry_node_* family of /metrics is there
+// for a full sampler snapshot, with the sampler's value in the base unit,
+// and its history reads it back under the dotted name.
+func TestHostFamilies(t *testing.T) {
+	temp, io := 42.5, 2.1
+	snap := sampler.Snapshot{Timestamp: time.Unix(1780000000, 0), Metrics: sampler.Metrics{
+		CPU: sampler.CPU{UsagePercent: 23.5, LoadAvg1m: 1.23, LoadAvg5m: 1.15, LoadAvg15m: 0.98, CoreCount: 8, TemperatureCelsius: &temp},
+		Memory: sampler.Memory{TotalBytes: 17179869184, UsedBytes: 8203091968, UsedPercent: 47.75, SwapUsedPercent: 5.12,
+			SwapTotalBytes: 1 << 30, SwapUsedBytes: 1 << 20},
+		Disks: []sampler.Disk{{Path: "/", TotalBytes: 1099511627776, UsedBytes: 351383035904, UsedPercent: 31.96,
+			InodesUsedPercent: 14.32, IOUtilizationPercent: &io}},
+	}}
+	want := map[string]float64{
+		"netsentry_node_cpu_usage_ratio":               0.235,
+		"netsentry_node_load1":                         1.23,
+		"netsentry_node_load5":                         1.15,
+		"netsentry_node_load15":                        0.98,
+		"netsentry_node_cpu_temperature_celsius":       42.5,
+		"netsentry_node_memory_total_bytes":            17179869184,
+		"netsentry_node_memory_used_bytes":             8203091968,
+		"netsentry_node_memory_usage_ratio":            0.4775,
+		"netsentry_node_swap_usage_ratio":              0.0512,
+		"netsentry_node_filesystem_size_bytes":         1099511627776,
+		"netsentry_node_filesystem_used_bytes":         351383035904,
+		"netsentry_node_filesystem_inodes_usage_ratio": 0.1432,
+		"netsentry_node_disk_io_utilization_ratio":     0.021,
+	}
+	ts := newTestServerWith(t, func(o *httpd.Options) { o.Host = fakeHost{snap} })
+	r := ts.do("GET", "/metrics", "", nil)
+	got := map[string]float64{}
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if name, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "netsentry_node_") {
+			got[name], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	for name, w := range want {
+		if g, ok := got[name]; !ok || math.Abs(g-w) > 1e-12*w {
+			t.Errorf("%s = %v (%v), want %v", name, g, ok, w)
+		}
+	}
+
+	// The history of each dotted name gives the sampler's value back.
+	src := &memSource{}
+	for name, v := range got {
+		src.add(name, 1780000000000, v)
+	}
+	ts = newPromServer(t, src, nil)
+	for dotted, w := range snap.Dotted() {
+		r := ts.do("GET", "/api/v1/metrics/"+dotted+"/history?start=1780000000&end=1780000000", "", nil)
+		if r.status == 404 {
+			continue // not a /metrics family
+		}
+		var h struct{ Points []struct{ Value *float64 } }
+		json.Unmarshal(r.body, &h)
+		if r.status != 200 || len(h.Points) != 1 || h.Points[0].Value == nil || math.Abs(*h.Points[0].Value-w) > 1e-9*w {
+			t.Errorf("history of %s: %d %s, want %v", dotted, r.status, r.body, w)
+		}
+		delete(want, strings.TrimSpace(doc(r.body)))
+	}
+	if len(want) > 0 {
+		t.Errorf("families without a dotted history: %v", want)
+	}
+}
+
+func doc(b []byte) string {
+	var d struct{ Metric string }
+	json.Unmarshal(b, &d)
+	return d.Metric
 }

@@ -98,6 +98,20 @@ func TestPromErrors(t *testing.T) {
 		}
 	}
 
+	// The answers as openapi.json describes them.
+	for route, path := range map[string]string{
+		"/api/v1/query":               "/api/v1/query?query=netsentry_flows_active&time=1780000300",
+		"/api/v1/query_range":         "/api/v1/query_range?query=rate(x[1m]&start=0&end=1&step=1",
+		"/api/v1/series":              "/api/v1/series?match[]=netsentry_flows_active",
+		"/api/v1/labels":              "/api/v1/labels",
+		"/api/v1/label/{name}/values": "/api/v1/label/queue/values?start=1780000000",
+		"/api/v1/status/buildinfo":    "/api/v1/status/buildinfo",
+		"/api/v1/metadata":            "/api/v1/metadata",
+		"/api/v1/query_exemplars":     "/api/v1/query_exemplars?query=up",
+	} {
+		ts.check(route, "GET", ts.do("GET", path, "", nil))
+	}
+
 	// POST: a form body works, JSON is refused.
 	r := ts.do("POST", "/api/v1/query", "application/x-www-form-urlencoded", []byte("query=1%2B1&time=1780000000"))
 	if r.status != 200 || string(r.body) != `{"status":"success","data":{"resultType":"scalar","result":[1780000000,"2"]}}` {

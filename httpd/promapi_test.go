@@ -342,7 +342,7 @@ func close9(a, b float64) bool {
 }
 
 // newPromServer starts an API server over src.
-func newPromServer(t *testing.T, src store.SampleSource, edit func(o *httpd.Options)) *testServer {
+func newPromServer(t testing.TB, src store.SampleSource, edit func(o *httpd.Options)) *testServer {
 	return newTestServerWith(t, func(o *httpd.Options) {
 		o.Query = store.NewQueryable(src)
 		if edit != nil {
@@ -463,6 +463,37 @@ func TestPromQLOracle(t *testing.T) {
 	same("/api/v1/labels", nil)
 	same("/api/v1/label/queue/values", win)
 	same("/api/v1/label/__name__/values", nil)
+
+	// Bad requests: the same status and errorType as Prometheus.
+	for _, c := range []struct {
+		path string
+		q    url.Values
+	}{
+		{"/api/v1/query", url.Values{"query": {"rate("}}},
+		{"/api/v1/query", url.Values{"query": {"rate(netsentry_flows_active)"}}},
+		{"/api/v1/query", url.Values{"query": {`{__name__=~".*"}`}}},
+		{"/api/v1/query", url.Values{"query": {"1"}, "time": {"yesterday"}}},
+		{"/api/v1/query", url.Values{"query": {"1"}, "timeout": {"soon"}}},
+		{"/api/v1/query", url.Values{"query": {"netsentry_engine_packets_total + on() netsentry_engine_packets_total"}, "time": {"1780003600"}}},
+		{"/api/v1/query_range", url.Values{"query": {"1"}, "start": {"100"}, "end": {"50"}, "step": {"5"}}},
+		{"/api/v1/query_range", url.Values{"query": {"1"}, "start": {"0"}, "end": {"1000000"}, "step": {"1"}}},
+		{"/api/v1/query_range", url.Values{"query": {"1"}, "start": {"0"}, "end": {"100"}, "step": {"0"}}},
+		{"/api/v1/query_range", url.Values{"query": {"1"}, "start": {"0"}, "end": {"100"}, "step": {"often"}}},
+		{"/api/v1/query_range", url.Values{"query": {"1"}, "start": {"garbage"}, "end": {"100"}, "step": {"5"}}},
+		{"/api/v1/query_range", url.Values{"query": {"up{"}, "start": {"0"}, "end": {"100"}, "step": {"5"}}},
+		{"/api/v1/series", url.Values{}},
+		{"/api/v1/series", url.Values{"match[]": {"{"}}},
+		{"/api/v1/series", url.Values{"match[]": {`{queue=""}`}}},
+		{"/api/v1/series", url.Values{"match[]": {"up"}, "start": {"x"}}},
+		{"/api/v1/labels", url.Values{"match[]": {"up{"}}},
+		{"/api/v1/label/queue/values", url.Values{"end": {"tomorrow"}}},
+	} {
+		ps, pr, _ := getProm(t, prom, c.path, c.q, "")
+		os, or, _ := getProm(t, ts.base, c.path, c.q, "")
+		if ps != os || pr.ErrorType != or.ErrorType || pr.Status != "error" {
+			t.Errorf("%s %v: ours %d %s %q, prometheus %d %s %q", c.path, c.q, os, or.ErrorType, or.Error, ps, pr.ErrorType, pr.Error)
+		}
+	}
 }
 
 func compareMatrix(t *testing.T, what string, want, got json.RawMessage) int {

@@ -286,6 +286,9 @@ func (s *Server) Close(timeout time.Duration) error {
 	var err error
 	s.closeOne.Do(func() {
 		close(s.done)
+		if s.prom != nil {
+			s.prom.engine.Close()
+		}
 		if s.ln == nil {
 			return
 		}

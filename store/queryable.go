@@ -205,7 +205,7 @@ type seriesSet struct {
 	mint, maxt int64
 	noData     bool
 	i          int
-	cur        *querySeries
+	cur        *promSeries
 	err        error
 }
 
@@ -219,7 +219,7 @@ func (s *seriesSet) Next() bool {
 	}
 	s.i++
 	c := &s.sel[s.i]
-	sr := &querySeries{lset: c.lset}
+	sr := &promSeries{lset: c.lset}
 	if !s.noData {
 		pts, err := s.src.Points(c.si.Ref, s.mint, s.maxt, nil)
 		if err != nil {
@@ -239,15 +239,15 @@ func (s *seriesSet) At() storage.Series                { return s.cur }
 func (s *seriesSet) Err() error                        { return s.err }
 func (s *seriesSet) Warnings() annotations.Annotations { return nil }
 
-type querySeries struct {
+type promSeries struct {
 	lset labels.Labels
 	pts  fsamples
 }
 
-func (s *querySeries) Labels() labels.Labels { return s.lset }
+func (s *promSeries) Labels() labels.Labels { return s.lset }
 
 // Iterator uses Prometheus's own list iterator over the points.
-func (s *querySeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+func (s *promSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
 	return storage.NewListSeriesIterator(s.pts)
 }
 
