@@ -117,8 +117,8 @@ func (c *Config) Validate() error {
 	if st.MaxDiskMB < 16 {
 		v.add("storage.max_disk_mb", "%d; allow the store at least 16 MiB", st.MaxDiskMB)
 	}
-	if st.Interval.Duration < time.Second || st.Interval.Duration > time.Hour {
-		v.add("storage.interval", "%s; store a sample every 1s to 1h", formatDuration(st.Interval.Duration))
+	if st.Interval.Duration < time.Second || st.Interval.Duration > 30*time.Minute { // store.MaxInterval
+		v.add("storage.interval", "%s; store a sample every 1s to 30m", formatDuration(st.Interval.Duration))
 	}
 	if st.RetentionDays < 1 {
 		v.add("storage.retention_days", "%d; keep data for at least 1 day", st.RetentionDays)

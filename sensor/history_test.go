@@ -152,3 +152,20 @@ func TestFlowSinkGroups(t *testing.T) {
 		t.Errorf("%d records stored, want %d", len(seen), n)
 	}
 }
+
+// TestOpenHistoryIntervalBounds: both ends of the storage.interval that
+// configs accepts open a store.
+func TestOpenHistoryIntervalBounds(t *testing.T) {
+	for _, iv := range []time.Duration{time.Second, 30 * time.Minute} {
+		c := storageConfig(t.TempDir())
+		c.Interval.Duration = iv
+		if err := (&configs.Config{Storage: c}).Validate(); err != nil && strings.Contains(err.Error(), "storage.interval") {
+			t.Fatalf("configs refuses %v: %v", iv, err)
+		}
+		h, err := OpenHistory(c, nil)
+		if err != nil {
+			t.Fatalf("interval %v: %v", iv, err)
+		}
+		h.Close()
+	}
+}
