@@ -16,9 +16,11 @@ DEB_PKGS  += systemd
 # prometheus: promtool and a real server for the /metrics tests; wrk: make bench-api.
 DEB_PKGS  += prometheus wrk
 DEB_PKGS  += prometheus-alertmanager
+# victoria-metrics: the peer of make bench-store.
+DEB_PKGS  += victoria-metrics
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api install clean
+.PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api bench-store install clean
 
 all: build
 
@@ -74,6 +76,14 @@ bench-live: deps build
 # active flows while capturing, beside a trivial fasthttp handler; idle RSS.
 bench-api: deps build
 	$(GO) run ./bench/api -netsentry $(BIN)
+
+# bench-store: a day of node_exporter-shaped host metrics (from real /proc
+# readings) written to our store, to Prometheus's TSDB (promtool backfill)
+# and to VictoriaMetrics: bytes/sample, ingest CPU, query_range latency,
+# MB/day (also for the sensor's own default collection, counted from a
+# daemon's /metrics).
+bench-store: deps build
+	$(GO) run ./bench/store -netsentry $(BIN)
 
 # install puts the binary, the systemd unit, sysusers and tmpfiles entries and
 # the default config in place; DESTDIR stages into a tree (packaging). The

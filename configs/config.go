@@ -44,6 +44,11 @@ type Storage struct {
 	RetentionDays int    `yaml:"retention_days"`
 	LocalPath     string `yaml:"local_path"`
 	RemoteURL     string `yaml:"remote_url"`
+	// MaxDiskMB caps the local store's size on disk (metrics and flow
+	// history together); the oldest partitions are deleted past it.
+	MaxDiskMB int `yaml:"max_disk_mb"`
+	// Interval is how often a sample of every metric is stored.
+	Interval Duration `yaml:"interval"`
 }
 
 // NetworkAnalysis configures packet capture and protocol detection.

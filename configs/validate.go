@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -112,7 +113,13 @@ func (c *Config) Validate() error {
 	case !slices.Contains(storageTypes, st.Type):
 		v.oneOf("storage.type", st.Type, storageTypes)
 	case st.Type != "local":
-		v.add("storage.type", "%q: remote storage is not built yet; use local (itself accepted, not yet acted on)", st.Type)
+		v.add("storage.type", "%q: remote storage backends are not built yet (issue 15); use local", st.Type)
+	}
+	if st.MaxDiskMB < 16 {
+		v.add("storage.max_disk_mb", "%d; allow the store at least 16 MiB", st.MaxDiskMB)
+	}
+	if st.Interval.Duration < time.Second || st.Interval.Duration > 30*time.Minute { // store.MaxInterval
+		v.add("storage.interval", "%s; store a sample every 1s to 30m", formatDuration(st.Interval.Duration))
 	}
 	if st.RetentionDays < 1 {
 		v.add("storage.retention_days", "%d; keep data for at least 1 day", st.RetentionDays)

@@ -13,7 +13,7 @@ const NotActedOn = "accepted, not yet acted on"
 // inertKeys are the keys (and key prefixes, ending in ".") of features this
 // build does not have yet: they are decoded and validated, so a file written
 // for a later build loads, but changing them changes nothing.
-var inertKeys = []string{"enable_web", "web_port", "storage."}
+var inertKeys = []string{"enable_web", "web_port", "storage.remote_url"}
 
 // Inert reports whether the dotted key (as changed keys are named, e.g.
 // "storage.retention_days") belongs to a feature this build accepts but
@@ -42,7 +42,9 @@ func (c *Config) Warnings() []Problem {
 			w.add(fmt.Sprintf("network_analysis.protocols[%d]", i), "%q is %s: there is no SMB detector yet, so SMB flows are named by their port guess only", p, NotActedOn)
 		}
 	}
-	w.add("storage", "%s: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk", NotActedOn)
+	if c.Storage.RemoteURL != "" {
+		w.add("storage.remote_url", "%q is %s: the local store does not use it (remote backends are not built yet)", c.Storage.RemoteURL, NotActedOn)
+	}
 	return w.problems
 }
 

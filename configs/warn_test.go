@@ -23,10 +23,11 @@ func TestWarnings(t *testing.T) {
 		change func(c *Config)
 		want   []string // keys warned about
 	}{
-		{"default", func(c *Config) {}, []string{"enable_web", "storage"}},
-		{"web off", func(c *Config) { c.EnableWeb = false }, []string{"storage"}},
+		{"default", func(c *Config) {}, []string{"enable_web"}},
+		{"web off", func(c *Config) { c.EnableWeb = false }, nil},
+		{"remote url", func(c *Config) { c.Storage.RemoteURL = "http://vm:8428" }, []string{"enable_web", "storage.remote_url"}},
 		{"smb", func(c *Config) { c.NetworkAnalysis.Protocols = []string{"dns", "smb"} },
-			[]string{"enable_web", "network_analysis.protocols[1]", "storage"}},
+			[]string{"enable_web", "network_analysis.protocols[1]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -46,7 +47,6 @@ func TestWarnings(t *testing.T) {
 	ws := c.Warnings()
 	for _, want := range []string{
 		"enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090",
-		"storage: accepted, not yet acted on: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk",
 	} {
 		if !slices.ContainsFunc(ws, func(p Problem) bool { return p.Msg == want }) {
 			t.Errorf("no warning %q in\n%v", want, &Errors{ws})
@@ -56,7 +56,9 @@ func TestWarnings(t *testing.T) {
 
 func TestInert(t *testing.T) {
 	for key, want := range map[string]bool{
-		"enable_web": true, "web_port": true, "storage": true, "storage.type": true, "storage.retention_days": true,
+		"enable_web": true, "web_port": true, "storage.remote_url": true,
+		"storage": false, "storage.type": false, "storage.retention_days": false, "storage.local_path": false,
+		"storage.max_disk_mb": false, "storage.interval": false,
 		"alerts": false, "alerts.notification_channels": false, "alerts.config_path": false, "alerts.smtp.host": false,
 		"enable_api": false, "api_port": false, "storagex": false, "network_analysis.protocols": false,
 		"performance.use_zero_copy": false, "log_level": false,
@@ -127,7 +129,6 @@ func TestDescriptionExampleLoadsWithWarnings(t *testing.T) {
 	}
 	want := []string{
 		`example.yaml:5: enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090`,
-		`example.yaml: storage: accepted, not yet acted on: this build has no store yet, so storage.type, retention_days, local_path and remote_url have no effect and nothing is kept on disk`,
 	}
 	if got := (&Errors{ws}).Error(); got != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant\n%s", got, strings.Join(want, "\n"))
@@ -141,18 +142,18 @@ func TestDescriptionExampleLoadsWithWarnings(t *testing.T) {
 func TestDescriptionAdvancedNamesWhatIsNotBuilt(t *testing.T) {
 	_, ws, err := Check([]byte(descriptionAdvanced), "advanced.yaml", nil)
 	want := []string{
-		`advanced.yaml:3: storage.type: "prometheus": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
+		`advanced.yaml:3: storage.type: "prometheus": remote storage backends are not built yet (issue 15); use local`,
 		`advanced.yaml:23: alerts.notification_channels[0]: an email channel needs a mail server: set alerts.smtp.host (and alerts.smtp.from)`,
 	}
 	problems(t, err)
 	if err.Error() != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant\n%s", err, strings.Join(want, "\n"))
 	}
-	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web", "storage"}) {
+	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web", "storage.remote_url"}) {
 		t.Errorf("warned about %v", got)
 	}
-	if ws[1].Line != 2 {
-		t.Errorf("warning line %d; want 2 (storage:)", ws[1].Line)
+	if ws[1].Line != 6 {
+		t.Errorf("warning line %d; want 6 (remote_url:)", ws[1].Line)
 	}
 
 	// With a local store and a mail server, it loads, with warnings.
@@ -185,7 +186,7 @@ performance:
 		`body:2: unknown key "api_prot"; did you mean "api_port"?`,
 		`body:9: performance.threads: want an integer, got "lots"`,
 		`body:1: log_level: "loud" is not one of debug, info, warn, error`,
-		`body:4: storage.type: "influxdb": remote storage is not built yet; use local (itself accepted, not yet acted on)`,
+		`body:4: storage.type: "influxdb": remote storage backends are not built yet (issue 15); use local`,
 		`body:5: storage.retention_days: 0; keep data for at least 1 day`,
 		`body:7: performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true`,
 		`body:8: performance.enable_lock_free_queues: false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true`,
@@ -204,14 +205,14 @@ performance:
 
 func TestCheckFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "site.yaml")
-	if err := os.WriteFile(path, []byte("enable_web: false\nstorage:\n  retention_days: 3\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("enable_web: false\nstorage:\n  retention_days: 3\n  remote_url: http://vm:8428\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, ws, err := CheckFile(path)
 	if err != nil || c.Storage.RetentionDays != 3 {
 		t.Fatalf("CheckFile: %+v, %v", c.Storage, err)
 	}
-	if len(ws) != 1 || ws[0].String() != path+":2: "+ws[0].Msg || ws[0].Key != "storage" {
+	if len(ws) != 1 || ws[0].String() != path+":4: "+ws[0].Msg || ws[0].Key != "storage.remote_url" {
 		t.Errorf("warnings %v", &Errors{ws})
 	}
 }

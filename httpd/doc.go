@@ -16,6 +16,12 @@
 // (SetTokens). Event streams are written by fasthttp on a goroutine of their
 // own; a client that does not read is dropped after StreamWriteTimeout.
 //
+// The Prometheus query API (promapi.go) evaluates PromQL with one
+// promql.Engine over Options.Query (store.NewQueryable), at most
+// MaxConcurrentQueries at once, each within its timeout (QueryTimeout,
+// shortened by ?timeout=, ended early by Close); the metric history runs
+// through the same engine, the flow history reads Options.Flows.
+//
 // Lifetimes: a Server lives from New to Close; Close stops the event
 // streams, then shuts the listener down and waits for open requests.
 package httpd

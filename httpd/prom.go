@@ -76,6 +76,11 @@ func appendLabelValue(b []byte, v string) []byte {
 	return b
 }
 
+// WriteMetrics writes to w what /metrics serves, but for the API's own
+// request counters: the store records it every tick (package sensor). It
+// needs no listener, so it works before Start and without one.
+func (s *Server) WriteMetrics(w io.Writer) { s.writeMetrics(w) }
+
 // writeMetrics writes every family but the request counters; the
 // metrics.Set calls it after writing those.
 func (s *Server) writeMetrics(w io.Writer) {
@@ -197,9 +202,10 @@ func (s *Server) writeProtocols(p *promWriter, sn *Snapshot) {
 		func(a *agg) uint64 { return a.bytes })
 }
 
-// hostFamilies maps dotted host-metric names to node_exporter-like
-// families: name, type, help, and the factor from the dotted value to the
-// base unit.
+// hostFamilies maps dotted host-metric names (as sampler.Snapshot.Dotted
+// names them) to node_exporter-like families: name, type, help, and the
+// factor from the dotted value to the base unit. The history endpoint
+// (historyExpr) reads the same table backwards.
 var hostFamilies = []struct {
 	dotted, name, typ, help string
 	scale                   float64
@@ -208,14 +214,14 @@ var hostFamilies = []struct {
 	{"cpu.load_avg_1m", "netsentry_node_load1", "gauge", "1-minute load average.", 1},
 	{"cpu.load_avg_5m", "netsentry_node_load5", "gauge", "5-minute load average.", 1},
 	{"cpu.load_avg_15m", "netsentry_node_load15", "gauge", "15-minute load average.", 1},
-	{"cpu.temperature_celsius", "netsentry_node_cpu_temperature_celsius", "gauge", "CPU temperature.", 1},
-	{"memory.total_bytes", "netsentry_node_memory_total_bytes", "gauge", "Physical memory.", 1},
-	{"memory.used_bytes", "netsentry_node_memory_used_bytes", "gauge", "Physical memory in use.", 1},
+	{"cpu.temperature", "netsentry_node_cpu_temperature_celsius", "gauge", "CPU temperature.", 1},
+	{"memory.total", "netsentry_node_memory_total_bytes", "gauge", "Physical memory.", 1},
+	{"memory.used", "netsentry_node_memory_used_bytes", "gauge", "Physical memory in use.", 1},
 	{"memory.usage_percent", "netsentry_node_memory_usage_ratio", "gauge", "Share of physical memory in use, 0 to 1.", 0.01},
-	{"memory.swap_used_percent", "netsentry_node_swap_usage_ratio", "gauge", "Share of swap in use, 0 to 1.", 0.01},
-	{"disk.total_bytes", "netsentry_node_filesystem_size_bytes", "gauge", "Size of the data filesystem.", 1},
-	{"disk.used_bytes", "netsentry_node_filesystem_used_bytes", "gauge", "Used bytes of the data filesystem.", 1},
-	{"disk.inodes_used_percent", "netsentry_node_filesystem_inodes_usage_ratio", "gauge", "Share of inodes in use, 0 to 1.", 0.01},
+	{"swap.usage_percent", "netsentry_node_swap_usage_ratio", "gauge", "Share of swap in use, 0 to 1.", 0.01},
+	{"disk.total", "netsentry_node_filesystem_size_bytes", "gauge", "Size of the data filesystem.", 1},
+	{"disk.used", "netsentry_node_filesystem_used_bytes", "gauge", "Used bytes of the data filesystem.", 1},
+	{"disk.inodes_usage_percent", "netsentry_node_filesystem_inodes_usage_ratio", "gauge", "Share of inodes in use, 0 to 1.", 0.01},
 	{"disk.io_utilization_percent", "netsentry_node_disk_io_utilization_ratio", "gauge", "Share of time the disk was busy, 0 to 1.", 0.01},
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/valyala/fasthttp"
 
 	"github.com/netsentry/netsentry/geo"
@@ -90,6 +91,16 @@ type Options struct {
 	AlertState AlertState
 	// AlertMetrics are alerting's counters in /metrics; nil: none.
 	AlertMetrics AlertMetrics
+	// Query is the stored history for the Prometheus query API and
+	// /api/v1/metrics/{name}/history (store.NewQueryable); nil: they
+	// answer 503.
+	Query storage.Queryable
+	// QueryTimeout is the longest a query runs; 0: DefaultQueryTimeout; at
+	// most MaxQueryTimeout.
+	QueryTimeout time.Duration
+	// Flows is the flow history of /api/v1/network/flows; nil: it answers
+	// 503.
+	Flows Flows
 }
 
 // tokens are the bearer tokens in force; replaced whole.
@@ -114,6 +125,7 @@ type Server struct {
 	serveErr chan error
 	hostname string
 	protoSet map[string]bool
+	prom     *promAPI // nil without Options.Query
 }
 
 // New checks opt and prepares a server; Start listens.
@@ -175,6 +187,12 @@ func New(opt Options) (*Server, error) {
 	s.handle(r, "PUT", "/api/v1/config", authWrite, s.configPut)
 	s.handle(r, "GET", "/api/v1/stream", authRead, s.stream)
 	s.alertRoutes(r)
+	if opt.Query != nil {
+		s.prom = newPromAPI(opt.Query, opt.QueryTimeout)
+	}
+	s.handle(r, "GET", "/api/v1/metrics/{name}/history", authRead, s.metricHistory)
+	s.handle(r, "GET", "/api/v1/network/flows", authRead, s.flowsHistory)
+	s.promRoutes(r)
 	notFound := s.newRoute("", "other")
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, fasthttp.StatusNotFound, "no such endpoint; see /api/v1/openapi.json")
@@ -276,6 +294,9 @@ func (s *Server) Close(timeout time.Duration) error {
 	var err error
 	s.closeOne.Do(func() {
 		close(s.done)
+		if s.prom != nil {
+			s.prom.engine.Close()
+		}
 		if s.ln == nil {
 			return
 		}

@@ -24,4 +24,14 @@
 //
 // Lifetimes: a capture's engine lives from StartCapture to StopCapture (or
 // Close); the last one is kept for the final summary (LastCapture).
+//
+// The history: OpenHistory opens the local store the storage.* keys
+// describe (package store: the time series and the flow history in one
+// pebble database). A Recorder stores one tick every storage.interval:
+// what /metrics serves (httpd.Server.WriteMetrics, the API's request
+// counters aside) parsed by Prometheus's own text parser (ParseSamples),
+// so that the stored series are those a Prometheus scraping /metrics
+// stores; every sample of a tick shares its aligned timestamp. Its Run is
+// its only goroutine; the flow history is a flow sink of the exporter,
+// which closes it; History.Close closes the store after that.
 package sensor

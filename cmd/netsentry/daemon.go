@@ -22,6 +22,7 @@ import (
 	"github.com/netsentry/netsentry/engine/sampler"
 	"github.com/netsentry/netsentry/httpd"
 	"github.com/netsentry/netsentry/sensor"
+	"github.com/netsentry/netsentry/store"
 )
 
 // shutdownLimit is the longest a stop may take after SIGTERM or SIGINT.
@@ -42,8 +43,9 @@ type daemon struct {
 	top     *engine.TopFlows
 	sensor  *sensor.Sensor
 	api     *httpd.Server
-	host    *hostSource // nil when the samplers could not start
-	alerts  *alerts     // nil when alerting is off
+	host    *hostSource     // nil when the samplers could not start
+	alerts  *alerts         // nil when alerting is off
+	hist    *sensor.History // the local store (storage.*)
 
 	cfgMu sync.Mutex // guards cfg; held while a new config is written and applied
 	cfg   configs.Config
@@ -76,6 +78,11 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 		level: new(slog.LevelVar)}
 	d.level.Set(parseLevel(cfg.LogLevel))
 	d.log = newLogger(stderr, d.level)
+	if d.hist, err = sensor.OpenHistory(cfg.Storage, d.log); err != nil {
+		fmt.Fprintf(stderr, "netsentry: %v\n", err)
+		return 2
+	}
+	sinks = append(sinks, d.hist.FlowSink()) // the exporter closes it
 	// Live workers never wait on a writer, except for a capture's final flush.
 	// Its queues are sized by the memory budget (see flowtable.Budget): a
 	// batch is shared by every sink's queue, but queues that fall behind
@@ -128,6 +135,7 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 			stopBG()
 			bgWG.Wait()
 			d.exp.Close()
+			d.hist.Close()
 			fmt.Fprintf(stderr, "netsentry: %v%s\n", err, interfaceHint(err, o))
 			return 2
 		}
@@ -138,9 +146,13 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 			bgWG.Wait()
 			d.sensor.Close()
 			d.exp.Close()
+			d.hist.Close()
 			fmt.Fprintf(stderr, "netsentry: %v (set api_port, or enable_api: false / --api-enable=false)\n", err)
 			return 2
 		}
+	}
+	if err := d.startRecorder(bg, &bgWG); err != nil {
+		panic("BUG: " + err.Error())
 	}
 	if cfg.EnableWeb {
 		d.log.Debug("web dashboard: not part of this build; enable_web is ignored", "web_port", cfg.WebPort)
@@ -205,8 +217,15 @@ func (d *daemon) shutdown(stopBG context.CancelFunc, bgWG *sync.WaitGroup) int {
 		code = 1
 	}
 	d.stopAlerts()
-	if err := d.exp.Close(); err != nil {
-		fmt.Fprintf(d.stderr, "netsentry: %v\n", err)
+	expErr := d.exp.Close()
+	// After the exporter: the flow history has every flow the capture's
+	// final flush wrote.
+	if err := d.hist.Close(); err != nil {
+		fmt.Fprintf(d.stderr, "netsentry: close the store: %v\n", err)
+		code = 1
+	}
+	if expErr != nil {
+		fmt.Fprintf(d.stderr, "netsentry: %v\n", expErr)
 		return 1
 	}
 	if last, _ := d.sensor.LastCapture(); d.o.flowsOut != "-" && last != nil {
@@ -228,13 +247,20 @@ func appProtocols() []string {
 	return append(names, app.Name(app.TLS, 443)) // "HTTPS"
 }
 
+// apiOptions are the API server's options, listening on addr.
+func (d *daemon) apiOptions(addr string) httpd.Options {
+	cfg := d.Config()
+	opt := httpd.Options{Listen: addr, Token: cfg.APIToken, ReadToken: cfg.APIReadToken, Version: version, GoVersion: goVersion(),
+		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo,
+		Query: store.NewQueryable(d.hist.Store), Flows: d.hist.Flows}
+	d.alertOptions(&opt)
+	return opt
+}
+
 func (d *daemon) startAPI() error {
 	cfg := d.Config()
 	addr := net.JoinHostPort(cfg.APIListen, strconv.Itoa(cfg.APIPort))
-	opt := httpd.Options{Listen: addr, Token: cfg.APIToken, ReadToken: cfg.APIReadToken, Version: version, GoVersion: goVersion(),
-		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo}
-	d.alertOptions(&opt)
-	api, err := httpd.New(opt)
+	api, err := httpd.New(d.apiOptions(addr))
 	if err != nil {
 		return err
 	}
@@ -243,6 +269,28 @@ func (d *daemon) startAPI() error {
 	}
 	d.api = api
 	d.log.Info("REST API server started on port "+strconv.Itoa(cfg.APIPort), "addr", api.Addr().String())
+	return nil
+}
+
+// startRecorder stores a tick of what /metrics serves every
+// storage.interval, from the API server (or, with the API off, one that
+// never listens), until bg ends.
+func (d *daemon) startRecorder(bg context.Context, wg *sync.WaitGroup) error {
+	mw := d.api
+	if mw == nil {
+		var err error
+		if mw, err = httpd.New(d.apiOptions("127.0.0.1:0")); err != nil {
+			return err
+		}
+	}
+	rec, err := sensor.NewRecorder(sensor.RecorderOptions{Metrics: mw, Store: d.hist.Store, Interval: d.hist.Interval,
+		Enforce: d.hist.Flows.Enforce, Log: d.log})
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); rec.Run(bg) }()
+	d.log.Info("Storing metrics", "path", d.Config().Storage.LocalPath, "interval", d.hist.Interval)
 	return nil
 }
 

@@ -200,7 +200,7 @@ flows:
 	}
 	notify := newNotifySocket(t)
 	p := &liveProc{}
-	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--config", cfgPath, "--api-enable")
+	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--storage-path", t.TempDir(), "--config", cfgPath, "--api-enable")
 	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.path, "WATCHDOG_USEC=400000")
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -534,7 +534,7 @@ func TestDaemonSummaryPerCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &liveProc{}
-	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--config", cfgPath, "--api-enable", "--top", "3")
+	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--storage-path", t.TempDir(), "--config", cfgPath, "--api-enable", "--top", "3")
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -639,7 +639,7 @@ performance:
 		t.Fatal(err)
 	}
 	p := &liveProc{}
-	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--config", cfgPath, "--api-enable")
+	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--storage-path", t.TempDir(), "--config", cfgPath, "--api-enable")
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -757,7 +757,7 @@ func TestDaemonTokenCleared(t *testing.T) {
 	const admin = "0123456789abcdef0123"
 	os.WriteFile(cfgPath, []byte("api_port: 18080\napi_token: "+admin+"\ncapture_interface: c0\nperformance:\n  threads: 1\n  memory_limit_mb: 64\n"), 0o644)
 	p := &liveProc{}
-	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--config", cfgPath, "--api-enable")
+	p.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--storage-path", t.TempDir(), "--config", cfgPath, "--api-enable")
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -66,7 +66,7 @@ func TestDefaultConfigCapturesOnDefaultRoute(t *testing.T) {
 		t.Fatalf("ip route show default: %v: %s", err, out)
 	}
 	want := m[1]
-	p := &liveProc{cmd: exec.Command("ip", "netns", "exec", ns, bin)}
+	p := &liveProc{cmd: exec.Command("ip", "netns", "exec", ns, bin, "--storage-path", t.TempDir())}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestNoSuchInterface(t *testing.T) {
 		{[]string{"--config", cfg}, `netsentry: no such interface "eth9"` + here + "(set capture_interface or network_analysis.capture_interfaces in " + cfg + " to one of them, or pass --interface NAME)\n"},
 		{[]string{"--api-enable=false"}, `netsentry: no such interface "eth0"` + here + "(no default route to take the interface from: pass --interface with one of them, or --config FILE)\n"},
 	} {
-		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, c.args...)...)
+		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin, "--storage-path", t.TempDir()}, c.args...)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		err := cmd.Run()

@@ -86,7 +86,7 @@ type liveProc struct {
 func startCapture(t *testing.T, bin, ns string, args ...string) *liveProc {
 	t.Helper()
 	p := &liveProc{}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin, "--interface", "c0"}, args...)...)
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin, "--storage-path", t.TempDir(), "--interface", "c0"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func TestLiveBadFilter(t *testing.T) {
 	bin := buildBinary(t)
 	cfg := filepath.Join(t.TempDir(), "cfg.yaml")
 	os.WriteFile(cfg, []byte("network_analysis:\n  bpf_filter: \"not prt 53\"\n"), 0o644)
-	out, err := exec.Command("ip", "netns", "exec", ns, bin, "--interface", "c0", "--config", cfg).CombinedOutput()
+	out, err := exec.Command("ip", "netns", "exec", ns, bin, "--storage-path", t.TempDir(), "--interface", "c0", "--config", cfg).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "bpf_filter") || !strings.Contains(string(out), "syntax error") {
 		t.Errorf("bad filter: err %v, output %s", err, out)
 	}

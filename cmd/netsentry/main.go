@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
@@ -36,6 +37,7 @@ type options struct {
 	topN        int
 	detect      bool
 	cpuprofile  string
+	storagePath string
 	apiEnable   bool
 	webEnable   bool
 	apiFlag     bool    // --api-enable was given
@@ -56,6 +58,12 @@ func (o *options) applyOverrides(c *configs.Config) {
 	}
 	if o.webFlag {
 		c.EnableWeb = o.webEnable
+	}
+	if o.storagePath != "" {
+		c.Storage.LocalPath = o.storagePath
+		if abs, err := filepath.Abs(o.storagePath); err == nil {
+			c.Storage.LocalPath = abs
+		}
 	}
 }
 
@@ -80,6 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.topN, "top", 5, "how many connections and hosts the summary lists")
 	fs.BoolVar(&o.apiEnable, "api-enable", false, "serve the REST API and /metrics (overrides enable_api; --api-enable=false turns it off)")
 	fs.BoolVar(&o.webEnable, "web-enable", false, "serve the web dashboard (overrides enable_web)")
+	fs.StringVar(&o.storagePath, "storage-path", "", "keep the local store in this directory (overrides storage.local_path)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file (for performance work)")
 	fs.BoolVar(&o.detect, "detect", true, "detect application protocols from payload (overrides network_analysis.enable_protocol_detection when given)")
 	if err := fs.Parse(args); err != nil {

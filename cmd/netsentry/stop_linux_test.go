@@ -119,7 +119,7 @@ func TestDaemonStopUnderTrafficAPI(t *testing.T) {
 	cfg := filepath.Join(dir, "cfg.yaml")
 	os.WriteFile(cfg, []byte("api_port: 18081\ncapture_interface: c0\nperformance:\n  threads: 2\n  memory_limit_mb: 64\n"), 0o644)
 	flows := filepath.Join(dir, "live.jsonl")
-	p := &liveProc{cmd: exec.Command("ip", "netns", "exec", ns, bin, "--config", cfg, "--api-enable", "--flows-out", flows)}
+	p := &liveProc{cmd: exec.Command("ip", "netns", "exec", ns, bin, "--storage-path", t.TempDir(), "--config", cfg, "--api-enable", "--flows-out", flows)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"internal/testcorpus": {},
 	"engine/sampler":      {},
 	"systemd":             {},
-	"sensor":              {"engine", "flowtable", "configs", "httpd", "decode", "alerting"},
+	"sensor":              {"engine", "flowtable", "configs", "httpd", "decode", "alerting", "store"},
 }
 
 // stdlibOnly lists packages whose non-test code may import the standard

@@ -1,0 +1,171 @@
+package sensor
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netsentry/netsentry/configs"
+	"github.com/netsentry/netsentry/flowtable"
+	"github.com/netsentry/netsentry/store"
+)
+
+func storageConfig(dir string) configs.Storage {
+	c := configs.Default().Storage
+	c.LocalPath = dir
+	return c
+}
+
+// TestOpenHistoryCreates: a missing directory (and its parents) is created
+// and holds a store that keeps a tick across a reopen.
+func TestOpenHistoryCreates(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	h, err := OpenHistory(storageConfig(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Interval != 5*time.Second {
+		t.Errorf("interval %v, want the default 5s", h.Interval)
+	}
+	at := time.Now().Truncate(5 * time.Second)
+	if err := h.Store.Append(at, []store.Sample{{Name: "netsentry_x", Value: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h, err = OpenHistory(storageConfig(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ss, err := h.Store.Select([]store.Matcher{{Type: store.MatchEqual, Name: "__name__", Value: "netsentry_x"}}, 0, at.UnixMilli()+1)
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("select after reopen: %v %v", ss, err)
+	}
+	pts, err := h.Store.Points(ss[0].Ref, 0, at.UnixMilli()+1, nil)
+	if err != nil || len(pts) != 1 || pts[0].V != 3 || pts[0].T != at.UnixMilli() {
+		t.Fatalf("points after reopen: %v %v", pts, err)
+	}
+}
+
+// TestOpenHistoryErrors: a directory that cannot be made, one on a
+// read-only filesystem, and one that holds something else are errors that
+// name the key and the path.
+func TestOpenHistoryErrors(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	ro := filepath.Join(base, "ro")
+	os.Mkdir(ro, 0o755)
+	if err := unix.Mount("tmpfs", ro, "tmpfs", unix.MS_RDONLY, "size=1m"); err != nil {
+		t.Fatalf("mount a read-only tmpfs (tests run as root): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(ro, 0) })
+	foreign := filepath.Join(base, "foreign")
+	os.Mkdir(foreign, 0o755)
+	os.WriteFile(filepath.Join(foreign, "notes.txt"), []byte("mine"), 0o644)
+	for _, c := range []struct{ dir, want string }{
+		{filepath.Join(file, "sub"), "create the directory"},
+		{ro, "is not writable"},
+		{foreign, "not a store"},
+	} {
+		_, err := OpenHistory(storageConfig(c.dir), nil)
+		if err == nil {
+			t.Errorf("%s: opened", c.dir)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "storage.local_path \""+c.dir+"\"") || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %v; want it to name storage.local_path, the path and %q", c.dir, err, c.want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(foreign, "notes.txt")); string(b) != "mine" {
+		t.Error("a foreign directory was changed")
+	}
+}
+
+// TestFlowSinkGroups: every record handed to the sink, in batches of 256
+// as the exporter hands them, is in the flow history after Close, once.
+func TestFlowSinkGroups(t *testing.T) {
+	dir := t.TempDir()
+	h, err := OpenHistory(storageConfig(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := h.FlowSink()
+	if g.Name() != "store" {
+		t.Errorf("sink name %q", g.Name())
+	}
+	base := time.Now().Add(-time.Minute).UnixNano()
+	const n = 10000
+	batch := make([]flowtable.Record, 0, 256)
+	for i := 0; i < n; i++ {
+		r := flowtable.Record{SrcPort: uint16(i), DstPort: 80, Proto: 6, IPVersion: 4, PacketsTx: uint64(i + 1),
+			First: base + int64(i), Last: base + int64(i)}
+		r.Src[15], r.Dst[15] = 1, 2
+		r.Src[10], r.Src[11], r.Dst[10], r.Dst[11] = 0xff, 0xff, 0xff, 0xff
+		batch = append(batch, r)
+		if len(batch) == cap(batch) || i == n-1 {
+			if err := g.WriteFlows(batch); err != nil {
+				t.Fatal(err)
+			}
+			for j := range batch {
+				batch[j] = flowtable.Record{} // the exporter reuses its batches
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h, err = OpenHistory(storageConfig(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	seen := map[uint64]bool{}
+	cursor := ""
+	for {
+		recs, next, err := h.Flows.Query(store.FlowQuery{Port: -1, Limit: 1000, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if seen[r.PacketsTx] || r.First != base+int64(r.PacketsTx-1) || r.SrcPort != uint16(r.PacketsTx-1) {
+				t.Fatalf("record %+v twice or changed", r)
+			}
+			seen[r.PacketsTx] = true
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(seen) != n {
+		t.Errorf("%d records stored, want %d", len(seen), n)
+	}
+}
+
+// TestOpenHistoryIntervalBounds: both ends of the storage.interval that
+// configs accepts open a store.
+func TestOpenHistoryIntervalBounds(t *testing.T) {
+	for _, iv := range []time.Duration{time.Second, 30 * time.Minute} {
+		c := storageConfig(t.TempDir())
+		c.Interval.Duration = iv
+		if err := (&configs.Config{Storage: c}).Validate(); err != nil && strings.Contains(err.Error(), "storage.interval") {
+			t.Fatalf("configs refuses %v: %v", iv, err)
+		}
+		h, err := OpenHistory(c, nil)
+		if err != nil {
+			t.Fatalf("interval %v: %v", iv, err)
+		}
+		h.Close()
+	}
+}

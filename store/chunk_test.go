@@ -1,0 +1,173 @@
+package store
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func roundTrip(t *testing.T, ts []int64, vs []float64) []byte {
+	t.Helper()
+	c := encodeChunk(ts, vs)
+	got, err := decodeChunk(c, math.MinInt64, math.MaxInt64, nil)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if len(got) != len(ts) {
+		t.Fatalf("decoded %d points, want %d", len(got), len(ts))
+	}
+	for i := range ts {
+		if got[i].T != ts[i] || math.Float64bits(got[i].V) != math.Float64bits(vs[i]) {
+			t.Fatalf("point %d: got (%d, %x), want (%d, %x)", i, got[i].T, math.Float64bits(got[i].V), ts[i], math.Float64bits(vs[i]))
+		}
+	}
+	// A window in the middle returns exactly the points inside it.
+	if len(ts) > 4 {
+		lo, hi := ts[1], ts[len(ts)-2]
+		sub, err := decodeChunk(c, lo, hi, nil)
+		if err != nil || len(sub) != len(ts)-2 || sub[0].T != lo || sub[len(sub)-1].T != hi {
+			t.Fatalf("sub-range decode: %d points, err %v", len(sub), err)
+		}
+	}
+	return c
+}
+
+func TestChunkShapes(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	regular := func(n int, step int64) []int64 {
+		ts := make([]int64, n)
+		for i := range ts {
+			ts[i] = 1_700_000_000_000 + int64(i)*step
+		}
+		return ts
+	}
+	irregular := func(n int) []int64 {
+		ts := make([]int64, n)
+		t := int64(-5000)
+		for i := range ts {
+			t += 1 + r.Int64N(20000)
+			if i%97 == 0 {
+				t += 1 << 40
+			}
+			ts[i] = t
+		}
+		return ts
+	}
+	fill := func(n int, f func(i int) float64) []float64 {
+		vs := make([]float64, n)
+		for i := range vs {
+			vs[i] = f(i)
+		}
+		return vs
+	}
+	specials := []float64{math.NaN(), math.Float64frombits(0x7ff0000000000001), math.Float64frombits(0xfff8000000000123),
+		math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0, math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64,
+		1 << 53, -(1 << 53), 1<<53 + 2, 9007199254740991, -9007199254740991, 0.1, 1e-300}
+	cases := []struct {
+		name string
+		vs   func(n int) []float64
+	}{
+		{"const", func(n int) []float64 { return fill(n, func(int) float64 { return 3 }) }},
+		{"const NaN", func(n int) []float64 { return fill(n, func(int) float64 { return math.NaN() }) }},
+		{"counter", func(n int) []float64 {
+			c := 0.0
+			return fill(n, func(int) float64 { c += float64(r.IntN(1000)); return c })
+		}},
+		{"linear", func(n int) []float64 { return fill(n, func(i int) float64 { return float64(i) * 1500 }) }},
+		{"decimal", func(n int) []float64 {
+			return fill(n, func(int) float64 { return math.Round(r.Float64()*10000) / 100 })
+		}},
+		{"negative decimal", func(n int) []float64 {
+			return fill(n, func(int) float64 { return -math.Round(r.Float64()*1e8) / 1e6 })
+		}},
+		{"noise", func(n int) []float64 { return fill(n, func(int) float64 { return r.NormFloat64() }) }},
+		{"bits", func(n int) []float64 {
+			return fill(n, func(int) float64 { return math.Float64frombits(r.Uint64()) })
+		}},
+		{"specials", func(n int) []float64 { return fill(n, func(i int) float64 { return specials[i%len(specials)] }) }},
+		{"ints and specials", func(n int) []float64 {
+			return fill(n, func(i int) float64 {
+				if i%50 == 49 {
+					return specials[i%len(specials)]
+				}
+				return float64(i)
+			})
+		}},
+		{"huge ints", func(n int) []float64 {
+			return fill(n, func(i int) float64 { return float64(1<<52) + float64(i*i*1000) })
+		}},
+	}
+	for _, c := range cases {
+		for _, n := range []int{1, 2, 3, 720} {
+			roundTrip(t, regular(n, 5000), c.vs(n))
+			roundTrip(t, irregular(n), c.vs(n))
+		}
+		b := roundTrip(t, regular(720, 5000), c.vs(720))
+		t.Logf("%-18s 720 regular samples: %5d bytes, %.3f bytes/sample, mode %#x", c.name, len(b), float64(len(b))/720, b[0])
+	}
+}
+
+func TestBucketInts(t *testing.T) {
+	vals := []int64{0, 1, -1, 63, -64, 64, -65, 2047, -2048, 2048, 1<<19 - 1, -1 << 19, 1 << 19,
+		1<<31 - 1, -1 << 31, 1 << 31, math.MaxInt64, math.MinInt64}
+	for _, ws := range []widths{fixedWidths, {1, 2, 3, 64}, {5, 9, 40, 64}} {
+		var w bitWriter
+		for _, v := range vals {
+			w.writeInt(v, &ws)
+		}
+		r := bitReader{b: w.b}
+		for _, v := range vals {
+			if got := r.readInt(&ws); got != v || r.bad {
+				t.Fatalf("widths %v: read %d, want %d (bad %v)", ws, got, v, r.bad)
+			}
+		}
+	}
+	// fitWidths on lengths that cluster picks widths that cover them.
+	xs := []int64{0}
+	for i := 0; i < 1000; i++ {
+		xs = append(xs, xs[len(xs)-1]+int64(i%7)*100+int64(i%3))
+	}
+	ws := fitWidths(xs, false, false)
+	if ws[3] < 11 || ws[0] > ws[1] || ws[1] > ws[2] || ws[2] > ws[3] {
+		t.Fatalf("fitWidths: %v", ws)
+	}
+}
+
+func FuzzChunk(f *testing.F) {
+	f.Add(encodeChunk([]int64{1, 2, 3}, []float64{1, 2, 4}))
+	f.Add(encodeChunk([]int64{1, 5, 6, 100}, []float64{1.5, math.NaN(), 3, 0.25}))
+	f.Add(encodeChunk([]int64{1, 2, 3}, []float64{0.01, 0.02, 0.05}))
+	f.Add(encodeChunk([]int64{10}, []float64{7}))
+	f.Add([]byte{0x10, 0xff, 0xff, 0x03, 0, 0})
+	f.Add(encodeRollup([]Aggregate{{T: 0, Count: 12, Min: 1, Max: 3, Sum: 20}, {T: 60000, Count: 12, Min: math.NaN(), Max: 2, Sum: 4}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if aggs, err := decodeRollup(b, math.MinInt64, math.MaxInt64, nil); err == nil && len(aggs) == 0 {
+			t.Fatal("rollup without buckets decoded")
+		}
+		pts, err := decodeChunk(b, math.MinInt64, math.MaxInt64, nil)
+		if err == nil {
+			if len(pts) == 0 || len(pts) > maxChunkSamples {
+				t.Fatalf("decoded %d points without error", len(pts))
+			}
+			// What decodes re-encodes to a chunk that decodes the same,
+			// when its timestamps are increasing (the encoder's contract).
+			ts := make([]int64, len(pts))
+			vs := make([]float64, len(pts))
+			for i, p := range pts {
+				if i > 0 && p.T <= pts[i-1].T {
+					return
+				}
+				ts[i], vs[i] = p.T, p.V
+			}
+			again, err := decodeChunk(encodeChunk(ts, vs), math.MinInt64, math.MaxInt64, nil)
+			if err != nil || len(again) != len(pts) {
+				t.Fatalf("re-encode: %d points, %v", len(again), err)
+			}
+			for i := range pts {
+				if again[i].T != pts[i].T || math.Float64bits(again[i].V) != math.Float64bits(pts[i].V) {
+					t.Fatalf("re-encode point %d differs", i)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,56 @@
+// Package store keeps the sensor's history on the box: a time-series store
+// (this file's neighbours store.go, series.go, chunk*.go, retention.go) and
+// the flow history (flows.go), in one pebble database.
+//
+// # Time series
+//
+// A series is a metric name and a bounded, sorted label set, interned to a
+// numeric id (1, 2, ...) in a persisted series index; label postings are kept
+// in memory and rebuilt from that index at Open. Every Append is one tick:
+// all its samples share one timestamp, aligned down to Options.Interval.
+// Samples are buffered per series for one chunk window (about 720 intervals,
+// a divisor of the partition span) and then written as one compressed chunk
+// per series: regular timestamps cost nothing per sample, irregular ones a
+// delta of delta; values are Gorilla XOR or, when they are integers or short
+// decimals, integer deltas or deltas of deltas, whichever is smaller (see
+// chunk.go). Chunks live under time-partitioned keys (PartitionSpan, 2 h), so
+// retention and the disk cap drop whole partitions with a DeleteRange and a
+// compaction, never a scan.
+//
+// Rollups: when a window closes, an hour rollup (count, min, max, sum per
+// hour) of each chunk is written beside it in the same partition; Rollup
+// answers hour buckets from those records and the head, and minute buckets
+// from the chunks (see rollup.go for why minute rollups are not stored).
+//
+// The disk cap (Options.MaxDiskBytes) bounds the time series' tables plus the
+// write-ahead log; it is checked when a window closes, after a flush, and
+// never drops the partition being written.
+//
+// # Durability
+//
+// Each Append writes its tick's raw samples as one head record in one pebble
+// batch committed with pebble.Sync, before it returns. When a window closes,
+// its chunks are written and its head records deleted in one synced batch.
+// Queries read chunks and the in-memory head. Open replays the head records,
+// so nothing Append returned nil for is lost by kill -9 or power loss; a
+// marker key tells a clean Close from a crash, and Recovered says what was
+// replayed. A directory that is not a store (no pebble database, no or a
+// wrong format marker, a version this build does not read) is an error.
+//
+// # Keys
+//
+// 0x01..0x1f: time series (series index 0x01, chunks 0x10, partition
+// members 0x11, head records 0x12, rollups 0x14; see store.go). 0x20..0x2f: flow history. 0x7f:
+// store metadata (format marker, clean-close marker, cut marker).
+//
+// # Threading and lifetimes
+//
+// Append is called from one goroutine (the sensor's tick loop; concurrent
+// calls, and Close, are serialized with it);
+// it also applies retention and the disk cap when a window closes. Select,
+// Points, Rollup, LabelNames, LabelValues and Stats may be called from any goroutine,
+// concurrently with Append; they see whole ticks only. Results are copies the
+// caller owns. Close waits for running queries, marks the store cleanly
+// closed and closes the database (DB() included: close the flow history
+// first); after Close, calls return ErrClosed.
+package store

@@ -1,0 +1,875 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configures a Store.
+type Options struct {
+	FS           vfs.FS        // nil: vfs.Default (tests: vfs.NewMem())
+	Interval     time.Duration // sampling interval; timestamps are aligned to it (default 5 s)
+	Retention    time.Duration // storage.retention_days (default 30 days)
+	MaxDiskBytes int64         // storage.max_disk_mb << 20; 0: no cap
+	Logger       *slog.Logger  // nil: discard
+}
+
+// Defaults.
+const (
+	DefaultInterval  = 5 * time.Second
+	DefaultRetention = 30 * 24 * time.Hour
+	// PartitionSpan is the time span of one partition: retention and the
+	// disk cap drop whole partitions.
+	PartitionSpan = 2 * time.Hour
+	// MaxInterval is the longest sampling interval.
+	MaxInterval = 30 * time.Minute
+	// chunkTarget is the number of samples a chunk window aims at.
+	chunkTarget = 720
+)
+
+// ErrOutOfOrder is returned by Append for a tick at or before the last one.
+var ErrOutOfOrder = errors.New("tick out of order")
+
+// ErrClosed is returned by calls on a closed Store.
+var ErrClosed = errors.New("store closed")
+
+// Keys, by first byte. Timestamps and partitions are int64 written big
+// endian with the sign bit flipped, so that keys sort in time order.
+const (
+	keySeries = 0x01 // id -> canonical series key (appendSeriesKey)
+	keyChunk  = 0x10 // partition, id, first T -> chunk (encodeChunk)
+	// keyRollup = 0x14 (rollup.go): partition, id, resolution, first bucket
+	keyMember = 0x11 // partition -> bitset of the ids with samples in it
+	keyHead   = 0x12 // T -> tick record: the samples of the open window
+	keyMeta   = 0x7f // metaMagic, metaDirty, metaCut
+	keyFlows  = 0x20 // first key of the flow history, the end of ours
+)
+
+var (
+	metaMagic = []byte{keyMeta, 'M'} // magic + version
+	metaDirty = []byte{keyMeta, 'D'} // present while open
+	metaCut   = []byte{keyMeta, 'C'} // 8 bytes: every tick before it is chunked
+)
+
+const (
+	magic         = "netsentry-tsdb"
+	formatVersion = 1
+)
+
+func orderedInt(v int64) uint64  { return uint64(v) ^ 1<<63 }
+func fromOrdered(u uint64) int64 { return int64(u ^ 1<<63) }
+
+func appendInt(dst []byte, v int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, orderedInt(v))
+}
+
+func chunkKey(dst []byte, part int64, id uint64, t0 int64) []byte {
+	dst = append(dst, keyChunk)
+	dst = appendInt(dst, part)
+	dst = binary.BigEndian.AppendUint64(dst, id)
+	return appendInt(dst, t0)
+}
+
+func chunkPartPrefix(part int64) []byte { return appendInt([]byte{keyChunk}, part) }
+func memberKey(part int64) []byte       { return appendInt([]byte{keyMember}, part) }
+func headKey(t int64) []byte            { return appendInt([]byte{keyHead}, t) }
+func seriesKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{keySeries}, id)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// Store is a time-series store in one pebble database. See the package
+// documentation for threading and lifetimes.
+type Store struct {
+	db        *pebble.DB
+	dir       string
+	opt       Options
+	log       *slog.Logger
+	interval  int64 // ms
+	span      int64 // partition span, ms
+	window    int64 // chunk window, ms; divides span
+	recovered string
+	closed    atomic.Bool
+
+	appendMu sync.Mutex   // held by Append and Close: Close never closes the database under an Append
+	mu       sync.RWMutex // guards what queries read: idx, parts, partList, series heads
+	idx      *index
+	parts    map[int64][]uint64 // partition -> member bitset by id
+	partList []int64            // sorted partitions
+	headWin  int64              // start of the open chunk window; noWin: none
+	lastT    int64              // last tick appended
+	cutEnd   int64              // every tick before it is chunked
+
+	// Appender scratch, used by Append only.
+	gen      uint64
+	keyBuf   []byte
+	rec      []byte
+	staged   []staged
+	newKeys  map[string]*series
+	newOrder []*series
+	aggs     []Aggregate
+
+	samples    atomic.Uint64
+	chunks     atomic.Uint64
+	dropped    atomic.Uint64
+	rejected   atomic.Uint64
+	enforceErr atomic.Uint64
+}
+
+type staged struct {
+	s *series
+	v float64
+}
+
+const noWin = math.MinInt64
+
+// Open opens (creating if missing) the store in dir. A directory that is not
+// a store, or a damaged one, is an error naming what is wrong (never a
+// panic). After an unclean close it opens and Recovered() says what it
+// recovered.
+func Open(dir string, opt Options) (*Store, error) {
+	if opt.FS == nil {
+		opt.FS = vfs.Default
+	}
+	if opt.Interval == 0 {
+		opt.Interval = DefaultInterval
+	}
+	if opt.Retention == 0 {
+		opt.Retention = DefaultRetention
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Interval < time.Millisecond || opt.Interval > MaxInterval {
+		return nil, fmt.Errorf("open store %s: interval %s out of range [1ms, %s]", dir, opt.Interval, MaxInterval)
+	}
+	if opt.Retention < 0 || opt.MaxDiskBytes < 0 {
+		return nil, fmt.Errorf("open store %s: negative retention or disk cap", dir)
+	}
+	fs := opt.FS
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create store directory %s: %w", dir, err)
+	}
+	ls, err := fs.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list store directory %s: %w", dir, err)
+	}
+	ls = slices.DeleteFunc(ls, func(n string) bool { return n == "lost+found" })
+	fresh := len(ls) == 0
+	if !fresh {
+		desc, err := peek(dir, fs)
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: not a store: %w", dir, err)
+		}
+		if !desc.Exists {
+			return nil, fmt.Errorf("open store %s: not a store: the directory holds %d files but no database", dir, len(ls))
+		}
+	}
+	popt := &pebble.Options{
+		FS:               fs,
+		ErrorIfNotExists: !fresh,
+		Logger:           pebbleLogger{opt.Logger},
+	}
+	popt.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
+	db, err := openPebble(dir, popt)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{
+		db:       db,
+		dir:      dir,
+		opt:      opt,
+		log:      opt.Logger,
+		interval: opt.Interval.Milliseconds(),
+		span:     PartitionSpan.Milliseconds(),
+		idx:      newIndex(),
+		parts:    map[int64][]uint64{},
+		headWin:  noWin,
+		lastT:    math.MinInt64,
+		cutEnd:   math.MinInt64,
+		newKeys:  map[string]*series{},
+	}
+	s.window = chunkWindow(s.span, s.interval)
+	if err := s.load(fresh); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// chunkWindow is the largest divisor of span that holds about chunkTarget
+// intervals (span itself when one interval is long).
+func chunkWindow(span, interval int64) int64 {
+	k := span / (chunkTarget * interval)
+	if k < 1 {
+		k = 1
+	}
+	for span%k != 0 {
+		k--
+	}
+	return span / k
+}
+
+func peek(dir string, fs vfs.FS) (desc *pebble.DBDesc, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("peek: %v", r)
+		}
+	}()
+	return pebble.Peek(dir, fs)
+}
+
+func openPebble(dir string, o *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("open database: %v", r)
+		}
+	}()
+	return pebble.Open(dir, o)
+}
+
+// pebbleLogger sends pebble's log to slog. Fatalf panics: pebble does not
+// expect it to return.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	panic("pebble: " + msg)
+}
+
+func (s *Store) get(key []byte) ([]byte, bool, error) {
+	v, c, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := slices.Clone(v)
+	c.Close()
+	return out, true, nil
+}
+
+// load checks the format marker and rebuilds the in-memory state: series
+// index, partitions, and the head from its tick records.
+func (s *Store) load(fresh bool) error {
+	m, ok, err := s.get(metaMagic)
+	if err != nil {
+		return fmt.Errorf("read format marker: %w", err)
+	}
+	switch {
+	case !ok && fresh:
+		v := append([]byte(magic), formatVersion)
+		if err := s.db.Set(metaMagic, v, pebble.Sync); err != nil {
+			return fmt.Errorf("write format marker: %w", err)
+		}
+	case !ok:
+		return errors.New("not a netsentry store: no format marker")
+	case len(m) != len(magic)+1 || string(m[:len(magic)]) != magic:
+		return fmt.Errorf("not a netsentry store: bad format marker %q", m)
+	case m[len(magic)] != formatVersion:
+		return fmt.Errorf("store format version %d, this build reads %d", m[len(magic)], formatVersion)
+	}
+	_, dirty, err := s.get(metaDirty)
+	if err != nil {
+		return fmt.Errorf("read clean-close marker: %w", err)
+	}
+	if c, ok, err := s.get(metaCut); err != nil {
+		return fmt.Errorf("read cut marker: %w", err)
+	} else if ok {
+		if len(c) != 8 {
+			return errors.New("corrupt cut marker")
+		}
+		s.cutEnd = fromOrdered(binary.BigEndian.Uint64(c))
+	}
+
+	// Series index.
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keySeries}, UpperBound: []byte{keySeries + 1}})
+	if err != nil {
+		return fmt.Errorf("read series index: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("read series index: %w", err)
+		}
+		if len(k) != 9 || binary.BigEndian.Uint64(k[1:]) != uint64(len(s.idx.byID)+1) {
+			it.Close()
+			return fmt.Errorf("corrupt series index at key %x", k)
+		}
+		name, labels, err := parseSeriesKey(v)
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("read series %d: %w", len(s.idx.byID)+1, err)
+		}
+		sr := &series{id: uint64(len(s.idx.byID) + 1), name: name, labels: labels}
+		s.idx.add(sr, string(v))
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("read series index: %w", err)
+	}
+
+	// Partitions.
+	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyMember}, UpperBound: []byte{keyMember + 1}})
+	if err != nil {
+		return fmt.Errorf("read partitions: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("read partitions: %w", err)
+		}
+		if len(k) != 9 || len(v)%8 != 0 {
+			it.Close()
+			return fmt.Errorf("corrupt partition record %x", k)
+		}
+		p := fromOrdered(binary.BigEndian.Uint64(k[1:]))
+		bs := make([]uint64, len(v)/8)
+		for i := range bs {
+			bs[i] = binary.LittleEndian.Uint64(v[8*i:])
+		}
+		s.parts[p] = bs
+		s.partList = append(s.partList, p)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("read partitions: %w", err)
+	}
+
+	// Head: the tick records of the open window.
+	ticks, samples, first, last, err := s.loadHead()
+	if err != nil {
+		return err
+	}
+	if s.cutEnd != math.MinInt64 && s.lastT < s.cutEnd-1 {
+		s.lastT = s.cutEnd - 1
+	}
+	if dirty {
+		if ticks == 0 {
+			s.recovered = fmt.Sprintf("unclean shutdown: %d series, %d partitions, no unchunked samples to replay",
+				len(s.idx.byID), len(s.partList))
+		} else {
+			s.recovered = fmt.Sprintf("unclean shutdown: replayed %d ticks (%d samples, %s to %s) of %d series, %d partitions",
+				ticks, samples, time.UnixMilli(first).UTC().Format(time.RFC3339), time.UnixMilli(last).UTC().Format(time.RFC3339),
+				len(s.idx.byID), len(s.partList))
+		}
+		s.log.Warn("store recovered", "dir", s.dir, "what", s.recovered)
+	}
+	if err := s.db.Set(metaDirty, nil, pebble.Sync); err != nil {
+		return fmt.Errorf("write clean-close marker: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) loadHead() (ticks, samples int, first, last int64, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyHead}, UpperBound: []byte{keyHead + 1}})
+	if err != nil {
+		return 0, 0, 0, 0, fmt.Errorf("read head: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, 0, 0, 0, fmt.Errorf("read head: %w", err)
+		}
+		if len(k) != 9 {
+			return 0, 0, 0, 0, fmt.Errorf("corrupt head key %x", k)
+		}
+		t := fromOrdered(binary.BigEndian.Uint64(k[1:]))
+		n, l := binary.Uvarint(v)
+		if l <= 0 || n > uint64(len(v)) {
+			return 0, 0, 0, 0, fmt.Errorf("corrupt head record at %d", t)
+		}
+		v = v[l:]
+		for range n {
+			id, l := binary.Uvarint(v)
+			if l <= 0 || len(v) < l+8 {
+				return 0, 0, 0, 0, fmt.Errorf("corrupt head record at %d", t)
+			}
+			sr := s.idx.get(id)
+			if sr == nil {
+				return 0, 0, 0, 0, fmt.Errorf("head record at %d names unknown series %d", t, id)
+			}
+			sr.ts = append(sr.ts, t)
+			sr.vs = append(sr.vs, math.Float64frombits(binary.LittleEndian.Uint64(v[l:])))
+			v = v[l+8:]
+		}
+		if ticks == 0 {
+			first = t
+			s.headWin = floorDiv(t, s.window) * s.window
+		}
+		last = t
+		s.lastT = t
+		ticks++
+		samples += int(n)
+	}
+	return ticks, samples, first, last, nil
+}
+
+// Close marks the store cleanly closed and closes the database. The open
+// window stays in its tick records and is reloaded by the next Open.
+func (s *Store) Close() error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	s.mu.Lock()
+	if s.closed.Swap(true) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	err := s.db.Delete(metaDirty, pebble.Sync)
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("close store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Recovered says what Open recovered after an unclean close; "" after a
+// clean one.
+func (s *Store) Recovered() string { return s.recovered }
+
+// DB is the pebble database, for the flow history sharing it (keys
+// 0x20..0x2f). It is closed by Close.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+// Append stores one tick: every sample shares ts (aligned down to Interval).
+// Samples are buffered per series and written as compressed chunks; what
+// Append returned nil for is durable (synced to the pebble WAL) before
+// Append returns. A series given twice in one tick keeps its last value.
+// Samples with an empty name or bad labels are skipped and counted in
+// Stats.Rejected. Append is meant for one goroutine (the tick loop); calls
+// from several are serialized.
+func (s *Store) Append(ts time.Time, samples []Sample) error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("append tick: %w", ErrClosed)
+	}
+	t := floorDiv(ts.UnixMilli(), s.interval) * s.interval
+	if t <= s.lastT || t < s.cutEnd {
+		return fmt.Errorf("append tick %s: %w", time.UnixMilli(t).UTC().Format(time.RFC3339Nano), ErrOutOfOrder)
+	}
+	win := floorDiv(t, s.window) * s.window
+	part := floorDiv(t, s.span)
+	cut := s.headWin != noWin && win != s.headWin
+
+	b := s.db.NewBatchWithSize(64 + 16*len(samples))
+	defer b.Close()
+	var nchunks uint64
+	if cut {
+		for _, sr := range s.idx.byID {
+			if len(sr.ts) == 0 {
+				continue
+			}
+			k := chunkKey(nil, floorDiv(sr.ts[0], s.span), sr.id, sr.ts[0])
+			if err := b.Set(k, encodeChunk(sr.ts, sr.vs), nil); err != nil {
+				return fmt.Errorf("append tick: write chunk: %w", err)
+			}
+			if s.storesRollups() {
+				s.aggs = aggregate(sr.ts, sr.vs, rollupRes[storedRollup].Milliseconds(), math.MinInt64, math.MaxInt64, s.aggs[:0])
+				k = rollupKey(k[:0], floorDiv(sr.ts[0], s.span), sr.id, storedRollup, sr.ts[0])
+				if err := b.Set(k, encodeRollup(s.aggs), nil); err != nil {
+					return fmt.Errorf("append tick: write rollup: %w", err)
+				}
+			}
+			nchunks++
+		}
+		if err := b.DeleteRange([]byte{keyHead}, headKey(t), nil); err != nil {
+			return fmt.Errorf("append tick: delete head: %w", err)
+		}
+		if err := b.Set(metaCut, appendInt(nil, s.headWin+s.window), nil); err != nil {
+			return fmt.Errorf("append tick: write cut marker: %w", err)
+		}
+	}
+
+	s.gen++
+	s.staged = s.staged[:0]
+	s.newOrder = s.newOrder[:0]
+	clear(s.newKeys)
+	nextID := uint64(len(s.idx.byID)) + 1
+	members := s.parts[part]
+	membersChanged := false
+	for i := range samples {
+		smp := &samples[i]
+		if smp.Name == "" {
+			s.rejected.Add(1)
+			continue
+		}
+		labels := smp.Labels
+		sorted, err := checkLabels(labels)
+		if err != nil {
+			s.rejected.Add(1)
+			continue
+		}
+		if !sorted {
+			labels = slices.Clone(labels)
+			slices.SortFunc(labels, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
+		}
+		s.keyBuf = appendSeriesKey(s.keyBuf[:0], smp.Name, labels)
+		sr := s.idx.byKey[string(s.keyBuf)]
+		if sr == nil {
+			sr = s.newKeys[string(s.keyBuf)]
+		}
+		if sr == nil {
+			sr = &series{id: nextID, name: strings.Clone(smp.Name), labels: cloneLabels(labels)}
+			nextID++
+			key := string(s.keyBuf)
+			s.newKeys[key] = sr
+			s.newOrder = append(s.newOrder, sr)
+			if err := b.Set(seriesKey(sr.id), s.keyBuf, nil); err != nil {
+				return fmt.Errorf("append tick: write series: %w", err)
+			}
+		}
+		if sr.tickGen == s.gen {
+			s.staged[sr.tickIdx].v = smp.Value
+			continue
+		}
+		sr.tickGen, sr.tickIdx = s.gen, len(s.staged)
+		s.staged = append(s.staged, staged{sr, smp.Value})
+		if !bitHas(members, sr.id) {
+			if !membersChanged {
+				members = slices.Clone(members)
+				membersChanged = true
+			}
+			members = bitSet(members, sr.id)
+		}
+	}
+	if membersChanged {
+		v := make([]byte, 0, 8*len(members))
+		for _, w := range members {
+			v = binary.LittleEndian.AppendUint64(v, w)
+		}
+		if err := b.Set(memberKey(part), v, nil); err != nil {
+			return fmt.Errorf("append tick: write partition: %w", err)
+		}
+	}
+	s.rec = binary.AppendUvarint(s.rec[:0], uint64(len(s.staged)))
+	for _, st := range s.staged {
+		s.rec = binary.AppendUvarint(s.rec, st.s.id)
+		s.rec = binary.LittleEndian.AppendUint64(s.rec, math.Float64bits(st.v))
+	}
+	if err := b.Set(headKey(t), s.rec, nil); err != nil {
+		return fmt.Errorf("append tick: write head: %w", err)
+	}
+
+	// A cut moves samples from the head buffers to chunks: queries must not
+	// see both, so the lock is held across the commit. Otherwise queries
+	// read the buffers, which change only below.
+	if cut {
+		s.mu.Lock()
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		if cut {
+			s.mu.Unlock()
+		}
+		return fmt.Errorf("append tick: commit: %w", err)
+	}
+	if !cut {
+		s.mu.Lock()
+	}
+	if cut {
+		for _, sr := range s.idx.byID {
+			sr.ts, sr.vs = sr.ts[:0], sr.vs[:0]
+		}
+		s.cutEnd = s.headWin + s.window
+		s.headWin = noWin
+	}
+	for _, sr := range s.newOrder {
+		s.idx.add(sr, string(appendSeriesKey(s.keyBuf[:0], sr.name, sr.labels)))
+	}
+	for _, st := range s.staged {
+		if cap(st.s.ts) == 0 {
+			// A window's worth, so that the buffers never grow.
+			n := s.window/s.interval + 1
+			st.s.ts, st.s.vs = make([]int64, 0, n), make([]float64, 0, n)
+		}
+		st.s.ts = append(st.s.ts, t)
+		st.s.vs = append(st.s.vs, st.v)
+	}
+	if s.headWin == noWin {
+		s.headWin = win
+	}
+	if membersChanged {
+		if _, ok := s.parts[part]; !ok {
+			i, _ := slices.BinarySearch(s.partList, part)
+			s.partList = slices.Insert(s.partList, i, part)
+		}
+		s.parts[part] = members
+	}
+	s.lastT = t
+	s.mu.Unlock()
+	s.samples.Add(uint64(len(s.staged)))
+	s.chunks.Add(nchunks)
+	if cut {
+		if err := s.enforce(t); err != nil {
+			s.enforceErr.Add(1)
+			s.log.Error("store retention", "err", err)
+		}
+	}
+	return nil
+}
+
+func cloneLabels(ls []Label) []Label {
+	out := make([]Label, len(ls))
+	for i, l := range ls {
+		out[i] = Label{strings.Clone(l.Name), strings.Clone(l.Value)}
+	}
+	return out
+}
+
+func bitHas(bs []uint64, id uint64) bool {
+	w := id >> 6
+	return w < uint64(len(bs)) && bs[w]&(1<<(id&63)) != 0
+}
+
+func bitSet(bs []uint64, id uint64) []uint64 {
+	w := int(id >> 6)
+	for len(bs) <= w {
+		bs = append(bs, 0)
+	}
+	bs[w] |= 1 << (id & 63)
+	return bs
+}
+
+// Select returns the series that have samples in [mint, maxt] (ms) and match
+// every matcher, in the order they were first appended. Time is checked at
+// partition granularity: a series is returned if it has samples in a
+// partition that overlaps the range.
+func (s *Store) Select(matchers []Matcher, mint, maxt int64) ([]SeriesInfo, error) {
+	var out []SeriesInfo
+	err := s.selectSeries(matchers, mint, maxt, func(sr *series) { out = append(out, sr.info()) })
+	return out, err
+}
+
+func (s *Store) selectSeries(matchers []Matcher, mint, maxt int64, fn func(*series)) error {
+	ms, err := compileMatchers(matchers)
+	if err != nil {
+		return fmt.Errorf("select series: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return fmt.Errorf("select series: %w", ErrClosed)
+	}
+	if mint > maxt {
+		return nil
+	}
+	var sets [][]uint64
+	lo, hi := floorDiv(mint, s.span), floorDiv(maxt, s.span)
+	i, _ := slices.BinarySearch(s.partList, lo)
+	for ; i < len(s.partList) && s.partList[i] <= hi; i++ {
+		sets = append(sets, s.parts[s.partList[i]])
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	check := func(sr *series) {
+		for i := range ms {
+			if !ms[i].matches(sr.label(ms[i].Name)) {
+				return
+			}
+		}
+		for _, bs := range sets {
+			if bitHas(bs, sr.id) {
+				fn(sr)
+				return
+			}
+		}
+	}
+	ids, all := s.idx.candidates(ms)
+	if all {
+		for _, sr := range s.idx.byID {
+			check(sr)
+		}
+		return nil
+	}
+	for _, id := range ids {
+		check(s.idx.get(id))
+	}
+	return nil
+}
+
+// Points appends to dst the samples of series ref in [mint, maxt] (ms), in
+// time order. An unknown ref has no samples.
+func (s *Store) Points(ref uint64, mint, maxt int64, dst []Point) ([]Point, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return dst, fmt.Errorf("read points: %w", ErrClosed)
+	}
+	sr := s.idx.get(ref)
+	if sr == nil || mint > maxt {
+		return dst, nil
+	}
+	dst, err := s.points(sr, mint, maxt, dst)
+	if err != nil {
+		return dst, fmt.Errorf("read points of series %d: %w", ref, err)
+	}
+	return dst, nil
+}
+
+// points appends the samples of sr in [mint, maxt]; s.mu is read-locked.
+func (s *Store) points(sr *series, mint, maxt int64, dst []Point) ([]Point, error) {
+	ref := sr.id
+	lo, hi := floorDiv(mint, s.span), floorDiv(maxt, s.span)
+	i, _ := slices.BinarySearch(s.partList, lo)
+	var it *pebble.Iterator
+	var kb []byte
+	for ; i < len(s.partList) && s.partList[i] <= hi; i++ {
+		p := s.partList[i]
+		if !bitHas(s.parts[p], ref) {
+			continue
+		}
+		if it == nil {
+			var err error
+			it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: chunkPartPrefix(lo), UpperBound: chunkPartPrefix(hi + 1)})
+			if err != nil {
+				return dst, err
+			}
+			defer it.Close()
+		}
+		// From the partition's start: a chunk written under another
+		// Interval (another window) may start before mint's window.
+		kb = chunkKey(kb[:0], p, ref, p*s.span)
+		prefix := kb[:17]
+		for ok := it.SeekGE(kb); ok; ok = it.Next() {
+			k := it.Key()
+			if len(k) != 25 || string(k[:17]) != string(prefix) {
+				break
+			}
+			t0 := fromOrdered(binary.BigEndian.Uint64(k[17:]))
+			if t0 > maxt {
+				break
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return dst, err
+			}
+			if dst, err = decodeChunk(v, mint, maxt, dst); err != nil {
+				return dst, fmt.Errorf("chunk at %d: %w", t0, err)
+			}
+		}
+		if err := it.Error(); err != nil {
+			return dst, err
+		}
+	}
+	for j, t := range sr.ts {
+		if t >= mint && t <= maxt {
+			dst = append(dst, Point{T: t, V: sr.vs[j]})
+		}
+	}
+	return dst, nil
+}
+
+// LabelNames returns the sorted label names, __name__ included, of the series
+// Select would return.
+func (s *Store) LabelNames(matchers []Matcher, mint, maxt int64) ([]string, error) {
+	seen := map[string]struct{}{}
+	err := s.selectSeries(matchers, mint, maxt, func(sr *series) {
+		seen[MetricName] = struct{}{}
+		for _, l := range sr.labels {
+			seen[l.Name] = struct{}{}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedKeys(seen), nil
+}
+
+// LabelValues returns the sorted non-empty values of label name among the
+// series Select would return.
+func (s *Store) LabelValues(name string, matchers []Matcher, mint, maxt int64) ([]string, error) {
+	seen := map[string]struct{}{}
+	err := s.selectSeries(matchers, mint, maxt, func(sr *series) {
+		if v := sr.label(name); v != "" {
+			seen[v] = struct{}{}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedKeys(seen), nil
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Stats are counters for /metrics and the bench.
+type Stats struct {
+	DiskBytes         int64  // every file of the database (WAL, tables, flows included)
+	SeriesBytes       int64  // tables holding the time series (estimate)
+	Series            int    // interned series
+	Partitions        int    // partitions holding data
+	Samples           uint64 // samples appended since Open
+	Chunks            uint64 // chunks written since Open
+	PartitionsDropped uint64 // by retention or the disk cap, since Open
+	Rejected          uint64 // samples skipped: empty name, bad labels
+	EnforceErrors     uint64 // failed retention or disk-cap passes
+}
+
+// Stats returns the current counters.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Samples:           s.samples.Load(),
+		Chunks:            s.chunks.Load(),
+		PartitionsDropped: s.dropped.Load(),
+		Rejected:          s.rejected.Load(),
+		EnforceErrors:     s.enforceErr.Load(),
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st.Series = len(s.idx.byID)
+	st.Partitions = len(s.partList)
+	if !s.closed.Load() {
+		st.DiskBytes = int64(s.db.Metrics().DiskSpaceUsage())
+		st.SeriesBytes = s.seriesBytes()
+	}
+	return st
+}
+
+func (s *Store) seriesBytes() int64 {
+	n, err := s.db.EstimateDiskUsage([]byte{keySeries}, []byte{keyFlows})
+	if err != nil {
+		return 0
+	}
+	return int64(n)
+}
