@@ -180,11 +180,11 @@ func OpenFlowLog(db *pebble.DB, opt FlowOptions) (*FlowLog, error) {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	var err error
-	f.enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	f.enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
 		return nil, fmt.Errorf("open flow log: %w", err)
 	}
-	f.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlockRecords*maxRecordBytes))
+	f.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxBlockRecords*maxRecordBytes))
 	if err != nil {
 		return nil, fmt.Errorf("open flow log: %w", err)
 	}

@@ -183,10 +183,18 @@ func Open(dir string, opt Options) (*Store, error) {
 			return nil, fmt.Errorf("open store %s: not a store: the directory holds %d files but no database", dir, len(ls))
 		}
 	}
+	// A sensor's store is small and written in ticks: a small block cache
+	// and small memtables keep pebble's memory to about 8 MiB (the memory
+	// test counts it in the store's overhead, docs/memory.md).
+	cache := pebble.NewCache(2 << 20)
+	defer cache.Unref()
 	popt := &pebble.Options{
-		FS:               fs,
-		ErrorIfNotExists: !fresh,
-		Logger:           pebbleLogger{opt.Logger},
+		FS:                          fs,
+		ErrorIfNotExists:            !fresh,
+		Logger:                      pebbleLogger{opt.Logger},
+		Cache:                       cache,
+		MemTableSize:                2 << 20,
+		MemTableStopWritesThreshold: 2,
 	}
 	popt.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
 	db, err := openPebble(dir, popt)

@@ -203,7 +203,7 @@ func TestReplayGeolocation(t *testing.T) {
 	}
 	// The start-up log says what is accepted but not acted on.
 	for _, w := range defaultWarnings {
-		if !strings.Contains(stderr.String(), "config: "+w) {
+		if !strings.Contains(stderr.String(), "config: "+cfg+": "+w) {
 			t.Errorf("stderr lacks warning %q:\n%s", w, stderr.String())
 		}
 	}
