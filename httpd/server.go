@@ -305,8 +305,20 @@ func (s *Server) Close(timeout time.Duration) error {
 		if e := s.srv.ShutdownWithContext(ctx); e != nil {
 			err = fmt.Errorf("stop api server: %w", e)
 		}
-		if e := <-s.serveErr; e != nil && err == nil {
-			err = fmt.Errorf("api server: %w", e)
+		// A Close right after Start can run before Serve registered the
+		// listener with fasthttp, whose Shutdown then closes nothing and
+		// Serve would accept forever: close it here too (a second Close of
+		// a listener only errs).
+		s.ln.Close()
+		select {
+		case e := <-s.serveErr:
+			if e != nil && err == nil {
+				err = fmt.Errorf("api server: %w", e)
+			}
+		case <-ctx.Done():
+			if err == nil {
+				err = errors.New("stop api server: still serving after the timeout")
+			}
 		}
 	})
 	return err
