@@ -54,12 +54,7 @@ func (s *Server) alertRoutes(r *router.Router) {
 }
 
 func (s *Server) alertList(ctx *fasthttp.RequestCtx) {
-	if _, msg := parseQuery(ctx); msg != "" {
-		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
-		return
-	}
-	if s.opt.Alerts == nil {
-		writeProblem(ctx, fasthttp.StatusServiceUnavailable, alertingOff)
+	if !s.alertsReady(ctx) {
 		return
 	}
 	rules := s.opt.Alerts.List()
@@ -70,13 +65,22 @@ func (s *Server) alertList(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, map[string]any{"timestamp": time.Now().UTC().Format(tsFormat), "rules": rules})
 }
 
-func (s *Server) alertGet(ctx *fasthttp.RequestCtx) {
+// alertsReady answers the request itself, and returns false, when it has
+// query parameters (the rule endpoints take none) or alerting is off.
+func (s *Server) alertsReady(ctx *fasthttp.RequestCtx) bool {
 	if _, msg := parseQuery(ctx); msg != "" {
 		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
-		return
+		return false
 	}
 	if s.opt.Alerts == nil {
 		writeProblem(ctx, fasthttp.StatusServiceUnavailable, alertingOff)
+		return false
+	}
+	return true
+}
+
+func (s *Server) alertGet(ctx *fasthttp.RequestCtx) {
+	if !s.alertsReady(ctx) {
 		return
 	}
 	id, _ := ctx.UserValue("id").(string)
@@ -137,12 +141,7 @@ func (s *Server) ruleChangeError(ctx *fasthttp.RequestCtx, what, id string, err 
 }
 
 func (s *Server) alertCreate(ctx *fasthttp.RequestCtx) {
-	if _, msg := parseQuery(ctx); msg != "" {
-		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
-		return
-	}
-	if s.opt.Alerts == nil {
-		writeProblem(ctx, fasthttp.StatusServiceUnavailable, alertingOff)
+	if !s.alertsReady(ctx) {
 		return
 	}
 	r, ok := alertBody(ctx)
@@ -163,12 +162,7 @@ func (s *Server) alertCreate(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) alertReplace(ctx *fasthttp.RequestCtx) {
-	if _, msg := parseQuery(ctx); msg != "" {
-		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
-		return
-	}
-	if s.opt.Alerts == nil {
-		writeProblem(ctx, fasthttp.StatusServiceUnavailable, alertingOff)
+	if !s.alertsReady(ctx) {
 		return
 	}
 	id, _ := ctx.UserValue("id").(string)
@@ -190,12 +184,7 @@ func (s *Server) alertReplace(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) alertDelete(ctx *fasthttp.RequestCtx) {
-	if _, msg := parseQuery(ctx); msg != "" {
-		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
-		return
-	}
-	if s.opt.Alerts == nil {
-		writeProblem(ctx, fasthttp.StatusServiceUnavailable, alertingOff)
+	if !s.alertsReady(ctx) {
 		return
 	}
 	id, _ := ctx.UserValue("id").(string)
