@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/netsentry/netsentry/flowtable"
 )
@@ -19,9 +20,10 @@ import (
 // where a worker must never stall) the batch is dropped for that sink alone
 // and counted in its SinkStats.
 type Exporter struct {
-	sinks []*sinkQueue
-	free  chan *batch // batches every sink finished with, reused by Send
-	block bool
+	sinks  []*sinkQueue
+	free   chan *batch // batches every sink finished with, reused by Send
+	block  bool
+	giveUp atomic.Pointer[chan struct{}] // closed at the GiveUpAt deadline
 }
 
 // Sink receives ended flows, on its own goroutine.
@@ -129,7 +131,17 @@ func (x *Exporter) send(recs []flowtable.Record, wait bool) {
 	b.refs.Store(int32(len(x.sinks)))
 	for _, sq := range x.sinks {
 		if wait {
-			sq.q <- item{b: b}
+			select {
+			case sq.q <- item{b: b}:
+				continue
+			default:
+			}
+			select {
+			case sq.q <- item{b: b}:
+			case <-x.gaveUp():
+				sq.dropped.Add(uint64(len(recs)))
+				x.release(b)
+			}
 			continue
 		}
 		select {
@@ -139,6 +151,27 @@ func (x *Exporter) send(recs []flowtable.Record, wait bool) {
 			x.release(b)
 		}
 	}
+}
+
+// GiveUpAt bounds every wait for a sink by t (a shutdown that must end in
+// time): past it, a batch that finds no room in a sink's queue is dropped
+// for that sink and counted in its SinkStats; what is queued is still
+// written (at most the queue's depth). The first call sets the deadline.
+func (x *Exporter) GiveUpAt(t time.Time) {
+	ch := make(chan struct{})
+	if !x.giveUp.CompareAndSwap(nil, &ch) {
+		return
+	}
+	time.AfterFunc(time.Until(t), func() { close(ch) })
+}
+
+// gaveUp is closed once the GiveUpAt deadline passed; nil (never ready)
+// without one.
+func (x *Exporter) gaveUp() <-chan struct{} {
+	if p := x.giveUp.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Reset tells every Resetter sink, in order with the records queued before

@@ -95,3 +95,37 @@ func TestExporterResetOrdered(t *testing.T) {
 		t.Fatalf("top after reset = %+v, want only the record sent after it", got)
 	}
 }
+
+// TestExporterGiveUp: past the GiveUpAt deadline a final flush into a sink
+// that stopped reading returns, and every record a sink could not take is
+// counted as dropped for it.
+func TestExporterGiveUp(t *testing.T) {
+	slow := &gateSink{name: "store", gate: make(chan struct{})}
+	fast := &countSink{}
+	x := NewExporter(2, false, slow, fast)
+	recs := make([]flowtable.Record, 10)
+	x.GiveUpAt(time.Now().Add(200 * time.Millisecond))
+	start := time.Now()
+	for range 20 {
+		x.SendWait(recs) // would block forever on the stuck sink
+	}
+	if d := time.Since(start); d < 150*time.Millisecond || d > 2*time.Second {
+		t.Errorf("the flush took %v, want about the 200 ms deadline", d)
+	}
+	close(slow.gate) // the batch in WriteFlows and the queued ones are written
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := x.Stats()
+	if got := slow.n + int(st[0].Dropped); got != 20*len(recs) {
+		t.Errorf("slow sink: %d written + %d dropped, want all %d accounted", slow.n, st[0].Dropped, 20*len(recs))
+	}
+	// Past the deadline a sink whose queue is full for a moment drops too;
+	// every record is still either written or counted.
+	if got := fast.n + int(st[1].Dropped); got != 20*len(recs) {
+		t.Errorf("fast sink: %d written + %d dropped, want all %d accounted", fast.n, st[1].Dropped, 20*len(recs))
+	}
+	if st[0].Dropped == 0 || st[0].Written != uint64(slow.n) {
+		t.Errorf("slow sink: dropped %d, written %d (counted %d)", st[0].Dropped, slow.n, st[0].Written)
+	}
+}

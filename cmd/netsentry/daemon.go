@@ -201,6 +201,10 @@ func (d *daemon) shutdown(stopBG context.CancelFunc, bgWG *sync.WaitGroup) int {
 		os.Exit(1)
 	})
 	defer deadline.Stop()
+	// The final flush into slow sinks (the store under a flood) must not
+	// cost the clean exit: what they cannot take by then is dropped and
+	// counted (the exit says how many).
+	d.exp.GiveUpAt(time.Now().Add(shutdownLimit - 1500*time.Millisecond))
 	stopBG()
 	bgWG.Wait()
 	if isTerminal(d.stderr) {
