@@ -137,7 +137,10 @@ func TestTableCosts(t *testing.T) {
 			h0, h1 := tableHeap(t, a, pl), tableHeap(t, b, pl)
 			per := float64(h1-h0) / float64(tc.entries)
 			t.Logf("%s: %.1f bytes per entry measured, %d stated", tc.name, per, tc.stated)
-			if per > float64(tc.stated) || per < 0.85*float64(tc.stated) {
+			// The heap moves by a few hundred bytes between two readings for
+			// reasons of the runtime's own (one measurement in CI read 456.1
+			// for 456): allow 0.5 % above the stated cost.
+			if per > 1.005*float64(tc.stated) || per < 0.85*float64(tc.stated) {
 				t.Errorf("%s: %.1f bytes per entry, stated %d", tc.name, per, tc.stated)
 			}
 		})
