@@ -116,16 +116,17 @@ type Sensor struct {
 	cur   *captureRun
 	last  *captureRun // the latest capture that ran, for the final summary
 
-	latest atomic.Pointer[Snapshot]
-	pubMu  sync.Mutex
-	pubCh  chan struct{} // closed at the next publish
-	kick   chan struct{}
-	demand [numParts]atomic.Int64 // wall-clock ns a part was last asked for
-	cost   [numParts]atomic.Int64 // ns the part's last copy took
-	seq    uint64                 // written by Run only
-	failed atomic.Uint64          // snapshots a worker did not answer
-	subsMu sync.Mutex
-	subs   map[chan *Snapshot]*atomic.Uint64
+	latest  atomic.Pointer[Snapshot]
+	pubMu   sync.Mutex
+	pubCh   chan struct{} // closed at the next publish
+	kick    chan struct{}
+	runDone chan struct{}          // closed when Run returns: nothing more is published
+	demand  [numParts]atomic.Int64 // wall-clock ns a part was last asked for
+	cost    [numParts]atomic.Int64 // ns the part's last copy took
+	seq     uint64                 // written by Run only
+	failed  atomic.Uint64          // snapshots a worker did not answer
+	subsMu  sync.Mutex
+	subs    map[chan *Snapshot]*atomic.Uint64
 }
 
 // captureRun is one capture from start to stop.
@@ -155,7 +156,7 @@ func New(opt Options) (*Sensor, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sensor{opt: opt, log: log, interval: opt.Interval, pubCh: make(chan struct{}),
-		kick: make(chan struct{}, 1), subs: map[chan *Snapshot]*atomic.Uint64{}}
+		kick: make(chan struct{}, 1), runDone: make(chan struct{}), subs: map[chan *Snapshot]*atomic.Uint64{}}
 	s.latest.Store(&Snapshot{}) // never fresh: the first Wait waits for Run
 	return s, nil
 }
@@ -166,6 +167,7 @@ func (s *Sensor) Interval() time.Duration { return s.interval }
 // Run publishes a snapshot every interval, and at once when a consumer
 // needs a part the latest one lacks, until ctx ends.
 func (s *Sensor) Run(ctx context.Context) {
+	defer close(s.runDone)
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	s.publish(ctx)
@@ -233,6 +235,9 @@ func (s *Sensor) Wait(ctx context.Context, p Parts, maxAge time.Duration) (*Snap
 		}
 		select {
 		case <-ch:
+		case <-s.runDone:
+			// Run has stopped (shutdown): the latest is all there is.
+			return s.latest.Load(), nil
 		case <-ctx.Done():
 			return nil, fmt.Errorf("sensor snapshot: %w", ctx.Err())
 		}

@@ -203,3 +203,32 @@ func TestWorkerThatDoesNotAnswer(t *testing.T) {
 		t.Errorf("took %v, want about the 100 ms deadline", d)
 	}
 }
+
+// TestWaitAfterRun: once Run has stopped (shutdown), a consumer still asking
+// for a snapshot gets the latest at once instead of waiting for a publish
+// that will not come.
+func TestWaitAfterRun(t *testing.T) {
+	x := engine.NewExporter(4, false, engine.NewTopFlows(3))
+	defer x.Close()
+	s, err := New(Options{Config: configs.Default, Exporter: x, Interval: time.Hour,
+		Prepare: func(configs.Config) (engine.LiveConfig, flowtable.Config, error) {
+			return engine.LiveConfig{}, flowtable.Config{}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	cancel()
+	<-done
+	start := time.Now()
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	if _, err := s.Wait(wctx, PartFlows, time.Nanosecond); err != nil {
+		t.Fatalf("Wait after Run: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Wait after Run took %v", d)
+	}
+}
