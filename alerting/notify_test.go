@@ -214,6 +214,9 @@ func TestSlowReceiverRetried(t *testing.T) {
 	if took < timeout {
 		t.Errorf("slow receiver answered after %v, before the %v timeout: no retry happened", took, timeout)
 	}
+	// The receiver has the body before the sender has read the answer and
+	// counted it: wait for the count.
+	ntWait(t, 2*time.Second, "the slow channel's sent count", func() bool { return ntStats(t, d, slow.srv.URL).Sent == 1 })
 	s := ntStats(t, d, slow.srv.URL)
 	t.Logf("slow channel delivered after %v: %+v", took, s)
 	if s.Sent != 1 || s.Retried != 1 || s.Failed != 0 {

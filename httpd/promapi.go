@@ -784,33 +784,9 @@ func (s *Server) promLabels(ctx *fasthttp.RequestCtx) {
 		promError(ctx, &apiError{errUnavailable, errNoStore})
 		return
 	}
-	_, start, end, limit, sets, e := s.prom.metaArgs(ctx)
-	if e != nil {
-		promError(ctx, e)
-		return
-	}
-	q, qctx, cancel, e := s.metaQuerier(start, end)
-	if e != nil {
-		promError(ctx, e)
-		return
-	}
-	defer cancel()
-	defer q.Close()
-	if len(sets) == 0 {
-		sets = [][]*labels.Matcher{nil}
-	}
-	var names []string
-	var annos annotations.Annotations
-	for _, ms := range sets {
-		n, w, err := q.LabelNames(qctx, nil, ms...)
-		if err != nil {
-			promError(ctx, execError(err))
-			return
-		}
-		annos.Merge(w)
-		names = append(names, n...)
-	}
-	s.promStrings(ctx, names, limit, annos)
+	s.promMeta(ctx, func(qctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelNames(qctx, nil, ms...)
+	})
 }
 
 func (s *Server) promLabelValues(ctx *fasthttp.RequestCtx) {
@@ -826,6 +802,15 @@ func (s *Server) promLabelValues(ctx *fasthttp.RequestCtx) {
 		promError(ctx, badData("invalid label name: %q", trimTo(name, 100)))
 		return
 	}
+	s.promMeta(ctx, func(qctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelValues(qctx, name, nil, ms...)
+	})
+}
+
+// promMeta answers /labels and /label/{name}/values: list runs for every
+// match[] set (all series without one) over the request's time range, and
+// the strings found are answered together.
+func (s *Server) promMeta(ctx *fasthttp.RequestCtx, list func(context.Context, storage.Querier, []*labels.Matcher) ([]string, annotations.Annotations, error)) {
 	_, start, end, limit, sets, e := s.prom.metaArgs(ctx)
 	if e != nil {
 		promError(ctx, e)
@@ -841,18 +826,18 @@ func (s *Server) promLabelValues(ctx *fasthttp.RequestCtx) {
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
-	var vals []string
+	var out []string
 	var annos annotations.Annotations
 	for _, ms := range sets {
-		v, w, err := q.LabelValues(qctx, name, nil, ms...)
+		v, w, err := list(qctx, q, ms)
 		if err != nil {
 			promError(ctx, execError(err))
 			return
 		}
 		annos.Merge(w)
-		vals = append(vals, v...)
+		out = append(out, v...)
 	}
-	s.promStrings(ctx, vals, limit, annos)
+	s.promStrings(ctx, out, limit, annos)
 }
 
 // validLabelName: a non-empty UTF-8 name, as Prometheus 3 allows.
