@@ -18,6 +18,8 @@ DEB_PKGS  += prometheus wrk
 DEB_PKGS  += prometheus-alertmanager
 # victoria-metrics: the peer of make bench-store.
 DEB_PKGS  += victoria-metrics
+# influxdb: the InfluxDB 1.x server the remote-storage tests write to (line protocol) and query back (InfluxQL).
+DEB_PKGS  += influxdb
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 .PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api bench-store install clean

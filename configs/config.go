@@ -49,7 +49,30 @@ type Storage struct {
 	MaxDiskMB int `yaml:"max_disk_mb"`
 	// Interval is how often a sample of every metric is stored.
 	Interval Duration `yaml:"interval"`
+	// Local keeps the metrics in the local store too when Type names a
+	// remote backend; with Type local it must be true.
+	Local bool `yaml:"local"`
+	// SensorName is the value of the sensor label every series sent to a
+	// remote backend carries; "" = the host name.
+	SensorName string `yaml:"sensor_name"`
+	// RemoteQueueMB bounds the on-disk queue of samples waiting for the
+	// remote backend; past it the oldest are dropped and counted.
+	RemoteQueueMB int `yaml:"remote_queue_mb"`
+	// RemoteToken is a bearer token (prometheus, victoriametrics) or an
+	// InfluxDB 2.x API token; RemoteUsername and RemotePassword are HTTP
+	// basic auth (InfluxDB 1.x: its user).
+	RemoteToken    string `yaml:"remote_token"`
+	RemoteUsername string `yaml:"remote_username"`
+	RemotePassword string `yaml:"remote_password"`
+	// InfluxDatabase is the InfluxDB 1.x database (/write); InfluxOrg and
+	// InfluxBucket the InfluxDB 2.x organization and bucket (/api/v2/write).
+	InfluxDatabase string `yaml:"influx_database"`
+	InfluxOrg      string `yaml:"influx_org"`
+	InfluxBucket   string `yaml:"influx_bucket"`
 }
+
+// Remote reports whether Type names a remote backend.
+func (s Storage) Remote() bool { return s.Type != "" && s.Type != "local" }
 
 // NetworkAnalysis configures packet capture and protocol detection.
 type NetworkAnalysis struct {

@@ -57,6 +57,8 @@ var wantDefault = Config{
 		RemoteURL:     "",
 		MaxDiskMB:     1024,
 		Interval:      Duration{5 * time.Second},
+		Local:         true,
+		RemoteQueueMB: 256,
 	},
 	NetworkAnalysis: NetworkAnalysis{
 		CaptureInterfaces:       nil,
@@ -573,10 +575,30 @@ func TestValidate(t *testing.T) {
 			"storage.retention_days: 0; keep data for at least 1 day"},
 		{"local path", func(c *Config) { c.Storage.LocalPath = "data" }, "storage.local_path",
 			`storage.local_path: "data" is not an absolute path; use e.g. /var/lib/netsentry/data`},
-		{"remote store", func(c *Config) { c.Storage.Type = "prometheus"; c.Storage.RemoteURL = "http://prometheus:9090" }, "storage.type",
-			`storage.type: "prometheus": remote storage backends are not built yet (issue 15); use local`},
-		{"remote store without url", func(c *Config) { c.Storage.Type = "influxdb" }, "storage.type",
-			`storage.type: "influxdb": remote storage backends are not built yet (issue 15); use local`},
+		{"remote store without url", func(c *Config) { c.Storage.Type = "prometheus" }, "storage.remote_url",
+			`storage.remote_url: empty, but storage.type is prometheus; set the backend's URL, e.g. http://prometheus:9090 (its --web.enable-remote-write-receiver)`},
+		{"no store at all", func(c *Config) { c.Storage.Local = false }, "storage.local",
+			"storage.local: false, but storage.type is local, so no metric would be kept; set storage.type to a remote backend, or local: true"},
+		{"queue bound", func(c *Config) { c.Storage.RemoteQueueMB = 0 }, "storage.remote_queue_mb",
+			"storage.remote_queue_mb: 0 is out of range; use 1 to 65536"},
+		{"password alone", func(c *Config) { c.Storage.RemotePassword = "pw" }, "storage.remote_password",
+			"storage.remote_password: set, but storage.remote_username is empty; set both (basic auth) or neither"},
+		{"token and user", func(c *Config) { c.Storage.RemoteToken = "t"; c.Storage.RemoteUsername = "u" }, "storage.remote_token",
+			"storage.remote_token: set, and so is storage.remote_username; use a token or a user and password, not both"},
+		{"token with a space", func(c *Config) { c.Storage.RemoteToken = "a b" }, "storage.remote_token",
+			"storage.remote_token: contains spaces or control characters, which cannot be sent in a header"},
+		{"sensor name", func(c *Config) { c.Storage.SensorName = "a\nb" }, "storage.sensor_name",
+			`storage.sensor_name: "a\nb": use at most 128 characters and no control characters, e.g. the host name`},
+		{"influx without database", func(c *Config) { c.Storage.Type = "influxdb"; c.Storage.RemoteURL = "http://i:8086" }, "storage.influx_database",
+			"storage.influx_database: empty, and so is influx_bucket; set influx_database for InfluxDB 1.x, or influx_org and influx_bucket for 2.x"},
+		{"influx both versions", func(c *Config) {
+			c.Storage.Type, c.Storage.RemoteURL, c.Storage.InfluxDatabase, c.Storage.InfluxBucket = "influxdb", "http://i:8086", "db", "b"
+		}, "storage.influx_database",
+			"storage.influx_database: set, and so is influx_bucket or influx_org; set influx_database for InfluxDB 1.x (/write) or influx_org and influx_bucket for 2.x (/api/v2/write), not both"},
+		{"influx bucket without org", func(c *Config) {
+			c.Storage.Type, c.Storage.RemoteURL, c.Storage.InfluxBucket = "influxdb", "http://i:8086", "b"
+		}, "storage.influx_org",
+			"storage.influx_org: empty, but influx_bucket is set; InfluxDB 2.x needs the organization of the bucket"},
 		{"disk cap", func(c *Config) { c.Storage.MaxDiskMB = 8 }, "storage.max_disk_mb",
 			"storage.max_disk_mb: 8; allow the store at least 16 MiB"},
 		{"interval short", func(c *Config) { c.Storage.Interval.Duration = 500 * time.Millisecond }, "storage.interval",
@@ -700,6 +722,18 @@ func TestValidateAccepts(t *testing.T) {
 			c.Flows.ActiveTimeout = c.Flows.IdleTimeout
 		}},
 		{"remote url kept for later", func(c *Config) { c.Storage.RemoteURL = "http://vm:8428" }},
+		{"prometheus remote write", func(c *Config) { c.Storage.Type = "prometheus"; c.Storage.RemoteURL = "http://prometheus:9090" }},
+		{"victoriametrics alone", func(c *Config) {
+			c.Storage.Type, c.Storage.RemoteURL, c.Storage.Local = "victoriametrics", "http://vm:8428", false
+		}},
+		{"influxdb 1.x", func(c *Config) {
+			c.Storage.Type, c.Storage.RemoteURL, c.Storage.InfluxDatabase = "influxdb", "http://i:8086", "netsentry"
+			c.Storage.RemoteUsername, c.Storage.RemotePassword = "u", "p"
+		}},
+		{"influxdb 2.x", func(c *Config) {
+			c.Storage.Type, c.Storage.RemoteURL, c.Storage.InfluxOrg, c.Storage.InfluxBucket = "influxdb", "http://i:8086", "o", "b"
+			c.Storage.RemoteToken = "tok"
+		}},
 		{"geolocation with database", func(c *Config) { c.NetworkAnalysis.EnableGeolocation = true }},
 	} {
 		c := Default()

@@ -31,6 +31,8 @@ const (
 	MinMemoryLimitMB = 16
 	MaxFragments     = 1 << 20
 	MinAPITokenLen   = 16
+	MaxRemoteQueueMB = 65536
+	MaxSensorName    = 128
 )
 
 // Validate checks that c makes sense: values in range, names known, ports
@@ -109,12 +111,7 @@ func (c *Config) Validate() error {
 	}
 
 	st := &c.Storage
-	switch {
-	case !slices.Contains(storageTypes, st.Type):
-		v.oneOf("storage.type", st.Type, storageTypes)
-	case st.Type != "local":
-		v.add("storage.type", "%q: remote storage backends are not built yet (issue 15); use local", st.Type)
-	}
+	v.oneOf("storage.type", st.Type, storageTypes)
 	if st.MaxDiskMB < 16 {
 		v.add("storage.max_disk_mb", "%d; allow the store at least 16 MiB", st.MaxDiskMB)
 	}
@@ -124,13 +121,15 @@ func (c *Config) Validate() error {
 	if st.RetentionDays < 1 {
 		v.add("storage.retention_days", "%d; keep data for at least 1 day", st.RetentionDays)
 	}
-	if st.Type == "local" && !filepath.IsAbs(st.LocalPath) {
+	// The directory holds the remote send queue too, so it is needed
+	// whatever the type.
+	if !filepath.IsAbs(st.LocalPath) {
 		v.add("storage.local_path", "%q is not an absolute path; use e.g. /var/lib/netsentry/data", st.LocalPath)
 	}
 	if st.RemoteURL != "" {
 		v.httpURL("storage.remote_url", st.RemoteURL)
 	}
-
+	v.remote(st)
 	v.alerts(&c.Alerts)
 
 	p := &c.Performance
@@ -234,6 +233,54 @@ func (v *validator) alerts(a *Alerts) {
 	if m.Password != "" && m.Username == "" {
 		v.add("alerts.smtp.password", "set, but alerts.smtp.username is empty; set both (AUTH) or neither")
 	}
+}
+
+// remote checks the keys of a remote storage backend.
+func (v *validator) remote(st *Storage) {
+	if !st.Local && !st.Remote() {
+		v.add("storage.local", "false, but storage.type is local, so no metric would be kept; set storage.type to a remote backend, or local: true")
+	}
+	if st.SensorName != "" && (len(st.SensorName) > MaxSensorName || strings.ContainsFunc(st.SensorName, unicode.IsControl)) {
+		v.add("storage.sensor_name", "%q: use at most %d characters and no control characters, e.g. the host name", st.SensorName, MaxSensorName)
+	}
+	if st.RemoteQueueMB < 1 || st.RemoteQueueMB > MaxRemoteQueueMB {
+		v.add("storage.remote_queue_mb", "%d is out of range; use 1 to %d", st.RemoteQueueMB, MaxRemoteQueueMB)
+	}
+	if st.RemotePassword != "" && st.RemoteUsername == "" {
+		v.add("storage.remote_password", "set, but storage.remote_username is empty; set both (basic auth) or neither")
+	}
+	if st.RemoteToken != "" && st.RemoteUsername != "" {
+		v.add("storage.remote_token", "set, and so is storage.remote_username; use a token or a user and password, not both")
+	}
+	for _, k := range []struct{ key, val string }{{"remote_token", st.RemoteToken}, {"remote_username", st.RemoteUsername}} {
+		if strings.ContainsFunc(k.val, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			v.add("storage."+k.key, "contains spaces or control characters, which cannot be sent in a header")
+		}
+	}
+	if _, known := exampleURL[st.Type]; !known {
+		return
+	}
+	if st.RemoteURL == "" {
+		v.add("storage.remote_url", "empty, but storage.type is %s; set the backend's URL, e.g. %s", st.Type, exampleURL[st.Type])
+	}
+	if st.Type != "influxdb" {
+		return
+	}
+	switch {
+	case st.InfluxDatabase != "" && (st.InfluxBucket != "" || st.InfluxOrg != ""):
+		v.add("storage.influx_database", "set, and so is influx_bucket or influx_org; set influx_database for InfluxDB 1.x (/write) or influx_org and influx_bucket for 2.x (/api/v2/write), not both")
+	case st.InfluxDatabase == "" && st.InfluxBucket == "":
+		v.add("storage.influx_database", "empty, and so is influx_bucket; set influx_database for InfluxDB 1.x, or influx_org and influx_bucket for 2.x")
+	case st.InfluxBucket != "" && st.InfluxOrg == "":
+		v.add("storage.influx_org", "empty, but influx_bucket is set; InfluxDB 2.x needs the organization of the bucket")
+	}
+}
+
+// exampleURL is a backend's URL in messages.
+var exampleURL = map[string]string{
+	"prometheus":      "http://prometheus:9090 (its --web.enable-remote-write-receiver)",
+	"victoriametrics": "http://victoriametrics:8428",
+	"influxdb":        "http://influxdb:8086",
 }
 
 type validator struct {

@@ -13,7 +13,7 @@ const NotActedOn = "accepted, not yet acted on"
 // inertKeys are the keys (and key prefixes, ending in ".") of features this
 // build does not have yet: they are decoded and validated, so a file written
 // for a later build loads, but changing them changes nothing.
-var inertKeys = []string{"enable_web", "web_port", "storage.remote_url"}
+var inertKeys = []string{"enable_web", "web_port"}
 
 // Inert reports whether the dotted key (as changed keys are named, e.g.
 // "storage.retention_days") belongs to a feature this build accepts but
@@ -42,8 +42,16 @@ func (c *Config) Warnings() []Problem {
 			w.add(fmt.Sprintf("network_analysis.protocols[%d]", i), "%q is %s: there is no SMB detector yet, so SMB flows are named by their port guess only", p, NotActedOn)
 		}
 	}
-	if c.Storage.RemoteURL != "" {
-		w.add("storage.remote_url", "%q is %s: the local store does not use it (remote backends are not built yet)", c.Storage.RemoteURL, NotActedOn)
+	if st := &c.Storage; !st.Remote() {
+		if st.RemoteURL != "" {
+			w.add("storage.remote_url", "%q is %s: storage.type is local, which sends nothing; set storage.type to prometheus, victoriametrics or influxdb to use it", st.RemoteURL, NotActedOn)
+		}
+	} else if st.Type != "influxdb" {
+		for _, k := range []struct{ key, val string }{{"influx_database", st.InfluxDatabase}, {"influx_org", st.InfluxOrg}, {"influx_bucket", st.InfluxBucket}} {
+			if k.val != "" {
+				w.add("storage."+k.key, "%q is %s: storage.type is %s, not influxdb", k.val, NotActedOn, st.Type)
+			}
+		}
 	}
 	return w.problems
 }

@@ -56,7 +56,7 @@ func TestWarnings(t *testing.T) {
 
 func TestInert(t *testing.T) {
 	for key, want := range map[string]bool{
-		"enable_web": true, "web_port": true, "storage.remote_url": true,
+		"enable_web": true, "web_port": true, "storage.remote_url": false,
 		"storage": false, "storage.type": false, "storage.retention_days": false, "storage.local_path": false,
 		"storage.max_disk_mb": false, "storage.interval": false,
 		"alerts": false, "alerts.notification_channels": false, "alerts.config_path": false, "alerts.smtp.host": false,
@@ -135,22 +135,26 @@ func TestDescriptionExampleLoadsWithWarnings(t *testing.T) {
 	}
 }
 
-// The advanced example asks for a remote store, which is not built, and
-// for an email channel without naming a mail server: exactly those are
-// errors, each saying so, all listed at once; everything else in it is
-// accepted.
+// The advanced example asks for a remote store (Prometheus remote write)
+// and for an email channel without naming a mail server: only the channel
+// is an error; the remote store is accepted as written.
 func TestDescriptionAdvancedNamesWhatIsNotBuilt(t *testing.T) {
 	_, ws, err := Check([]byte(descriptionAdvanced), "advanced.yaml", nil)
 	want := []string{
-		`advanced.yaml:3: storage.type: "prometheus": remote storage backends are not built yet (issue 15); use local`,
 		`advanced.yaml:23: alerts.notification_channels[0]: an email channel needs a mail server: set alerts.smtp.host (and alerts.smtp.from)`,
 	}
 	problems(t, err)
 	if err.Error() != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant\n%s", err, strings.Join(want, "\n"))
 	}
-	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web", "storage.remote_url"}) {
+	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web"}) {
 		t.Errorf("warned about %v", got)
+	}
+	// With type local, the remote URL is named as not acted on.
+	local := strings.Replace(descriptionAdvanced, `type: "prometheus"`, `type: "local"`, 1)
+	_, ws, _ = Check([]byte(local), "advanced.yaml", nil)
+	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web", "storage.remote_url"}) {
+		t.Fatalf("warned about %v", got)
 	}
 	if ws[1].Line != 6 {
 		t.Errorf("warning line %d; want 6 (remote_url:)", ws[1].Line)
@@ -186,8 +190,9 @@ performance:
 		`body:2: unknown key "api_prot"; did you mean "api_port"?`,
 		`body:9: performance.threads: want an integer, got "lots"`,
 		`body:1: log_level: "loud" is not one of debug, info, warn, error`,
-		`body:4: storage.type: "influxdb": remote storage backends are not built yet (issue 15); use local`,
 		`body:5: storage.retention_days: 0; keep data for at least 1 day`,
+		`body: storage.remote_url: empty, but storage.type is influxdb; set the backend's URL, e.g. http://influxdb:8086`,
+		`body: storage.influx_database: empty, and so is influx_bucket; set influx_database for InfluxDB 1.x, or influx_org and influx_bucket for 2.x`,
 		`body:7: performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true`,
 		`body:8: performance.enable_lock_free_queues: false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true`,
 	}
