@@ -91,6 +91,9 @@ type Options struct {
 	AlertState AlertState
 	// AlertMetrics are alerting's counters in /metrics; nil: none.
 	AlertMetrics AlertMetrics
+	// Remote is the remote storage writer's counters in /metrics
+	// (netsentry_remote_*); nil: none.
+	Remote RemoteMetrics
 	// Query is the stored history for the Prometheus query API and
 	// /api/v1/metrics/{name}/history (store.NewQueryable); nil: they
 	// answer 503.

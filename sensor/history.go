@@ -13,12 +13,18 @@ import (
 	"github.com/netsentry/netsentry/configs"
 	"github.com/netsentry/netsentry/flowtable"
 	"github.com/netsentry/netsentry/store"
+	"github.com/netsentry/netsentry/store/remote"
 )
 
 // History is the local store the storage.* keys describe: the time series
 // and the flow history, in one pebble database at storage.local_path.
 type History struct {
 	Store *store.Store
+	// Local says whether metric ticks go to Store (storage.local, always
+	// with type local); Remote is the remote backend's writer, nil with
+	// type local. Its queue lives in Store's database.
+	Local  bool
+	Remote *remote.Writer
 	// Flows is the flow history, for queries; FlowSink is its sink.
 	// Close closes it unless FlowSink was called (the exporter closes the
 	// sink, and the sink the flow history).
@@ -32,9 +38,6 @@ type History struct {
 // cannot open, is an error naming the key and the path. A store that was
 // not closed cleanly is opened, and what it recovered is logged.
 func OpenHistory(cfg configs.Storage, log *slog.Logger) (*History, error) {
-	if cfg.Type != "local" {
-		return nil, fmt.Errorf("storage.type %q: remote storage backends are not built yet (issue 15); use local", cfg.Type)
-	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -62,15 +65,46 @@ func OpenHistory(cfg configs.Storage, log *slog.Logger) (*History, error) {
 		st.Close()
 		return nil, fmt.Errorf("storage.local_path %q: open the flow history: %w", dir, err)
 	}
-	return &History{Store: st, Flows: fl, Interval: cfg.Interval.Duration}, nil
+	h := &History{Store: st, Flows: fl, Interval: cfg.Interval.Duration, Local: cfg.Local || !cfg.Remote()}
+	if cfg.Remote() {
+		name := cfg.SensorName
+		if name == "" {
+			if name, err = os.Hostname(); err != nil || name == "" {
+				name = "netsentry"
+			}
+		}
+		h.Remote, err = remote.Open(st.DB(), remote.Options{Backend: cfg.Type, URL: cfg.RemoteURL,
+			Token: cfg.RemoteToken, Username: cfg.RemoteUsername, Password: cfg.RemotePassword,
+			InfluxDatabase: cfg.InfluxDatabase, InfluxOrg: cfg.InfluxOrg, InfluxBucket: cfg.InfluxBucket,
+			Sensor: name, QueueBytes: int64(cfg.RemoteQueueMB) << 20, Logger: log})
+		if err != nil {
+			fl.Close()
+			st.Close()
+			return nil, fmt.Errorf("storage.type %s: %w", cfg.Type, err)
+		}
+		if st := h.Remote.Stats(); st.Queued > 0 {
+			log.Info("remote: samples queued from before the restart", "backend", cfg.Type, "samples", st.Queued)
+		}
+	}
+	return h, nil
+}
+
+// CloseRemote stops the remote writer after its bounded final flush
+// (what it cannot send stays queued on disk); a no-op without one, or
+// the second time. Close calls it too.
+func (h *History) CloseRemote() error {
+	if h.Remote == nil {
+		return nil
+	}
+	return h.Remote.Close()
 }
 
 // Close closes the flow history (unless FlowSink handed it to an
 // exporter: close that first) and the store.
 func (h *History) Close() error {
-	var err error
+	err := h.CloseRemote()
 	if !h.flowsIn {
-		err = h.Flows.Close()
+		err = errors.Join(err, h.Flows.Close())
 	}
 	return errors.Join(err, h.Store.Close())
 }

@@ -80,7 +80,10 @@ type Appender interface {
 // RecorderOptions configure a Recorder.
 type RecorderOptions struct {
 	Metrics MetricsWriter
-	Store   Appender
+	// Store is the local store; Remote the queue of a remote backend
+	// (remote.Writer). Either may be nil, not both.
+	Store  Appender
+	Remote Appender
 	// Interval is the sampling interval (storage.interval); ticks are
 	// aligned to it.
 	Interval time.Duration
@@ -103,8 +106,8 @@ type Recorder struct {
 
 // NewRecorder returns a recorder; Run starts it.
 func NewRecorder(opt RecorderOptions) (*Recorder, error) {
-	if opt.Metrics == nil || opt.Store == nil || opt.Interval <= 0 {
-		return nil, errors.New("new recorder: Metrics, Store and a positive Interval are required")
+	if opt.Metrics == nil || (opt.Store == nil && opt.Remote == nil) || opt.Interval <= 0 {
+		return nil, errors.New("new recorder: Metrics, Store or Remote, and a positive Interval are required")
 	}
 	log := opt.Log
 	if log == nil {
@@ -127,10 +130,21 @@ func (r *Recorder) Tick(now time.Time) error {
 	// and refuses the others; /metrics writes none twice, but a store tick
 	// must not hold duplicates whatever the text.
 	r.samples = dedupe(r.samples)
-	if err := r.opt.Store.Append(now.Truncate(r.opt.Interval), r.samples); err != nil {
-		return fmt.Errorf("append tick: %w", err)
+	ts := now.Truncate(r.opt.Interval)
+	var err1, err2 error
+	if r.opt.Store != nil {
+		if err := r.opt.Store.Append(ts, r.samples); err != nil {
+			err1 = fmt.Errorf("append tick: %w", err)
+		}
 	}
-	return nil
+	// The remote queue takes the tick whatever the local store said: it
+	// only writes to disk, never waits for the backend.
+	if r.opt.Remote != nil {
+		if err := r.opt.Remote.Append(ts, r.samples); err != nil {
+			err2 = fmt.Errorf("queue tick for the remote backend: %w", err)
+		}
+	}
+	return errors.Join(err1, err2)
 }
 
 // dedupe drops every sample whose series came earlier in s.

@@ -207,6 +207,10 @@ func (d *daemon) shutdown(stopBG context.CancelFunc, bgWG *sync.WaitGroup) int {
 	d.exp.GiveUpAt(time.Now().Add(shutdownLimit - 1500*time.Millisecond))
 	stopBG()
 	bgWG.Wait()
+	// The recorder has stopped: the remote writer's bounded final flush
+	// runs beside the rest of the stop; the store closes after it.
+	remoteDone := make(chan error, 1)
+	go func() { remoteDone <- d.hist.CloseRemote() }()
 	if isTerminal(d.stderr) {
 		fmt.Fprint(d.stderr, "\r\033[K")
 	}
@@ -222,6 +226,9 @@ func (d *daemon) shutdown(stopBG context.CancelFunc, bgWG *sync.WaitGroup) int {
 	}
 	d.stopAlerts()
 	expErr := d.exp.Close()
+	if err := <-remoteDone; err != nil {
+		d.log.Warn("remote storage", "err", err)
+	}
 	// After the exporter: the flow history has every flow the capture's
 	// final flush wrote.
 	if err := d.hist.Close(); err != nil {
@@ -257,6 +264,9 @@ func (d *daemon) apiOptions(addr string) httpd.Options {
 	opt := httpd.Options{Listen: addr, Token: cfg.APIToken, ReadToken: cfg.APIReadToken, Version: version, GoVersion: goVersion(),
 		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo,
 		Query: store.NewQueryable(d.hist.Store), Flows: d.hist.Flows}
+	if d.hist.Remote != nil {
+		opt.Remote = d.hist.Remote
+	}
 	d.alertOptions(&opt)
 	return opt
 }
@@ -287,14 +297,27 @@ func (d *daemon) startRecorder(bg context.Context, wg *sync.WaitGroup) error {
 			return err
 		}
 	}
-	rec, err := sensor.NewRecorder(sensor.RecorderOptions{Metrics: mw, Store: d.hist.Store, Interval: d.hist.Interval,
-		Enforce: d.hist.Flows.Enforce, Log: d.log})
+	ro := sensor.RecorderOptions{Metrics: mw, Interval: d.hist.Interval, Enforce: d.hist.Flows.Enforce, Log: d.log}
+	if d.hist.Local {
+		ro.Store = d.hist.Store
+	}
+	if d.hist.Remote != nil {
+		ro.Remote = d.hist.Remote
+	}
+	rec, err := sensor.NewRecorder(ro)
 	if err != nil {
 		return err
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); rec.Run(bg) }()
-	d.log.Info("Storing metrics", "path", d.Config().Storage.LocalPath, "interval", d.hist.Interval)
+	st := d.Config().Storage
+	if d.hist.Local {
+		d.log.Info("Storing metrics", "path", st.LocalPath, "interval", d.hist.Interval)
+	}
+	if d.hist.Remote != nil {
+		d.log.Info("Sending metrics to "+st.Type, "url", st.RemoteURL, "sensor", d.hist.Remote.Sensor(), "interval", d.hist.Interval,
+			"queue_mb", st.RemoteQueueMB)
+	}
 	return nil
 }
 

@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"decode":              {"decode"},
 	"flowtable":           {"decode"},
 	"store":               {"flowtable"},
+	"store/remote":        {"store"},
 	"alerting":            {},
 	"httpd":               {"store", "alerting", "flowtable", "configs", "geo"},
 	"tuning":              {},
