@@ -294,11 +294,15 @@ func (w *Writer) Append(ts time.Time, samples []store.Sample) error {
 	return err
 }
 
-// trimLocked deletes the oldest records not in flight while the queue is
-// past its bound (the newest record always stays).
+// trimLocked deletes the oldest records while the queue is past its
+// bound (the newest record always stays). While a request is in flight
+// it does nothing: the sender trims when the request has ended, so the
+// queue may pass its bound by the ticks of one request's time.
 func (w *Writer) trimLocked() error {
-	k := w.inflight
-	end := k
+	if w.inflight > 0 {
+		return nil
+	}
+	end := 0
 	var bytes int64
 	var samples uint64
 	for end < len(w.metas)-1 && w.bytes-bytes > w.opt.QueueBytes {
@@ -306,16 +310,13 @@ func (w *Writer) trimLocked() error {
 		samples += w.metas[end].samples
 		end++
 	}
-	if end == k {
+	if end == 0 {
 		return nil
 	}
-	if err := w.db.DeleteRange(recKey(w.metas[k].seq), recKey(w.metas[end-1].seq+1), pebble.NoSync); err != nil {
+	if err := w.db.DeleteRange(recKey(w.metas[0].seq), recKey(w.metas[end-1].seq+1), pebble.NoSync); err != nil {
 		return fmt.Errorf("drop from the queue: %w", err)
 	}
-	// Move the records in flight up to the kept ones: k entries, not the
-	// whole queue.
-	copy(w.metas[end-k:end], w.metas[:k])
-	w.metas = w.metas[end-k:]
+	w.metas = w.metas[end:]
 	w.bytes -= bytes
 	w.queued -= samples
 	w.dropped.Add(samples)
@@ -441,33 +442,38 @@ func (w *Writer) run() {
 		out, skipped = w.enc.encode(out, ticks)
 		good := uint64(len(samples) - skipped)
 
-		for len(ticks) > 0 {
+		if len(ticks) > 0 {
 			err := w.post(out)
-			if err == nil {
+			var perm *permanentError
+			switch {
+			case err == nil:
 				w.sent.Add(good)
 				w.lastSent.Store(time.Now().UnixNano())
 				if lastErr != "" {
 					w.log.Info("remote: sending again")
 					lastErr = ""
 				}
-				break
-			}
-			var perm *permanentError
-			if errors.As(err, &perm) {
+			case errors.As(err, &perm):
 				bad += good
 				w.log.Error("remote: samples refused by the backend; not sent again", "samples", good, "err", err)
-				break
-			}
-			w.retried.Add(good)
-			if msg := err.Error(); msg != lastErr {
-				w.log.Warn("remote: send failed; retrying with backoff", "err", err)
-				lastErr = msg
-			}
-			if w.stopping() || !w.sleep(&backoff) {
+			default:
+				// Sent again from the queue after the backoff; meanwhile
+				// the queue may drop its oldest, this batch included.
+				w.retried.Add(good)
+				if msg := err.Error(); msg != lastErr {
+					w.log.Warn("remote: send failed; retrying with backoff", "err", err)
+					lastErr = msg
+				}
 				w.mu.Lock()
 				w.inflight = 0
+				if err := w.trimLocked(); err != nil {
+					w.log.Error("remote: trim the queue", "err", err)
+				}
 				w.mu.Unlock()
-				return
+				if w.stopping() || !w.sleep(&backoff) {
+					return
+				}
+				continue
 			}
 		}
 		backoff = w.opt.MinBackoff
@@ -485,6 +491,9 @@ func (w *Writer) run() {
 			w.metas = nil // let the backing array go
 		}
 		w.inflight = 0
+		if err := w.trimLocked(); err != nil {
+			w.log.Error("remote: trim the queue", "err", err)
+		}
 		w.mu.Unlock()
 		clear(samples) // no strings kept alive
 	}
