@@ -166,8 +166,9 @@ func (s *Server) capturePost(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, captureOut(st))
 }
 
-// Redacted stands for a set api_token, api_read_token or
-// alerts.smtp.password in GET /api/v1/config; a PUT that sends it back
+// Redacted stands for a set api_token, api_read_token,
+// alerts.smtp.password, storage.remote_token or storage.remote_password
+// in GET /api/v1/config; a PUT that sends it back
 // keeps that secret in force.
 const Redacted = "<redacted>"
 
@@ -182,6 +183,12 @@ func configJSON(c configs.Config) (map[string]any, error) {
 	}
 	if c.Alerts.SMTP.Password != "" {
 		c.Alerts.SMTP.Password = Redacted
+	}
+	if c.Storage.RemoteToken != "" {
+		c.Storage.RemoteToken = Redacted
+	}
+	if c.Storage.RemotePassword != "" {
+		c.Storage.RemotePassword = Redacted
 	}
 	y, err := configs.Encode(c)
 	if err != nil {
@@ -234,6 +241,12 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 	c, warns, db, err := geo.CheckConfig(body, "request body", func(c *configs.Config) {
 		if c.Alerts.SMTP.Password == Redacted {
 			c.Alerts.SMTP.Password = s.opt.Config.Config().Alerts.SMTP.Password
+		}
+		if c.Storage.RemoteToken == Redacted {
+			c.Storage.RemoteToken = s.opt.Config.Config().Storage.RemoteToken
+		}
+		if c.Storage.RemotePassword == Redacted {
+			c.Storage.RemotePassword = s.opt.Config.Config().Storage.RemotePassword
 		}
 		if c.APIToken == Redacted || c.APIReadToken == Redacted {
 			cur := s.opt.Config.Config()

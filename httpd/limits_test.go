@@ -512,3 +512,42 @@ func TestSMTPPasswordRedacted(t *testing.T) {
 		t.Errorf("after PUT of the redacted password: %q %q", got.Alerts.SMTP.Password, got.LogLevel)
 	}
 }
+
+// TestRemoteSecretsRedacted: GET /api/v1/config shows a set
+// storage.remote_token and storage.remote_password as Redacted, and a PUT
+// that sends them back keeps them.
+func TestRemoteSecretsRedacted(t *testing.T) {
+	const tok, pw = "remote-token-123", "remote-pass-456"
+	ts := newTestServerWith(t, func(o *httpd.Options) {})
+	ts.config.mu.Lock()
+	ts.config.cfg.Storage.RemoteToken = tok
+	ts.config.mu.Unlock()
+	check := func(key, secret string) {
+		r := ts.do("GET", "/api/v1/config", "", nil)
+		cfg := ts.check("/api/v1/config", "GET", r)
+		if bytes.Contains(r.body, []byte(secret)) {
+			t.Fatalf("GET config shows storage.%s", key)
+		}
+		st, _ := cfg["storage"].(map[string]any)
+		if st[key] != httpd.Redacted {
+			t.Fatalf("storage.%s = %v, want %q", key, st[key], httpd.Redacted)
+		}
+		cfg["log_level"] = "warn"
+		body, _ := json.Marshal(cfg)
+		if r = ts.do("PUT", "/api/v1/config", "application/json", body); r.status != 200 {
+			t.Fatalf("PUT: %d %s", r.status, r.body)
+		}
+	}
+	check("remote_token", tok)
+	if got := ts.config.Config(); got.Storage.RemoteToken != tok {
+		t.Errorf("after PUT of the redacted token: %q", got.Storage.RemoteToken)
+	}
+	ts.config.mu.Lock()
+	ts.config.cfg.Storage.RemoteToken = ""
+	ts.config.cfg.Storage.RemoteUsername, ts.config.cfg.Storage.RemotePassword = "u", pw
+	ts.config.mu.Unlock()
+	check("remote_password", pw)
+	if got := ts.config.Config(); got.Storage.RemotePassword != pw {
+		t.Errorf("after PUT of the redacted password: %q", got.Storage.RemotePassword)
+	}
+}
