@@ -40,7 +40,8 @@
 // # Keys
 //
 // 0x01..0x1f: time series (series index 0x01, chunks 0x10, partition
-// members 0x11, head records 0x12, rollups 0x14; see store.go). 0x20..0x2f: flow history. 0x7f:
+// members 0x11, head records 0x12, rollups 0x14; see store.go). 0x20..0x2f: flow history.
+// 0x30..0x3f: the remote send queue (package store/remote, through DB). 0x7f:
 // store metadata (format marker, clean-close marker, cut marker).
 //
 // # Threading and lifetimes

@@ -105,7 +105,8 @@ performance:
 	rc, lines := checkConfig(t, "--config", path)
 	want := []string{
 		path + `:4: unknown key "storage.retention_dayz"; did you mean "retention_days"?`,
-		path + `:3: storage.type: "influxdb": remote storage backends are not built yet (issue 15); use local`,
+		path + `: storage.remote_url: empty, but storage.type is influxdb; set the backend's URL, e.g. http://influxdb:8086`,
+		path + `: storage.influx_database: empty, and so is influx_bucket; set influx_database for InfluxDB 1.x, or influx_org and influx_bucket for 2.x`,
 		path + `:11: alerts.notification_channels[0]: an email channel needs a mail server: set alerts.smtp.host (and alerts.smtp.from)`,
 		path + `:14: performance.use_zero_copy: false is not supported: the capture always reads packets in place from a memory-mapped TPACKET_V3 ring; remove the key or set it to true`,
 		path + fmt.Sprintf(`: network_analysis.geoip_db: cannot read %q as a MaxMind database: open %s: no such file or directory`, missing, missing),

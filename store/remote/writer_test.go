@@ -215,19 +215,19 @@ func TestInfluxV2(t *testing.T) {
 		switch {
 		case r.Method != http.MethodPost || r.URL.Path != "/prefix/api/v2/write":
 			bad.Store(r.Method + " " + r.URL.Path)
-			http.Error(w, "not found", 404)
+			http.Error(w, "not found", http.StatusNotFound)
 			return
 		case r.Header.Get("Authorization") != "Token s3cret":
-			http.Error(w, `{"code":"unauthorized"}`, 401)
+			http.Error(w, `{"code":"unauthorized"}`, http.StatusUnauthorized)
 			return
 		case q.Get("org") != "my org" || q.Get("bucket") != "bucket1" || q.Get("precision") != "ms":
 			bad.Store("query " + r.URL.RawQuery)
-			http.Error(w, "bad query", 400)
+			http.Error(w, "bad query", http.StatusBadRequest)
 			return
 		}
 		resp, err := http.Post(influx.base+"/write?"+url.Values{"db": {q.Get("bucket")}, "precision": {"ms"}}.Encode(), "text/plain", r.Body)
 		if err != nil {
-			http.Error(w, err.Error(), 503)
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		b, _ := io.ReadAll(resp.Body)
