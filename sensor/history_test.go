@@ -169,3 +169,39 @@ func TestOpenHistoryIntervalBounds(t *testing.T) {
 		h.Close()
 	}
 }
+
+// TestOpenHistoryRemote: a remote type opens the writer on the store's
+// database, named by the host name unless sensor_name is set; its queue
+// outlives a close and open; storage.local false keeps ticks out of the
+// local store.
+func TestOpenHistoryRemote(t *testing.T) {
+	dir := t.TempDir()
+	c := storageConfig(dir)
+	c.Type, c.RemoteURL = "victoriametrics", "http://127.0.0.1:1" // nothing listens there
+	h, err := OpenHistory(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if h.Remote == nil || !h.Local || h.Remote.Sensor() != host {
+		t.Fatalf("remote %v, local %v, sensor %q (host %q)", h.Remote, h.Local, h.Remote.Sensor(), host)
+	}
+	if err := h.Remote.Append(time.Now(), []store.Sample{{Name: "netsentry_x", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("close took %s with the backend down", d)
+	}
+	c.Local, c.SensorName = false, "tap-1"
+	if h, err = OpenHistory(c, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if h.Local || h.Remote.Sensor() != "tap-1" || h.Remote.Stats().Queued != 1 {
+		t.Errorf("local %v, sensor %q, queued %d; want false, tap-1, 1", h.Local, h.Remote.Sensor(), h.Remote.Stats().Queued)
+	}
+}

@@ -3,6 +3,7 @@ package sensor
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -181,6 +182,49 @@ func TestRecorderTicks(t *testing.T) {
 	}
 	if len(m.ts) != 1 || !m.ts[0].Equal(time.Date(2026, 12, 3, 15, 0, 5, 0, time.UTC)) || m.n[0] != n {
 		t.Errorf("stored %v with %v samples; want one tick at 15:00:05 with %d", m.ts, m.n, n)
+	}
+}
+
+type failAppender struct{}
+
+func (failAppender) Append(time.Time, []store.Sample) error { return errors.New("disk full") }
+
+// TestRecorderRemote: the remote queue gets the same tick as the local
+// store, also when the local store fails, and alone with storage.local
+// false.
+func TestRecorderRemote(t *testing.T) {
+	s, _ := newTestSensor(t, nil)
+	api, err := httpd.New(httpd.Options{Listen: "127.0.0.1:0", Sensor: s, Config: fixedConfig{}, Host: fakeHost{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 3, 15, 0, 7, 300, time.UTC)
+	var local, rem memAppender
+	r, err := NewRecorder(RecorderOptions{Metrics: api, Store: &local, Remote: &rem, Interval: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tick(at); err != nil {
+		t.Fatal(err)
+	}
+	if len(rem.ts) != 1 || !rem.ts[0].Equal(local.ts[0]) || rem.n[0] != local.n[0] || rem.n[0] == 0 {
+		t.Errorf("remote got %v %v, local %v %v", rem.ts, rem.n, local.ts, local.n)
+	}
+	var rem2 memAppender
+	r, _ = NewRecorder(RecorderOptions{Metrics: api, Store: failAppender{}, Remote: &rem2, Interval: 5 * time.Second})
+	if err := r.Tick(at); err == nil || !strings.Contains(err.Error(), "disk full") || len(rem2.ts) != 1 {
+		t.Errorf("local store failing: %v, remote got %d ticks", err, len(rem2.ts))
+	}
+	var rem3 memAppender
+	r, err = NewRecorder(RecorderOptions{Metrics: api, Remote: &rem3, Interval: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tick(at); err != nil || len(rem3.ts) != 1 {
+		t.Errorf("remote alone: %v, %d ticks", err, len(rem3.ts))
+	}
+	if _, err := NewRecorder(RecorderOptions{Metrics: api, Interval: time.Second}); err == nil {
+		t.Error("a recorder with neither store nor remote was made")
 	}
 }
 
