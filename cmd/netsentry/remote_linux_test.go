@@ -33,8 +33,9 @@ func remoteFreePort(t *testing.T) string {
 }
 
 // Two sensors (two daemons, each with its own store and sensor_name)
-// ship their metrics to one VictoriaMetrics: the series are kept apart by
-// the sensor label, a sum() across them counts both, and each sensor's
+// ship their metrics to one VictoriaMetrics, which is stopped for a while;
+// both daemons are restarted while it is down. The series are kept apart
+// by the sensor label, a sum() across them counts both, and each sensor's
 // series in VictoriaMetrics are exactly the points of its own local store.
 func TestTwoSensorsOneVictoriaMetrics(t *testing.T) {
 	bin := buildBinary(t)
@@ -43,25 +44,34 @@ func TestTwoSensorsOneVictoriaMetrics(t *testing.T) {
 	}
 	vmPort := remoteFreePort(t)
 	vmURL := "http://127.0.0.1:" + vmPort
-	vm := exec.Command("victoria-metrics", "-storageDataPath="+t.TempDir(), "-httpListenAddr=127.0.0.1:"+vmPort,
-		"-retentionPeriod=100y", "-loggerLevel=ERROR", "-search.latencyOffset=0s", "-search.disableCache", "-dedup.minScrapeInterval=1ms")
-	vm.Stderr = os.Stderr
-	if err := vm.Start(); err != nil {
-		t.Fatal(err)
+	vmDir := t.TempDir()
+	var vm *exec.Cmd
+	startVM := func() {
+		vm = exec.Command("victoria-metrics", "-storageDataPath="+vmDir, "-httpListenAddr=127.0.0.1:"+vmPort,
+			"-retentionPeriod=100y", "-loggerLevel=ERROR", "-search.latencyOffset=0s", "-search.disableCache", "-dedup.minScrapeInterval=1ms")
+		vm.Stderr = os.Stderr
+		if err := vm.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitHTTP(t, vmURL+"/health")
 	}
+	stopVM := func() {
+		vm.Process.Signal(syscall.SIGTERM)
+		vm.Wait()
+	}
+	startVM()
 	t.Cleanup(func() { vm.Process.Kill(); vm.Wait() })
-	waitHTTP(t, vmURL+"/health")
 
 	type sensorProc struct {
-		name, dir, api string
-		cmd            *exec.Cmd
-		stderr         strings.Builder
+		name, dir, api, cfg string
+		cmd                 *exec.Cmd
+		stderr              strings.Builder
 	}
 	var sensors []*sensorProc
 	rules := t.TempDir()
 	for _, name := range []string{"tap-a", "tap-b"} {
-		s := &sensorProc{name: name, dir: t.TempDir(), api: remoteFreePort(t)}
-		cfg := filepath.Join(t.TempDir(), "netsentry.yaml")
+		s := &sensorProc{name: name, dir: t.TempDir(), api: remoteFreePort(t), cfg: filepath.Join(t.TempDir(), "netsentry.yaml")}
+		cfg := s.cfg
 		text := fmt.Sprintf(`enable_packet_capture: false
 enable_web: false
 api_port: %s
@@ -77,18 +87,55 @@ storage:
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s.cmd = exec.Command(bin, "--config", cfg)
-		s.cmd.Stdout, s.cmd.Stderr = io.Discard, &s.stderr
-		if err := s.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.cmd.Process.Kill(); s.cmd.Wait() })
 		sensors = append(sensors, s)
 	}
-	for _, s := range sensors {
-		waitHTTP(t, "http://127.0.0.1:"+s.api+"/healthz")
+	start := func() {
+		for _, s := range sensors {
+			s.stderr.Reset()
+			s.cmd = exec.Command(bin, "--config", s.cfg)
+			s.cmd.Stdout, s.cmd.Stderr = io.Discard, &s.stderr
+			if err := s.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmd := s.cmd
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		}
+		for _, s := range sensors {
+			waitHTTP(t, "http://127.0.0.1:"+s.api+"/healthz")
+		}
 	}
-	time.Sleep(5 * time.Second)
+	stop := func(limit time.Duration) {
+		for _, s := range sensors {
+			s.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		for _, s := range sensors {
+			start := time.Now()
+			if err := s.cmd.Wait(); err != nil {
+				t.Fatalf("%s: exit: %v\n%s", s.name, err, s.stderr.String())
+			}
+			if d := time.Since(start); d > limit {
+				t.Errorf("%s took %s to stop", s.name, d)
+			}
+			t.Logf("%s stopped in %s", s.name, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	start()
+	time.Sleep(4 * time.Second)
+	// VictoriaMetrics goes down; the sensors queue, are restarted while it
+	// is down (a stop that does not wait for it), and send the queue once
+	// it is back.
+	stopVM()
+	time.Sleep(4 * time.Second)
+	stop(4 * time.Second)
+	start()
+	for _, s := range sensors {
+		if !strings.Contains(s.stderr.String(), "samples queued from before the restart") {
+			t.Errorf("%s: the restart found no queue:\n%s", s.name, s.stderr.String())
+		}
+	}
+	time.Sleep(2 * time.Second)
+	startVM()
+	time.Sleep(4 * time.Second)
 	// /metrics counts what was sent.
 	for _, s := range sensors {
 		resp, err := http.Get("http://127.0.0.1:" + s.api + "/metrics")
@@ -102,16 +149,7 @@ storage:
 			t.Errorf("%s: /metrics has no samples sent:\n%s", s.name, grepLines(string(b), "netsentry_remote_"))
 		}
 	}
-	for _, s := range sensors {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, s := range sensors {
-		start := time.Now()
-		if err := s.cmd.Wait(); err != nil {
-			t.Fatalf("%s: exit: %v\n%s", s.name, err, s.stderr.String())
-		}
-		t.Logf("%s stopped in %s", s.name, time.Since(start).Round(time.Millisecond))
-	}
+	stop(5 * time.Second)
 
 	// Each sensor's local store is the oracle. A tick its final flush did
 	// not send is still queued: a writer on the same store sends it (as
