@@ -18,6 +18,8 @@ DEB_PKGS  += prometheus wrk
 DEB_PKGS  += prometheus-alertmanager
 # victoria-metrics: the peer of make bench-store.
 DEB_PKGS  += victoria-metrics
+# softflowd, argus-server: the flow-meter peers of make bench-live (netsniff-ng's trafgen sends).
+DEB_PKGS  += softflowd argus-server
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 .PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api bench-store install clean
