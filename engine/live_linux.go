@@ -427,6 +427,7 @@ func (l *Live) drain(q *liveQueue) bool {
 			if last == 0 {
 				last = time.Now().UnixNano()
 			}
+			q.w.Shard().Pressure(r.backlog())
 			q.w.EndBatch(last)
 			busy = true
 		}

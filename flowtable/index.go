@@ -1,5 +1,7 @@
 package flowtable
 
+import "github.com/netsentry/netsentry/decode"
+
 // The flow index: open addressing over buckets of one cache line each.
 // A bucket holds the 32-bit hashes (tags) of up to bucketWays flows beside
 // their slab slots, so a lookup reads one line of tags and then only the
@@ -83,7 +85,35 @@ func (s *Shard) unplace(i, h uint32) {
 	panic("BUG: flow entry missing from the index")
 }
 
-// touch reads the index bucket of hash h and reports one of its words, so
-// that the caller can keep the load alive (see Shard.Prefetch): the line is
-// on its way to the cache while the caller decodes further frames.
-func (s *Shard) touch(h uint32) uint32 { return s.index[h&s.mask].tags[0] }
+// Prefetch computes the hash of p's flow and reads (touches) its index
+// bucket, so that the line is on its way to the cache while the caller
+// decodes further frames; it returns the hash for PrefetchEntry and a word
+// of the bucket, which the caller must use (add it to a sum it keeps) so
+// that the load is not optimised away. A frame without a flow of its own
+// (fragments, no transport header) gets hash 0. It changes nothing.
+func (s *Shard) Prefetch(p *decode.Packet) (h, touched uint32) {
+	if !p.HasFlow || p.IsFragment {
+		return 0, 0
+	}
+	var k Key
+	makeKey(&p.Flow, p.VLAN, p.InnerVLAN, &k)
+	h = k.hash() | tagBit
+	return h, s.index[h&s.mask].tags[0]
+}
+
+// PrefetchEntry reads the entry of the first flow in hash h's home bucket
+// whose tag matches (after Prefetch brought the bucket in), returning a
+// word of it for the caller to keep; 0 when there is none. It changes
+// nothing.
+func (s *Shard) PrefetchEntry(h uint32) uint32 {
+	if h == 0 {
+		return 0
+	}
+	bk := &s.index[h&s.mask]
+	for w := range bucketWays {
+		if bk.tags[w] == h {
+			return uint32(s.slot(bk.slots[w]).pkts[0])
+		}
+	}
+	return 0
+}

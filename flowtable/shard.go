@@ -157,6 +157,16 @@ type Stats struct {
 	// FragSourcesEvicted counts sources dropped from the fragment-anomaly
 	// table to make room.
 	FragSourcesEvicted uint64
+
+	// Overload degradation (degrade.go): the current level, how often each
+	// level was entered, flows that got no detection state because of it,
+	// new connections not fed to the scan tracker, and flows ended by the
+	// emergency timeouts.
+	DegradedMode      Mode
+	DegradedEntered   [NumModes]uint64
+	DegradedDetect    uint64
+	DegradedScan      uint64
+	DegradedEmergency uint64
 }
 
 // Shard is one worker's flow table. It has a single owner: every method must
@@ -190,6 +200,11 @@ type Shard struct {
 	// packet came from the flow's initiator.
 	last         uint32
 	lastFromInit bool
+	// Overload degradation (degrade.go).
+	mode      Mode
+	calmSince int64  // packet time the level was last confirmed
+	evictSeen uint64 // FlowsEvicted at the last Pressure
+	scanTick  uint32
 }
 
 // New returns an empty shard. onEnd, if not nil, receives ended flows in
@@ -272,6 +287,7 @@ func (s *Shard) Stats() Stats {
 	st.HostsOverflow = s.hosts.overflow
 	st.ScanEvicted = s.scan.Stats().Evicted
 	st.FragSourcesEvicted = s.frags.anom.evicted
+	st.DegradedMode = s.mode
 	return st
 }
 
@@ -447,6 +463,11 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 			// guess (made from the initiator's view, as Feed would) stands,
 			// so a flood of SYNs holds no detection state.
 			if pl := p.Payload(frame); len(pl) > 0 || e.det != 0 {
+				if e.det == 0 && s.mode >= ModeNoDetect {
+					s.stats.DegradedDetect++
+					e.appDone = true // degraded: port guess only
+					return
+				}
 				if e.det == 0 && !s.takeApp(e) {
 					e.appDone = true // degraded: port guess only
 					return
@@ -572,6 +593,12 @@ func (s *Shard) started(e *entry, ts int64) {
 	}
 	if j := e.host[res]; j != 0 {
 		s.hosts.at(j).FlowsAnswered++
+	}
+	if s.mode >= ModeScanSample {
+		if s.scanTick++; s.scanTick%scanSampleEvery != 0 {
+			s.stats.DegradedScan++
+			return
+		}
 	}
 	s.scan.Connection(src, k.IPVersion, dst, dport, k.Proto, ts)
 }
@@ -813,6 +840,9 @@ func (s *Shard) Expire(now int64) {
 		s.now = now
 	}
 	now = s.now
+	if s.mode >= ModeEmergency {
+		s.emergencyExpire(now)
+	}
 	for q := range s.queues {
 		l := &s.queues[q]
 		for l.head != 0 {
