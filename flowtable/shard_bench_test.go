@@ -45,6 +45,13 @@ func benchPackets(n int, flood bool) []decode.Packet {
 // daemon's default) and maxFlows slots; prefill fills the table with other
 // flows first, so that every new flow evicts one.
 func benchShard(b *testing.B, ps []decode.Packet, maxFlows int, prefill bool) {
+	benchShardBatch(b, ps, maxFlows, prefill, 1)
+}
+
+// benchShardBatch is benchShard with the packets handed over batch at a
+// time in engine.Worker.HandleBatch's passes (Prefetch, PrefetchEntry,
+// Packet); batch 1 is frame by frame.
+func benchShardBatch(b *testing.B, ps []decode.Packet, maxFlows int, prefill bool, batch int) {
 	cfg := Config{MaxFlows: maxFlows, Detect: true, MaxHosts: 1 << 17}
 	s, err := New(cfg, func([]Record) {})
 	if err != nil {
@@ -66,8 +73,20 @@ func benchShard(b *testing.B, ps []decode.Packet, maxFlows int, prefill bool) {
 	b.ResetTimer()
 	cpu0 := cpuNanos()
 	ts := int64(2)
+	var hs [64]uint32
+	var touched uint32
 	for i := 0; i < b.N; i++ {
 		k := i % len(ps)
+		if batch > 1 && k%batch == 0 && k+batch <= len(ps) {
+			for j := range batch {
+				h, v := s.Prefetch(&ps[k+j])
+				hs[j] = h
+				touched += v
+			}
+			for j := range batch {
+				touched += s.PrefetchEntry(hs[j])
+			}
+		}
 		s.Packet(&ps[k], nil, ts)
 		if k == len(ps)-1 {
 			ts++
@@ -80,6 +99,9 @@ func benchShard(b *testing.B, ps []decode.Packet, maxFlows int, prefill bool) {
 		if i&1023 == 1023 {
 			s.Expire(ts)
 		}
+	}
+	if touched == 1 {
+		b.Log("") // keep the loads
 	}
 	// CPU time rather than wall time: the machines are shared.
 	b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op")
@@ -99,6 +121,8 @@ func BenchmarkFlood(b *testing.B) {
 	ps := benchPackets(1<<20, true)
 	b.Run("room", func(b *testing.B) { benchShard(b, ps, 1<<21, false) })
 	b.Run("full", func(b *testing.B) { benchShard(b, ps, 1<<17, true) })
+	b.Run("room-batch32", func(b *testing.B) { benchShardBatch(b, ps, 1<<21, false, 32) })
+	b.Run("full-batch32", func(b *testing.B) { benchShardBatch(b, ps, 1<<17, true, 32) })
 }
 
 // BenchmarkSteady: 65,536 recurring TCP and 65,536 UDP flows, alone in a
@@ -108,6 +132,8 @@ func BenchmarkSteady(b *testing.B) {
 	ps := benchPackets(1<<17, false)
 	b.Run("room", func(b *testing.B) { benchShard(b, ps, 1<<20, false) })
 	b.Run("full", func(b *testing.B) { benchShard(b, ps, 1<<18, true) })
+	b.Run("room-batch32", func(b *testing.B) { benchShardBatch(b, ps, 1<<20, false, 32) })
+	b.Run("full-batch32", func(b *testing.B) { benchShardBatch(b, ps, 1<<18, true, 32) })
 }
 
 func flood(ps []decode.Packet) bool { return ps[0].Flow.SrcPort != ps[2].Flow.SrcPort-1 }

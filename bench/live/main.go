@@ -124,7 +124,8 @@ func main() {
 		// listens on inside the namespace; up to 1M flows.
 		{"softflowd", []string{"softflowd", "-d", "-i", "c0", "-n", "127.0.0.1:9995", "-v", "9", "-m", "1048576",
 			"-B", strconv.Itoa(*ringMB << 20), "-c", ctl, "-p", filepath.Join(dir, "softflowd.pid")}},
-		{"argus", []string{"argus", "-i", "c0", "-w", "/dev/null", "-X"}},
+		// -X (no configuration file) must come first: it resets the options before it.
+		{"argus", []string{"argus", "-X", "-i", "c0", "-w", "/dev/null"}},
 	}
 	var capturers []capturer
 	for _, c := range all {
@@ -224,6 +225,8 @@ func measure(c capturer, tg, ctl, sender, capCPU string) (result, error) {
 	if err := cmd.Start(); err != nil {
 		return res, err
 	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
 	time.Sleep(1500 * time.Millisecond) // let it start and open its ring
 	before := rxPackets()
 	cpu0 := procCPU(cmd.Process.Pid)
@@ -244,9 +247,12 @@ func measure(c capturer, tg, ctl, sender, capCPU string) (result, error) {
 		out, _ := exec.Command("ip", "netns", "exec", ns, "softflowctl", "-c", ctl, "statistics").CombinedOutput()
 		stats = string(out)
 	}
+	select {
+	case <-done:
+		return res, fmt.Errorf("%s exited before it was stopped: %s%s", c.name, stdout.String(), stderr.String())
+	default:
+	}
 	cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
