@@ -68,3 +68,17 @@ func TestHandleBatchAllocs(t *testing.T) {
 		t.Errorf("%v allocations per pass of %d frames, want 0", a, len(data))
 	}
 }
+
+// BenchmarkHandleBatch is BenchmarkHandle's frames in batches of
+// BatchFrames.
+func BenchmarkHandleBatch(b *testing.B) {
+	data, wire, link, ts := frames(b, "ndpi-1kxun.pcap")
+	sh, _ := flowtable.New(flowtable.Config{}, func([]flowtable.Record) {})
+	w := NewWorker(sh)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += BatchFrames {
+		j := i % (len(data) - BatchFrames)
+		w.HandleBatch(data[j:j+BatchFrames], wire[j:j+BatchFrames], ts[j:j+BatchFrames], link[j])
+	}
+}

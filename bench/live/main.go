@@ -64,6 +64,7 @@ var (
 	runs      = flag.Int("runs", 3, "repetitions per capturer and traffic shape")
 	ringMB    = flag.Int("ring-mb", 32, "ring memory given to every capturer, MiB")
 	only      = flag.String("only", "", "comma-separated capturers to run (default all)")
+	baseline  = flag.String("baseline", "", "a second NetSentry binary (e.g. the previous build) measured as netsentry-base in the same runs")
 	shapesArg = flag.String("shapes", "flood,steady", "traffic shapes to run")
 )
 
@@ -126,6 +127,13 @@ func main() {
 			"-B", strconv.Itoa(*ringMB << 20), "-c", ctl, "-p", filepath.Join(dir, "softflowd.pid")}},
 		// -X (no configuration file) must come first: it resets the options before it.
 		{"argus", []string{"argus", "-X", "-i", "c0", "-w", "/dev/null"}},
+	}
+	if *baseline != "" {
+		base, err := filepath.Abs(*baseline)
+		if err != nil {
+			fatal("%v", err)
+		}
+		all = append(all[:1], append([]capturer{{"netsentry-base", []string{base, "--interface", "c0", "--config", cfg, "--flows-out", "/dev/null"}}}, all[1:]...)...)
 	}
 	var capturers []capturer
 	for _, c := range all {
@@ -264,7 +272,7 @@ func measure(c capturer, tg, ctl, sender, capCPU string) (result, error) {
 	var err error
 	res.known = true
 	switch c.name {
-	case "netsentry":
+	case "netsentry", "netsentry-base":
 		res.seen, err = grab(out, `Packets captured: (\d+)`)
 		res.drops, _ = grab(out, `Queue 0: \d+ packets, (\d+) kernel drops`)
 	case "tcpdump":
@@ -347,13 +355,13 @@ func span(rs []result, f func(result) float64) (lo, hi float64) {
 
 func report(shape string, all map[string][]result, order []string) {
 	fmt.Printf("\n%s (64-byte frames), %d runs of %s; ranges min-max\n", shape, *runs, *duration)
-	fmt.Printf("%-11s %-15s %-15s %-13s %-13s %s\n", "capturer", "delivered Mpps", "captured Mpps", "kernel drops %", "CPU-s/Mpkt", "CPU/pkt vs tcpdump (median)")
+	fmt.Printf("%-14s %-15s %-15s %-13s %-13s %s\n", "capturer", "delivered Mpps", "captured Mpps", "kernel drops %", "CPU-s/Mpkt", "CPU/pkt vs tcpdump (median)")
 	secs := duration.Seconds()
 	ref := median(all["tcpdump"], result.cpuPerM)
 	for _, name := range order {
 		rs := all[name]
 		if len(rs) == 0 {
-			fmt.Printf("%-11s (no result)\n", name)
+			fmt.Printf("%-14s (no result)\n", name)
 			continue
 		}
 		dl, dh := span(rs, func(r result) float64 { return float64(r.delivered) / secs / 1e6 })
@@ -373,7 +381,7 @@ func report(shape string, all map[string][]result, order []string) {
 		if ref > 0 {
 			ratio = fmt.Sprintf("%.2fx", median(rs, result.cpuPerM)/ref)
 		}
-		fmt.Printf("%-11s %-15s %-15s %-13s %-13s %s\n", name, fmt.Sprintf("%.3f-%.3f", dl, dh), capt, drops, fmt.Sprintf("%.3f-%.3f", cl, ch), ratio)
+		fmt.Printf("%-14s %-15s %-15s %-13s %-13s %s\n", name, fmt.Sprintf("%.3f-%.3f", dl, dh), capt, drops, fmt.Sprintf("%.3f-%.3f", cl, ch), ratio)
 	}
 }
 
