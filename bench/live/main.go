@@ -113,9 +113,11 @@ func main() {
 		fatal("%v", err)
 	}
 	defer os.RemoveAll(dir)
-	cfg := filepath.Join(dir, "netsentry.yaml")
-	// performance.ring_size_mb sizes the rings (see cmd/netsentry/live.go).
-	os.WriteFile(cfg, []byte(fmt.Sprintf("performance:\n  threads: 1\n  memory_limit_mb: %d\n  ring_size_mb: %d\nnetwork_analysis:\n  capture_snaplen: 65535\n", *ringMB*8, *ringMB)), 0o644)
+	// NetSentry's configuration is written per run (configFile): its own
+	// store directory each time, so that no other NetSentry on the machine,
+	// nor the previous run still closing its store, holds the store's lock.
+	cfg := "CONFIG"
+	runDir = dir
 	sender, capCPU := cpus()
 	ctl := filepath.Join(dir, "softflowd.ctl")
 	all := []capturer{
@@ -225,10 +227,34 @@ func rxPackets() uint64 {
 	return v
 }
 
+// runDir holds the per-run files; runs numbers them.
+var (
+	runDir   string
+	runCount int
+)
+
+// configFile writes a NetSentry configuration for one run: the default
+// but one worker, memory_limit_mb 8× the ring, the ring of -ring-mb, and a
+// store of its own.
+func configFile() string {
+	runCount++
+	p := filepath.Join(runDir, fmt.Sprintf("netsentry-%d.yaml", runCount))
+	// performance.ring_size_mb sizes the rings (see cmd/netsentry/live.go).
+	os.WriteFile(p, []byte(fmt.Sprintf("performance:\n  threads: 1\n  memory_limit_mb: %d\n  ring_size_mb: %d\nnetwork_analysis:\n  capture_snaplen: 65535\nstorage:\n  local_path: %q\n",
+		*ringMB*8, *ringMB, filepath.Join(runDir, fmt.Sprintf("store-%d", runCount)))), 0o644)
+	return p
+}
+
 func measure(c capturer, tg, ctl, sender, capCPU string) (result, error) {
 	var res result
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "taskset", "-c", capCPU}, c.args...)...)
+	args := append([]string{"netns", "exec", ns, "taskset", "-c", capCPU}, c.args...)
+	for i, a := range args {
+		if a == "CONFIG" {
+			args[i] = configFile()
+		}
+	}
+	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		return res, err
