@@ -71,8 +71,12 @@ fuzz:
 bench: deps build
 	$(GO) run ./bench/replay -netsentry $(BIN)
 
+# bench-live: flood and steady 64-byte traffic from trafgen on a veth pair,
+# NetSentry beside tcpdump, softflowd and argus, 3 runs each (about 6 min);
+# BENCH_LIVE_ARGS="-baseline OLD_BINARY" adds an older build to the runs.
+BENCH_LIVE_ARGS ?=
 bench-live: deps build
-	$(GO) run ./bench/live -netsentry $(BIN)
+	$(GO) run ./bench/live -netsentry $(BIN) $(BENCH_LIVE_ARGS)
 
 # bench-api: wrk against /api/v1/network/connections?limit=100 with 100k
 # active flows while capturing, beside a trivial fasthttp handler; idle RSS.
