@@ -17,6 +17,10 @@
 // /proc/PID/stat); it prints ranges and the ratio of each
 // capturer's CPU per packet to tcpdump's.
 //
+// -baseline OLD_BINARY measures an older NetSentry build as netsentry-base
+// in the same runs (before and after side by side). Each NetSentry run gets
+// its own configuration and store directory.
+//
 // trafgen runs on the first allowed CPU, the capturer on the second: with
 // 2 cores the sender and the kernel's receive path share one core, so the
 // delivered rate is what one core can push through a veth.
