@@ -20,6 +20,8 @@ DEB_PKGS  += prometheus-alertmanager
 DEB_PKGS  += victoria-metrics
 # influxdb: the InfluxDB 1.x server the remote-storage tests write to (line protocol) and query back (InfluxQL).
 DEB_PKGS  += influxdb
+# softflowd, argus-server: the flow-meter peers of make bench-live (netsniff-ng's trafgen sends).
+DEB_PKGS  += softflowd argus-server
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 .PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api bench-store install clean
@@ -71,8 +73,12 @@ fuzz:
 bench: deps build
 	$(GO) run ./bench/replay -netsentry $(BIN)
 
+# bench-live: flood and steady 64-byte traffic from trafgen on a veth pair,
+# NetSentry beside tcpdump, softflowd and argus, 3 runs each (about 6 min);
+# BENCH_LIVE_ARGS="-baseline OLD_BINARY" adds an older build to the runs.
+BENCH_LIVE_ARGS ?=
 bench-live: deps build
-	$(GO) run ./bench/live -netsentry $(BIN)
+	$(GO) run ./bench/live -netsentry $(BIN) $(BENCH_LIVE_ARGS)
 
 # bench-api: wrk against /api/v1/network/connections?limit=100 with 100k
 # active flows while capturing, beside a trivial fasthttp handler; idle RSS.

@@ -427,6 +427,7 @@ func (l *Live) drain(q *liveQueue) bool {
 			if last == 0 {
 				last = time.Now().UnixNano()
 			}
+			q.w.Shard().Pressure(r.backlog())
 			q.w.EndBatch(last)
 			busy = true
 		}
@@ -450,6 +451,9 @@ func (l *Live) wait(q *liveQueue) {
 		time.Sleep(pollTimeoutMs * time.Millisecond)
 	}
 	if n <= 0 {
+		// Nothing waiting: the degradation level may step back (its calm
+		// seconds run on the shard's clock, which Expire advances).
+		q.w.Shard().Pressure(0)
 		q.w.EndBatch(time.Now().UnixNano())
 		return
 	}

@@ -307,29 +307,64 @@ func ready(b []byte) bool {
 	return atomic.LoadUint32(blockStatus(b))&unix.TP_STATUS_USER != 0
 }
 
+// backlog returns the share of r's blocks (0, 1/4, 1/2 or 3/4) that the
+// kernel has filled and user space not walked yet, past the current one:
+// blocks are filled in ring order, so block cur+k being ready means every
+// block before it is.
+func (r *ring) backlog() float64 {
+	nb := r.geo.Blocks
+	for _, f := range [...]int{3, 2, 1} {
+		k := nb * f / 4
+		if k > 0 && ready(r.block((r.cur+k-1)%nb)) {
+			return float64(f) / 4
+		}
+	}
+	return 0
+}
+
 // release hands block b back to the kernel.
 func release(b []byte) { atomic.StoreUint32(blockStatus(b), unix.TP_STATUS_KERNEL) }
 
 // walker walks ring blocks into a Worker. It belongs to one worker goroutine.
 type walker struct {
 	w       *Worker
-	scratch []byte // frame with its VLAN tag restored; only tagged frames are copied
+	scratch []byte // frame with its VLAN tag restored, when too long for small
+	// The batch being gathered for Worker.HandleBatch: frames in the block
+	// (or, with their VLAN tag restored, in small), their wire lengths and
+	// times.
+	frames [BatchFrames][]byte
+	wire   [BatchFrames]uint32
+	ts     [BatchFrames]int64
+	n      int
+	small  []byte // BatchFrames slots of smallFrame bytes
 }
+
+// smallFrame is the size of a batch slot for a frame whose VLAN tag is put
+// back; longer ones are handled alone.
+const smallFrame = 2048
 
 func newWalker(w *Worker, snaplen int) *walker {
-	return &walker{w: w, scratch: make([]byte, snaplen+64)}
+	return &walker{w: w, scratch: make([]byte, snaplen+64), small: make([]byte, BatchFrames*smallFrame)}
 }
 
-// walk hands every frame of block b to the worker and returns how many
-// frames and wire bytes it held and the time of its last frame. The frames
-// are read in place; none is kept after walk returns. A frame whose VLAN tag
-// the kernel moved to the frame header gets the tag back (copied into the
-// walker's scratch buffer with the tag after the MAC addresses) and its wire
-// length grows by 4, as tcpdump shows it.
+// flush hands the gathered batch to the worker.
+func (wk *walker) flush(link uint16) {
+	if wk.n > 0 {
+		wk.w.HandleBatch(wk.frames[:wk.n], wk.wire[:wk.n], wk.ts[:wk.n], link)
+		wk.n = 0
+	}
+}
+
+// walk hands every frame of block b to the worker, BatchFrames at a time,
+// and returns how many frames and wire bytes it held and the time of its
+// last frame. The frames are read in place; none is kept after walk
+// returns. A frame whose VLAN tag the kernel moved to the frame header gets
+// the tag back (copied into a batch slot, or the walker's scratch buffer
+// when long, with the tag after the MAC addresses) and its wire length
+// grows by 4, as tcpdump shows it.
 func (wk *walker) walk(b []byte, link uint16) (n int, bytes uint64, last int64) {
 	num := int(binary.NativeEndian.Uint32(b[bdNumPkts:]))
 	off := int(binary.NativeEndian.Uint32(b[bdFirstPkt:]))
-	w := wk.w
 	for i := 0; i < num; i++ {
 		if off <= 0 || off+unix.SizeofTpacket3Hdr > len(b) {
 			break
@@ -342,12 +377,19 @@ func (wk *walker) walk(b []byte, link uint16) (n int, bytes uint64, last int64) 
 		}
 		frame := b[start:end:end]
 		wire := h.Len
+		ts := int64(h.Sec)*1e9 + int64(h.Nsec)
+		alone := false
 		if h.Status&unix.TP_STATUS_VLAN_VALID != 0 && link == decode.LinkEthernet && len(frame) >= 12 && len(frame)+4 <= len(wk.scratch) {
 			tpid := uint16(unix.ETH_P_8021Q)
 			if h.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 && h.Hv1.Vlan_tpid != 0 {
 				tpid = h.Hv1.Vlan_tpid
 			}
-			s := wk.scratch
+			var s []byte
+			if len(frame)+4 <= smallFrame {
+				s = wk.small[wk.n*smallFrame : (wk.n+1)*smallFrame]
+			} else {
+				s, alone = wk.scratch, true
+			}
 			copy(s[:12], frame[:12])
 			binary.BigEndian.PutUint16(s[12:], tpid)
 			binary.BigEndian.PutUint16(s[14:], uint16(h.Hv1.Vlan_tci))
@@ -355,8 +397,15 @@ func (wk *walker) walk(b []byte, link uint16) (n int, bytes uint64, last int64) 
 			frame = s[: 16+m : 16+m]
 			wire += 4
 		}
-		ts := int64(h.Sec)*1e9 + int64(h.Nsec)
-		w.Handle(frame, wire, link, ts)
+		if alone {
+			wk.flush(link) // in order: the batch so far first
+			wk.w.Handle(frame, wire, link, ts)
+		} else {
+			wk.frames[wk.n], wk.wire[wk.n], wk.ts[wk.n] = frame, wire, ts
+			if wk.n++; wk.n == BatchFrames {
+				wk.flush(link)
+			}
+		}
 		n++
 		bytes += uint64(wire)
 		if ts > last {
@@ -367,5 +416,6 @@ func (wk *walker) walk(b []byte, link uint16) (n int, bytes uint64, last int64) 
 		}
 		off += int(h.Next_offset)
 	}
+	wk.flush(link)
 	return n, bytes, last
 }

@@ -130,6 +130,13 @@ func MergeSnapshots(snaps []Snapshot) Snapshot {
 		st.HostsOverflow += s.Stats.HostsOverflow
 		st.DetectSkipped += s.Stats.DetectSkipped
 		st.ScanEvicted += s.Stats.ScanEvicted
+		st.DegradedMode = max(st.DegradedMode, s.Stats.DegradedMode)
+		for m := range st.DegradedEntered {
+			st.DegradedEntered[m] += s.Stats.DegradedEntered[m]
+		}
+		st.DegradedDetect += s.Stats.DegradedDetect
+		st.DegradedScan += s.Stats.DegradedScan
+		st.DegradedEmergency += s.Stats.DegradedEmergency
 		out.Flows = append(out.Flows, s.Flows...)
 		hosts = append(hosts, s.Hosts)
 		protos = append(protos, s.Protocols)

@@ -10,9 +10,9 @@ import (
 // checks the heap's growth against these figures (docs/memory.md).
 const (
 	// FlowBytes is one flow without detection: its slab entry (expiry-queue
-	// links included) and its share of the hash index (a power of two, at
-	// least MaxFlows: 4 to 8 bytes).
-	FlowBytes = EntrySize + 8
+	// links included) and its share of the hash index (a power of two of
+	// 64-byte buckets, at least MaxFlows/4: 16 to 32 bytes).
+	FlowBytes = EntrySize + 32
 	// DetectBytes is one detection state and its free-list entry. A shard
 	// holds Config.MaxDetect of them (MaxFlows/2 under a Budget).
 	DetectBytes = int(unsafe.Sizeof(app.State{})) + 4
@@ -46,7 +46,7 @@ const (
 // maxFlows flows: the slab's last chunk is cut to what maxFlows leaves, and
 // the index is allocated once at its final size.
 func flowTableBytes(maxFlows int) int {
-	return (maxFlows+1)*EntrySize + 4*bucketCount(maxFlows)
+	return (maxFlows+1)*EntrySize + int(unsafe.Sizeof(bucket{}))*bucketCount(maxFlows)
 }
 
 func detectTableBytes(maxDetect int) int { return maxDetect * DetectBytes }

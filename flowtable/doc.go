@@ -22,9 +22,12 @@
 // number of shards, bounds every table (flows, detection states, hosts,
 // fragments, scan tracker, reassembly buffers) by stated per-entry costs
 // (FlowBytes, DetectBytes, HostBytes, ...; docs/memory.md), checked against
-// the heap by tests. Flow entries (EntrySize bytes) live in a chunked slab
-// whose last chunk is cut to Config.MaxFlows, indexed by a hash index
-// allocated once at its final size. At the bound the flow that has waited
+// the heap by tests. Flow entries (128 bytes, two cache lines) live in a
+// chunked slab whose last chunk is cut to Config.MaxFlows, their expiry
+// links in a parallel slab, indexed by open addressing over cache-line
+// buckets of 7 tags and slots (index.go), allocated once at its final size.
+// Under overload the owner's Pressure calls shed detection, scan signals and
+// idle flows in that order (degrade.go), never packet or byte counts. At the bound the flow that has waited
 // longest (a closed one first, else the oldest idle one) is evicted and
 // counted, never dropped silently. Timeouts are checked lazily: each flow is
 // in one expiry queue (a list through the entries, in arming order) and is

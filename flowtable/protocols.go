@@ -23,6 +23,10 @@ type ProtoStat struct {
 type protoTable struct {
 	idx  map[protoKey]int
 	list []ProtoStat
+	// last is the entry the latest add used, lastKey its key: a flood of
+	// flows of one name skips the map.
+	last    int
+	lastKey protoKey
 }
 
 type protoKey struct {
@@ -35,11 +39,15 @@ func (t *protoTable) add(name string, guess bool, flows, pkts, bytes uint64) {
 		t.idx = map[protoKey]int{}
 	}
 	k := protoKey{name, guess}
-	i, ok := t.idx[k]
-	if !ok {
-		i = len(t.list)
-		t.idx[k] = i
-		t.list = append(t.list, ProtoStat{Name: name, Guess: guess})
+	i := t.last
+	if len(t.list) == 0 || t.lastKey != k {
+		var ok bool
+		if i, ok = t.idx[k]; !ok {
+			i = len(t.list)
+			t.idx[k] = i
+			t.list = append(t.list, ProtoStat{Name: name, Guess: guess})
+		}
+		t.last, t.lastKey = i, k
 	}
 	p := &t.list[i]
 	p.Flows += flows

@@ -65,10 +65,16 @@ func DefaultConfig() Config {
 	}
 }
 
-// EntrySize is the size in bytes of one flow entry in a shard's slab.
-const EntrySize = int(unsafe.Sizeof(entry{}))
+// EntrySize is the size in bytes of one flow in a shard's slabs: its
+// entry (two cache lines, aligned) and its expiry-queue links (a slab of
+// their own: the packet path does not touch them).
+const EntrySize = int(unsafe.Sizeof(entry{})) + int(unsafe.Sizeof(link{}))
 
-// entry is one flow in the slab. Direction 0 is A to B.
+// entry is the part of a flow the packet path reads and writes: key,
+// counters, clocks and state, in 128 bytes (two cache lines; the slab's
+// chunks are page-aligned, so an entry never straddles a third line).
+// Direction 0 is A to B. The expiry-queue links are in the link slab, the
+// detection state in the detection slab.
 type entry struct {
 	key   Key
 	flags [2]uint8 // TCP flags seen, per direction
@@ -81,25 +87,29 @@ type entry struct {
 	// detection state), so the packet path does not touch its detection
 	// state (another cache line) again.
 	appDone bool
-	pkts    [2]uint64
-	bytes   [2]uint64
-	first   int64
-	last    int64
-	due     int64  // when the expiry queue looks at the flow again
-	next    uint32 // hash chain, or free list
-	hash    uint32
-	host    [2]uint32 // host-table slab indices of A and B (0: not in the table)
-	qprev   uint32    // expiry queue links (slot numbers, 0 at the ends)
-	qnext   uint32
-	det     uint32 // detection state number+1, 0 when the flow has none
-
 	// ep is each side's connection state (see epInactive ...): Zeek's
 	// endpoint state for TCP, "sent a packet" for UDP.
-	ep [2]uint8
+	ep    [2]uint8
+	pkts  [2]uint64
+	bytes [2]uint64
+	first int64
+	last  int64
+	hash  uint32
+	det   uint32    // detection state number+1, 0 when the flow has none
+	host  [2]uint32 // host-table slab indices of A and B (0: not in the table)
+	next  uint32    // free list
+	_     [4]byte
 }
 
-// queue is an expiry queue: a doubly linked list through the entries, in
-// the order they were (re)armed, so an entry is in at most one queue and
+// link is a flow's place in its expiry queue, kept apart from the entry:
+// only arming, re-arming and expiry touch it.
+type link struct {
+	due          int64  // when the expiry queue looks at the flow again
+	qprev, qnext uint32 // expiry queue links (slot numbers, 0 at the ends)
+}
+
+// queue is an expiry queue: a doubly linked list through the link slab, in
+// the order flows were (re)armed, so a flow is in at most one queue and
 // moving it costs no memory.
 type queue struct{ head, tail uint32 }
 
@@ -147,6 +157,16 @@ type Stats struct {
 	// FragSourcesEvicted counts sources dropped from the fragment-anomaly
 	// table to make room.
 	FragSourcesEvicted uint64
+
+	// Overload degradation (degrade.go): the current level, how often each
+	// level was entered, flows that got no detection state because of it,
+	// new connections not fed to the scan tracker, and flows ended by the
+	// emergency timeouts.
+	DegradedMode      Mode
+	DegradedEntered   [NumModes]uint64
+	DegradedDetect    uint64
+	DegradedScan      uint64
+	DegradedEmergency uint64
 }
 
 // Shard is one worker's flow table. It has a single owner: every method must
@@ -156,9 +176,10 @@ type Shard struct {
 	timeouts  [numQueues]int64
 	active    int64
 	chunks    [][]entry
-	used      uint32 // slots handed out so far (slot 0 is never used)
-	free      uint32 // head of the free list
-	buckets   []uint32
+	links     [][]link // parallel to chunks
+	used      uint32   // slots handed out so far (slot 0 is never used)
+	free      uint32   // head of the free list
+	index     []bucket // open addressing, bucketWays flows per cache line
 	mask      uint32
 	now       int64
 	queues    [numQueues]queue
@@ -179,6 +200,11 @@ type Shard struct {
 	// packet came from the flow's initiator.
 	last         uint32
 	lastFromInit bool
+	// Overload degradation (degrade.go).
+	mode      Mode
+	calmSince int64  // packet time the level was last confirmed
+	evictSeen uint64 // FlowsEvicted at the last Pressure
+	scanTick  uint32
 }
 
 // New returns an empty shard. onEnd, if not nil, receives ended flows in
@@ -208,7 +234,7 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	// The hash index is allocated at its final size (no doubling, no
 	// garbage): pages the hashes have not touched cost no memory.
 	nb := bucketCount(cfg.MaxFlows)
-	s.buckets = make([]uint32, nb)
+	s.index = make([]bucket, nb)
 	s.mask = uint32(nb - 1)
 	s.used = 1
 	s.ended = make([]Record, 0, s.endBuffer)
@@ -241,11 +267,12 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	return s, nil
 }
 
-// bucketCount is the size of the hash index for maxFlows flows: a power of
-// two, at least maxFlows and 1024.
+// bucketCount is the number of index buckets (cache lines) for maxFlows
+// flows: a power of two, at least maxFlows/4 (the index at most 4/7 full)
+// and 256.
 func bucketCount(maxFlows int) int {
-	n := 1024
-	for n < maxFlows {
+	n := 256
+	for n*4 < maxFlows {
 		n <<= 1
 	}
 	return n
@@ -260,6 +287,7 @@ func (s *Shard) Stats() Stats {
 	st.HostsOverflow = s.hosts.overflow
 	st.ScanEvicted = s.scan.Stats().Evicted
 	st.FragSourcesEvicted = s.frags.anom.evicted
+	st.DegradedMode = s.mode
 	return st
 }
 
@@ -311,6 +339,10 @@ func (s *Shard) Now() int64 { return s.now }
 
 func (s *Shard) slot(i uint32) *entry {
 	return &s.chunks[i>>chunkBits][i&chunkMask]
+}
+
+func (s *Shard) lnk(i uint32) *link {
+	return &s.links[i>>chunkBits][i&chunkMask]
 }
 
 // app returns detection state number+1 d. A flow without a state (detection
@@ -431,6 +463,11 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 			// guess (made from the initiator's view, as Feed would) stands,
 			// so a flood of SYNs holds no detection state.
 			if pl := p.Payload(frame); len(pl) > 0 || e.det != 0 {
+				if e.det == 0 && s.mode >= ModeNoDetect {
+					s.stats.DegradedDetect++
+					e.appDone = true // degraded: port guess only
+					return
+				}
 				if e.det == 0 && !s.takeApp(e) {
 					e.appDone = true // degraded: port guess only
 					return
@@ -491,16 +528,13 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 	srcIsB := makeKey(t, vlan, inner, k)
 	h := k.hash()
 	var e *entry
-	i := s.buckets[h&s.mask]
-	for i != 0 {
-		c := s.slot(i)
-		if c.hash == h && c.key == *k {
-			e = c
-			break
+	i := s.find(k, h)
+	if i != 0 {
+		e = s.slot(i)
+		if ts-e.first >= s.active {
+			s.cut(i, e, EndActive, ts)
 		}
-		i = c.next
-	}
-	if e == nil {
+	} else {
 		i = s.insert(k, h, first)
 		e = s.slot(i)
 		e.tun = tun
@@ -521,8 +555,6 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 			}
 		}
 		s.started(e, first)
-	} else if ts-e.first >= s.active {
-		s.cut(i, e, EndActive, ts)
 	}
 	dir := 0
 	if srcIsB {
@@ -561,6 +593,12 @@ func (s *Shard) started(e *entry, ts int64) {
 	}
 	if j := e.host[res]; j != 0 {
 		s.hosts.at(j).FlowsAnswered++
+	}
+	if s.mode >= ModeScanSample {
+		if s.scanTick++; s.scanTick%scanSampleEvery != 0 {
+			s.stats.DegradedScan++
+			return
+		}
 	}
 	s.scan.Connection(src, k.IPVersion, dst, dport, k.Proto, ts)
 }
@@ -644,7 +682,9 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 		i = s.used
 		if int(i>>chunkBits) >= len(s.chunks) {
 			// The last chunk holds only what MaxFlows leaves (slot 0 unused).
-			s.chunks = append(s.chunks, make([]entry, min(chunkSize, s.cfg.MaxFlows+1-len(s.chunks)*chunkSize)))
+			n := min(chunkSize, s.cfg.MaxFlows+1-len(s.chunks)*chunkSize)
+			s.chunks = append(s.chunks, make([]entry, n))
+			s.links = append(s.links, make([]link, n))
 		}
 		s.used++
 	}
@@ -652,9 +692,7 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 	*e = entry{key: *k, hash: h, first: ts, last: ts, q: queueNone}
 	e.host[0] = s.hosts.lookup(&k.A, k.IPVersion)
 	e.host[1] = s.hosts.lookup(&k.B, k.IPVersion)
-	b := &s.buckets[h&s.mask]
-	e.next = *b
-	*b = i
+	s.place(i, h)
 	s.stats.Active++
 	s.stats.FlowsCreated++
 	q := queueIdle
@@ -668,10 +706,12 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 // enqueue appends slot i (entry e, in no queue) to queue q, due at due.
 func (s *Shard) enqueue(i uint32, e *entry, q int, due int64) {
 	l := &s.queues[q]
-	e.q, e.due = uint8(q), due
-	e.qprev, e.qnext = l.tail, 0
+	e.q = uint8(q)
+	lk := s.lnk(i)
+	lk.due = due
+	lk.qprev, lk.qnext = l.tail, 0
 	if l.tail != 0 {
-		s.slot(l.tail).qnext = i
+		s.lnk(l.tail).qnext = i
 	} else {
 		l.head = i
 	}
@@ -684,17 +724,18 @@ func (s *Shard) unqueue(i uint32, e *entry) {
 		return
 	}
 	l := &s.queues[e.q]
-	if e.qprev != 0 {
-		s.slot(e.qprev).qnext = e.qnext
+	lk := s.lnk(i)
+	if lk.qprev != 0 {
+		s.lnk(lk.qprev).qnext = lk.qnext
 	} else {
-		l.head = e.qnext
+		l.head = lk.qnext
 	}
-	if e.qnext != 0 {
-		s.slot(e.qnext).qprev = e.qprev
+	if lk.qnext != 0 {
+		s.lnk(lk.qnext).qprev = lk.qprev
 	} else {
-		l.tail = e.qprev
+		l.tail = lk.qprev
 	}
-	e.q, e.qprev, e.qnext = queueNone, 0, 0
+	e.q, lk.qprev, lk.qnext = queueNone, 0, 0
 }
 
 // requeue moves e to queue q.
@@ -764,14 +805,7 @@ func (s *Shard) cut(i uint32, e *entry, end EndReason, ts int64) {
 // remove exports e with reason end and frees its slot.
 func (s *Shard) remove(i uint32, e *entry, end EndReason) {
 	s.emit(i, e, end)
-	p := &s.buckets[e.hash&s.mask]
-	for *p != i {
-		if *p == 0 {
-			panic("BUG: flow entry missing from its hash chain")
-		}
-		p = &s.slot(*p).next
-	}
-	*p = e.next
+	s.unplace(i, e.hash)
 	s.unqueue(i, e)
 	s.freeApp(e)
 	e.next = s.free
@@ -786,8 +820,8 @@ func (s *Shard) evict() {
 	if victim == 0 {
 		var bestDue int64
 		for q := range queueLinger {
-			if h := s.queues[q].head; h != 0 && (victim == 0 || s.slot(h).due < bestDue) {
-				victim, bestDue = h, s.slot(h).due
+			if h := s.queues[q].head; h != 0 && (victim == 0 || s.lnk(h).due < bestDue) {
+				victim, bestDue = h, s.lnk(h).due
 			}
 		}
 	}
@@ -806,14 +840,17 @@ func (s *Shard) Expire(now int64) {
 		s.now = now
 	}
 	now = s.now
+	if s.mode >= ModeEmergency {
+		s.emergencyExpire(now)
+	}
 	for q := range s.queues {
 		l := &s.queues[q]
 		for l.head != 0 {
 			i := l.head
-			e := s.slot(i)
-			if e.due > now {
+			if s.lnk(i).due > now {
 				break
 			}
+			e := s.slot(i)
 			if q == queueLinger {
 				s.remove(i, e, e.end)
 				continue

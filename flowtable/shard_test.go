@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/netsentry/netsentry/decode"
 )
@@ -48,9 +49,16 @@ const sec = int64(time.Second)
 
 func TestEntrySize(t *testing.T) {
 	// The flow entry, expiry-queue links included, is documented as 144
-	// bytes (docs/memory.md); the budget's per-flow cost builds on it.
+	// bytes (docs/memory.md); the budget's per-flow cost builds on it. The
+	// hot part is two cache lines, an index bucket one.
 	if EntrySize != 144 {
 		t.Fatalf("flow entry is %d bytes, want 144: update docs/memory.md if this is meant", EntrySize)
+	}
+	if n := unsafe.Sizeof(entry{}); n != 128 {
+		t.Fatalf("hot flow entry is %d bytes, want 128 (two cache lines)", n)
+	}
+	if n := unsafe.Sizeof(bucket{}); n != 64 {
+		t.Fatalf("index bucket is %d bytes, want 64 (one cache line)", n)
 	}
 }
 

@@ -309,6 +309,27 @@ type statsJSON struct {
 	Flows        flowsJSON         `json:"flows"`
 	NonIP        uint64            `json:"non_ip_frames"`
 	DecodeErrors map[string]uint64 `json:"decode_errors"`
+	Degraded     degradedJSON      `json:"degraded"`
+}
+
+// degradedJSON is the overload degradation (flowtable.Mode): the current
+// level, how often each was entered and what each shed.
+type degradedJSON struct {
+	Mode             string            `json:"mode"`
+	Level            int               `json:"level"`
+	Entered          map[string]uint64 `json:"entered"`
+	DetectionSkipped uint64            `json:"detection_skipped"`
+	ScanSkipped      uint64            `json:"scan_skipped"`
+	EmergencyEvicted uint64            `json:"emergency_evicted"`
+}
+
+func degradedOut(st *flowtable.Stats) degradedJSON {
+	d := degradedJSON{Mode: st.DegradedMode.String(), Level: int(st.DegradedMode), Entered: map[string]uint64{},
+		DetectionSkipped: st.DegradedDetect, ScanSkipped: st.DegradedScan, EmergencyEvicted: st.DegradedEmergency}
+	for m := flowtable.ModeNoDetect; m < flowtable.NumModes; m++ {
+		d.Entered[m.String()] = st.DegradedEntered[m]
+	}
+	return d
 }
 
 type flowsJSON struct {
@@ -338,6 +359,7 @@ func (s *Server) stats(ctx *fasthttp.RequestCtx) {
 	}
 	st := c.snap.Stats
 	out.Flows = flowsJSON{Active: st.Active, Created: st.FlowsCreated, Ended: st.FlowsEnded, Evicted: st.FlowsEvicted}
+	out.Degraded = degradedOut(&st)
 	for _, d := range c.snap.DecodeErrors {
 		if d.Count > 0 {
 			out.DecodeErrors[d.Name] = d.Count

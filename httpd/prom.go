@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/netsentry/netsentry/flowtable"
 )
 
 // prometheus serves /metrics in the Prometheus text format.
@@ -152,6 +154,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 		p.family("netsentry_flows_detection_skipped_total", "counter",
 			"Flows reported by their port guess alone because every detection state of the memory budget was in use.")
 		p.sample("netsentry_flows_detection_skipped_total", float64(sn.Stats.DetectSkipped))
+		writeDegraded(p, &sn.Stats)
 		s.writeProtocols(p, sn)
 		writeSinks(p, sn)
 		writeFragAnomalies(p, sn)
@@ -243,4 +246,26 @@ func (s *Server) writeHost(p *promWriter) {
 		p.family(f.name, f.typ, f.help)
 		p.sample(f.name, v*f.scale)
 	}
+}
+
+// writeDegraded writes the overload degradation (flowtable.Mode): the
+// current level of the most degraded shard, how often each level was
+// entered, and what each level shed.
+func writeDegraded(p *promWriter, st *flowtable.Stats) {
+	p.family("netsentry_degraded_mode", "gauge",
+		"Overload degradation level now (the most degraded worker): 0 normal, 1 no detection for new flows, 2 and scan signals sampled, 3 and emergency idle timeouts.")
+	p.sample("netsentry_degraded_mode", float64(st.DegradedMode))
+	p.family("netsentry_degraded_entered_total", "counter", "Times a worker entered each overload degradation level.")
+	for m := flowtable.ModeNoDetect; m < flowtable.NumModes; m++ {
+		p.sample("netsentry_degraded_entered_total", float64(st.DegradedEntered[m]), "mode", m.String())
+	}
+	p.family("netsentry_degraded_detection_skipped_total", "counter",
+		"Flows reported by their port guess because detection was off for new flows under overload.")
+	p.sample("netsentry_degraded_detection_skipped_total", float64(st.DegradedDetect))
+	p.family("netsentry_degraded_scan_skipped_total", "counter",
+		"New connections not fed to the scan tracker while scan signals were sampled under overload.")
+	p.sample("netsentry_degraded_scan_skipped_total", float64(st.DegradedScan))
+	p.family("netsentry_degraded_emergency_evicted_total", "counter",
+		"Flows ended early by the emergency idle timeouts under overload.")
+	p.sample("netsentry_degraded_emergency_evicted_total", float64(st.DegradedEmergency))
 }

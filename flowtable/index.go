@@ -1,0 +1,119 @@
+package flowtable
+
+import "github.com/netsentry/netsentry/decode"
+
+// The flow index: open addressing over buckets of one cache line each.
+// A bucket holds the 32-bit hashes (tags) of up to bucketWays flows beside
+// their slab slots, so a lookup reads one line of tags and then only the
+// entry whose tag matches: no chain through the entries. A bucket that
+// filled up sends later flows to the next bucket (linear probing by
+// bucket) and counts them in over, so a lookup stops at the first bucket
+// with nothing past it; removal decrements the counts it passed. The index
+// is sized so that it is at most 4/7 full (bucketCount), where a Poisson
+// load overflows a bucket rarely (about 5 % of buckets at the bound).
+
+const bucketWays = 7
+
+// tagBit marks a used way (a zero tag is an empty one).
+const tagBit = 1 << 31
+
+// bucket is one cache line of the index (64 bytes; a []bucket of at least
+// 256 is a large allocation, page-aligned).
+type bucket struct {
+	tags  [bucketWays]uint32
+	over  uint32 // flows stored past this bucket whose home is here or before
+	slots [bucketWays]uint32
+	_     uint32
+}
+
+// find returns the slot of k (hash h), 0 when it is not in the table.
+func (s *Shard) find(k *Key, h uint32) uint32 {
+	tag := h | tagBit
+	b := h & s.mask
+	for {
+		bk := &s.index[b]
+		for w := range bucketWays {
+			if bk.tags[w] == tag {
+				if i := bk.slots[w]; s.slot(i).key == *k {
+					return i
+				}
+			}
+		}
+		if bk.over == 0 {
+			return 0
+		}
+		b = (b + 1) & s.mask
+	}
+}
+
+// place enters slot i with hash h in the index.
+func (s *Shard) place(i, h uint32) {
+	tag := h | tagBit
+	b := h & s.mask
+	for range len(s.index) {
+		bk := &s.index[b]
+		for w := range bucketWays {
+			if bk.tags[w] == 0 {
+				bk.tags[w], bk.slots[w] = tag, i
+				return
+			}
+		}
+		bk.over++
+		b = (b + 1) & s.mask
+	}
+	panic("BUG: flow index full")
+}
+
+// unplace takes slot i with hash h out of the index.
+func (s *Shard) unplace(i, h uint32) {
+	tag := h | tagBit
+	b := h & s.mask
+	for range len(s.index) {
+		bk := &s.index[b]
+		for w := range bucketWays {
+			if bk.tags[w] == tag && bk.slots[w] == i {
+				bk.tags[w], bk.slots[w] = 0, 0
+				// Undo the counts that the insert left on the way here.
+				for c := h & s.mask; c != b; c = (c + 1) & s.mask {
+					s.index[c].over--
+				}
+				return
+			}
+		}
+		b = (b + 1) & s.mask
+	}
+	panic("BUG: flow entry missing from the index")
+}
+
+// Prefetch computes the hash of p's flow and reads (touches) its index
+// bucket, so that the line is on its way to the cache while the caller
+// decodes further frames; it returns the hash for PrefetchEntry and a word
+// of the bucket, which the caller must use (add it to a sum it keeps) so
+// that the load is not optimised away. A frame without a flow of its own
+// (fragments, no transport header) gets hash 0. It changes nothing.
+func (s *Shard) Prefetch(p *decode.Packet) (h, touched uint32) {
+	if !p.HasFlow || p.IsFragment {
+		return 0, 0
+	}
+	var k Key
+	makeKey(&p.Flow, p.VLAN, p.InnerVLAN, &k)
+	h = k.hash() | tagBit
+	return h, s.index[h&s.mask].tags[0]
+}
+
+// PrefetchEntry reads the entry of the first flow in hash h's home bucket
+// whose tag matches (after Prefetch brought the bucket in), returning a
+// word of it for the caller to keep; 0 when there is none. It changes
+// nothing.
+func (s *Shard) PrefetchEntry(h uint32) uint32 {
+	if h == 0 {
+		return 0
+	}
+	bk := &s.index[h&s.mask]
+	for w := range bucketWays {
+		if bk.tags[w] == h {
+			return uint32(s.slot(bk.slots[w]).pkts[0])
+		}
+	}
+	return 0
+}
