@@ -18,6 +18,10 @@ DEB_PKGS  += prometheus wrk
 DEB_PKGS  += prometheus-alertmanager
 # victoria-metrics: the peer of make bench-store.
 DEB_PKGS  += victoria-metrics
+# nfdump: nfcapd is the IPFIX collector of the flow-export tests (engine/ipfix, cmd/netsentry).
+DEB_PKGS  += nfdump
+# podman: make image builds the OCI image (deploy/container) and its test mounts it.
+DEB_PKGS  += podman
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 .PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api bench-store install clean

@@ -91,6 +91,9 @@ type Options struct {
 	AlertState AlertState
 	// AlertMetrics are alerting's counters in /metrics; nil: none.
 	AlertMetrics AlertMetrics
+	// Export is the flow collectors' counters (netsentry_ipfix_*) in
+	// /metrics; nil: none.
+	Export ExportMetrics
 	// Query is the stored history for the Prometheus query API and
 	// /api/v1/metrics/{name}/history (store.NewQueryable); nil: they
 	// answer 503.

@@ -233,10 +233,15 @@ func shardConfig(cfg configs.Config, nShards int) flowtable.Config {
 	return c
 }
 
-// flowSinks opens the --flows-out writer (if any) and the summary's top-N sink.
-func flowSinks(o options, stdout io.Writer) (*engine.TopFlows, []engine.Sink, error) {
+// flowSinks opens the --flows-out writer (if any), the summary's top-N
+// sink and the flows.export collectors.
+func flowSinks(o options, cfg configs.Config, stdout io.Writer) (*engine.TopFlows, collectors, []engine.Sink, error) {
 	top := engine.NewTopFlows(o.topN)
-	sinks := []engine.Sink{top}
+	cs, sinks, err := exportSinks(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sinks = append([]engine.Sink{top}, sinks...)
 	switch o.flowsOut {
 	case "":
 	case "-":
@@ -244,11 +249,11 @@ func flowSinks(o options, stdout io.Writer) (*engine.TopFlows, []engine.Sink, er
 	default:
 		f, err := os.Create(o.flowsOut)
 		if err != nil {
-			return nil, nil, fmt.Errorf("open --flows-out: %w", err)
+			return nil, nil, nil, fmt.Errorf("open --flows-out: %w", err)
 		}
 		sinks = append(sinks, geoLines(engine.NewJSONLines(f, f), o.geo))
 	}
-	return top, sinks, nil
+	return top, cs, sinks, nil
 }
 
 func replay(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.Writer) int {
@@ -258,7 +263,7 @@ func replay(ctx context.Context, cfg configs.Config, o options, stdout, stderr i
 		return 1
 	}
 	defer rf.Close()
-	top, sinks, err := flowSinks(o, stdout)
+	top, _, sinks, err := flowSinks(o, cfg, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "netsentry: %v\n", err)
 		return 1
