@@ -63,7 +63,7 @@ type Sender struct {
 	newConn bool      // templates are due: a new TCP connection
 
 	messages, records, bytes, templates, dropped, errs, connects atomic.Uint64
-	connected                                                   atomic.Bool
+	connected                                                    atomic.Bool
 }
 
 // New returns a sender to opt.Address; it does not wait for the collector
