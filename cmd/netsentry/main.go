@@ -188,7 +188,26 @@ func loadConfig(path string) (configs.Config, []configs.Problem, *geo.DB, error)
 			return configs.Config{}, nil, nil, fmt.Errorf("read config: %w", err)
 		}
 	}
-	return geo.CheckConfig(data, path, nil)
+	return geo.CheckConfig(data, path, envTokens)
+}
+
+// Environment variables that set the API tokens over the file's
+// api_token and api_read_token (a container takes them from a secret, so
+// the configuration itself can be a plain ConfigMap).
+const (
+	envAPIToken     = "NETSENTRY_API_TOKEN"
+	envAPIReadToken = "NETSENTRY_API_READ_TOKEN"
+)
+
+// envTokens lays NETSENTRY_API_TOKEN and NETSENTRY_API_READ_TOKEN, when
+// set and not empty, over the configuration, before it is validated.
+func envTokens(c *configs.Config) {
+	if v := os.Getenv(envAPIToken); v != "" {
+		c.APIToken = v
+	}
+	if v := os.Getenv(envAPIReadToken); v != "" {
+		c.APIReadToken = v
+	}
 }
 
 // logWarnings logs each configuration warning at start-up.
