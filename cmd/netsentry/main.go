@@ -68,6 +68,7 @@ func (o *options) applyOverrides(c *configs.Config) {
 }
 
 func main() {
+	raiseCaps() // file capabilities of the container image; see caps_linux.go
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
