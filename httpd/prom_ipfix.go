@@ -3,6 +3,7 @@ package httpd
 // CollectorStats are one flow collector's counters (flows.export): the
 // daemon adapts engine/ipfix's.
 type CollectorStats struct {
+	Name               string // the sink's name, e.g. "ipfix0" (flows.export[0])
 	Address, Transport string
 	Messages, Records  uint64
 	Bytes, Templates   uint64
@@ -17,8 +18,9 @@ type ExportMetrics interface {
 	CollectorStats() []CollectorStats
 }
 
-// writeIPFIX writes each collector's counters, labelled by its configured
-// address and transport (a bounded set: the configuration's list).
+// writeIPFIX writes each collector's counters, labelled by its sink name
+// (ipfix0 for flows.export[0], as in netsentry_flow_records_dropped_total)
+// and transport; the address is not a label.
 func (s *Server) writeIPFIX(p *promWriter) {
 	if s.opt.Export == nil {
 		return
@@ -48,7 +50,7 @@ func (s *Server) writeIPFIX(p *promWriter) {
 	} {
 		p.family(m.name, m.typ, m.help)
 		for i := range cs {
-			p.sample(m.name, m.v(&cs[i]), "collector", cs[i].Address, "transport", cs[i].Transport)
+			p.sample(m.name, m.v(&cs[i]), "collector", cs[i].Name, "transport", cs[i].Transport)
 		}
 	}
 }

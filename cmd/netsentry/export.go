@@ -33,7 +33,7 @@ func (cs collectors) CollectorStats() []httpd.CollectorStats {
 	out := make([]httpd.CollectorStats, len(cs))
 	for i, s := range cs {
 		st := s.Stats()
-		out[i] = httpd.CollectorStats{Address: st.Address, Transport: st.Transport, Messages: st.Messages,
+		out[i] = httpd.CollectorStats{Name: s.Name(), Address: st.Address, Transport: st.Transport, Messages: st.Messages,
 			Records: st.Records, Bytes: st.Bytes, Templates: st.Templates, Dropped: st.Dropped, Errors: st.Errors,
 			Connects: st.Connects, Connected: st.Connected}
 	}
