@@ -22,9 +22,15 @@ DEB_PKGS  += victoria-metrics
 DEB_PKGS  += influxdb
 # softflowd, argus-server: the flow-meter peers of make bench-live (netsniff-ng's trafgen sends).
 DEB_PKGS  += softflowd argus-server
+# nfdump: nfcapd is the IPFIX collector of the flow-export tests (engine/ipfix, cmd/netsentry).
+DEB_PKGS  += nfdump
+# podman: make image builds the OCI image (deploy/container) and its test mounts it;
+# libcap2-bin: setcap for the image binary's file capabilities; ca-certificates: the image's CA
+# bundle; curl: the image test asks the API inside a network namespace.
+DEB_PKGS  += podman libcap2-bin ca-certificates curl
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api bench-store install clean
+.PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api bench-store install clean image
 
 all: build
 
@@ -92,6 +98,20 @@ bench-api: deps build
 # daemon's /metrics).
 bench-store: deps build
 	$(GO) run ./bench/store -netsentry $(BIN)
+
+# image builds the OCI image $(IMAGE) FROM scratch with podman
+# (deploy/container/Containerfile): a static binary with the file
+# capabilities cap_net_raw,cap_bpf=p, the CA bundle, the default config,
+# user netsentry (10001). The context is assembled in bin/image.
+IMAGE     ?= netsentry:latest
+IMAGE_CTX := bin/image
+image:
+	rm -rf $(IMAGE_CTX)
+	mkdir -p $(IMAGE_CTX)/state/data $(IMAGE_CTX)/alerts
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(IMAGE_CTX)/netsentry ./cmd/netsentry
+	setcap cap_net_raw,cap_bpf=p $(IMAGE_CTX)/netsentry
+	cp deploy/container/passwd deploy/container/group configs/netsentry.yaml /etc/ssl/certs/ca-certificates.crt $(IMAGE_CTX)/
+	podman build --pull=never -q -f deploy/container/Containerfile -t $(IMAGE) $(IMAGE_CTX)
 
 # install puts the binary, the systemd unit, sysusers and tmpfiles entries and
 # the default config in place; DESTDIR stages into a tree (packaging). The

@@ -129,6 +129,15 @@ type Flows struct {
 	TCPClosedLinger Duration `yaml:"tcp_closed_linger"`
 	FragmentTimeout Duration `yaml:"fragment_timeout"`
 	MaxFragments    int      `yaml:"max_fragments"`
+	// Export lists the flow collectors every ended flow is sent to.
+	Export []FlowExport `yaml:"export"`
+}
+
+// FlowExport is one collector that ended flows are exported to.
+type FlowExport struct {
+	Type      string `yaml:"type"`      // ipfix (kafka is not built)
+	Address   string `yaml:"address"`   // host:port, e.g. "collector:4739"
+	Transport string `yaml:"transport"` // udp or tcp; "" = udp
 }
 
 // Duration is a time.Duration written in YAML as a Go duration string such
@@ -243,5 +252,6 @@ func (c Config) Clone() Config {
 		ch[i].Recipients = slices.Clone(ch[i].Recipients)
 	}
 	c.Alerts.NotificationChannels = ch
+	c.Flows.Export = slices.Clone(c.Flows.Export)
 	return c
 }

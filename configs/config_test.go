@@ -971,3 +971,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestFlowExportValidation(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"flows:\n  export:\n    - type: ipfix\n      address: \"127.0.0.1:4739\"\n      transport: tcp\n", ""},
+		{"flows:\n  export:\n    - type: ipfix\n      address: \"[::1]:4739\"\n", ""},
+		{"flows:\n  export:\n    - type: kafka\n      address: \"k:9092\"\n", `x.yaml:3: flows.export[0].type: "kafka" is not built in this release`},
+		{"flows:\n  export:\n    - type: netflow9\n      address: \"c:2055\"\n", `x.yaml:3: flows.export[0].type: "netflow9" is not a flow export type; use ipfix`},
+		{"flows:\n  export:\n    - type: ipfix\n      address: \"c:4739\"\n      transport: sctp\n", `x.yaml:5: flows.export[0].transport: "sctp" is not one of udp, tcp`},
+		{"flows:\n  export:\n    - type: ipfix\n      address: \"c\"\n", `x.yaml:4: flows.export[0].address: "c" is not host:port`},
+		{"flows:\n  export:\n    - type: ipfix\n      address: \"c:70000\"\n", `x.yaml:4: flows.export[0].address: "c:70000": port "70000" is not 1 to 65535`},
+		{"flows:\n  export:\n    - type: ipfix\n      address: \":4739\"\n", `x.yaml:4: flows.export[0].address: ":4739" has no host`},
+		{"flows:\n  export:\n    - type: ipfix\n      address: \"c:4739\"\n    - type: ipfix\n      address: \"c:4739\"\n      transport: udp\n",
+			`x.yaml:5: flows.export[1]: c:4739 udp is listed twice (also at [0])`},
+		{"flows:\n  export:\n    - type: ipfix\n      address: \"c:4739\"\n      port: 1\n", `x.yaml:5: unknown key "flows.export[0].port"`},
+	} {
+		_, _, err := Check([]byte(tc.in), "x.yaml", nil)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: got %v, want %s", tc.in, err, tc.want)
+		}
+	}
+}

@@ -2,11 +2,13 @@ package configs
 
 import (
 	"fmt"
+	"net"
 	"net/mail"
 	"net/netip"
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -172,11 +174,62 @@ func (c *Config) Validate() error {
 			formatDuration(f.ActiveTimeout.Duration), longestKey, formatDuration(longest.Duration))
 	}
 	v.between("flows.max_fragments", f.MaxFragments, 1, MaxFragments)
+	v.export(f.Export)
 
 	if len(v.problems) == 0 {
 		return nil
 	}
 	return &Errors{Problems: v.problems}
+}
+
+// export checks flows.export: each entry an IPFIX collector at host:port
+// over udp or tcp, listed once.
+func (v *validator) export(list []FlowExport) {
+	for i, e := range list {
+		key := fmt.Sprintf("flows.export[%d]", i)
+		switch e.Type {
+		case "ipfix":
+		case "kafka":
+			v.add(key+".type", "\"kafka\" is not built in this release (only ipfix is); export IPFIX to a collector that feeds Kafka, e.g. goflow2")
+		case "":
+			v.add(key+".type", "empty; set type: ipfix")
+		default:
+			v.add(key+".type", "%q is not a flow export type; use ipfix", e.Type)
+		}
+		switch e.Transport {
+		case "", "udp", "tcp":
+		default:
+			v.add(key+".transport", "%q is not one of udp, tcp", e.Transport)
+		}
+		host, port, err := net.SplitHostPort(e.Address)
+		switch {
+		case e.Address == "":
+			v.add(key+".address", "empty; set the collector's host:port, e.g. \"collector:4739\"")
+		case err != nil:
+			v.add(key+".address", "%q is not host:port; write it like \"collector:4739\" or \"[2001:db8::1]:4739\"", e.Address)
+		case host == "":
+			v.add(key+".address", "%q has no host; name the collector, e.g. \"collector:4739\"", e.Address)
+		default:
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				v.add(key+".address", "%q: port %q is not 1 to 65535", e.Address, port)
+			}
+		}
+		for j, o := range list[:i] {
+			if o.Address == e.Address && o.ExportTransport() == e.ExportTransport() && o.Type == e.Type {
+				v.add(key, "%s %s is listed twice (also at [%d]); list each collector once", e.Address, e.ExportTransport(), j)
+				break
+			}
+		}
+	}
+}
+
+// ExportTransport is the transport of a flows.export entry: its
+// transport, udp when left empty.
+func (e FlowExport) ExportTransport() string {
+	if e.Transport == "" {
+		return "udp"
+	}
+	return e.Transport
 }
 
 // alerts checks the alerts section: the channels (types email, webhook,

@@ -163,6 +163,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 	s.writeHost(p)
 	s.writeAlerts(p)
 	s.writeRemote(p)
+	s.writeIPFIX(p)
 }
 
 // writeProtocols writes the protocol distribution with a bounded label set:

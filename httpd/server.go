@@ -94,6 +94,9 @@ type Options struct {
 	// Remote is the remote storage writer's counters in /metrics
 	// (netsentry_remote_*); nil: none.
 	Remote RemoteMetrics
+	// Export is the flow collectors' counters (netsentry_ipfix_*) in
+	// /metrics; nil: none.
+	Export ExportMetrics
 	// Query is the stored history for the Prometheus query API and
 	// /api/v1/metrics/{name}/history (store.NewQueryable); nil: they
 	// answer 503.

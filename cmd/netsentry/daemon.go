@@ -46,6 +46,8 @@ type daemon struct {
 	host    *hostSource     // nil when the samplers could not start
 	alerts  *alerts         // nil when alerting is off
 	hist    *sensor.History // the local store (storage.*)
+	// collectors are the flows.export IPFIX senders (sinks of exp).
+	collectors collectors
 
 	cfgMu sync.Mutex // guards cfg; held while a new config is written and applied
 	cfg   configs.Config
@@ -69,13 +71,13 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 			return 2
 		}
 	}
-	top, sinks, err := flowSinks(o, stdout)
+	top, cs, sinks, err := flowSinks(o, cfg, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "netsentry: %v\n", err)
 		return 1
 	}
 	d := &daemon{o: o, cfgPath: o.configPath, stdout: stdout, stderr: stderr, cfg: cfg, top: top,
-		level: new(slog.LevelVar)}
+		level: new(slog.LevelVar), collectors: cs}
 	d.level.Set(parseLevel(cfg.LogLevel))
 	d.log = newLogger(stderr, d.level)
 	if d.hist, err = sensor.OpenHistory(cfg.Storage, d.log); err != nil {
@@ -99,6 +101,9 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 	d.log.Info(fmt.Sprintf("NetSentry %s starting up...", version), "go", goVersion())
 	if o.ifaceNote != "" {
 		d.log.Info(o.ifaceNote)
+	}
+	for _, e := range cfg.Flows.Export {
+		d.log.Info("Exporting flows as IPFIX", "collector", e.Address, "transport", e.ExportTransport())
 	}
 	// A packet worker is locked to its thread and holds a P while it runs
 	// Go code (a busy ring, a snapshot copy); with GOMAXPROCS = CPUs the
@@ -266,6 +271,9 @@ func (d *daemon) apiOptions(addr string) httpd.Options {
 		Query: store.NewQueryable(d.hist.Store), Flows: d.hist.Flows}
 	if d.hist.Remote != nil {
 		opt.Remote = d.hist.Remote
+	}
+	if len(d.collectors) > 0 {
+		opt.Export = d.collectors
 	}
 	d.alertOptions(&opt)
 	return opt

@@ -68,6 +68,7 @@ func (o *options) applyOverrides(c *configs.Config) {
 }
 
 func main() {
+	raiseCaps() // file capabilities of the container image; see caps_linux.go
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -188,7 +189,26 @@ func loadConfig(path string) (configs.Config, []configs.Problem, *geo.DB, error)
 			return configs.Config{}, nil, nil, fmt.Errorf("read config: %w", err)
 		}
 	}
-	return geo.CheckConfig(data, path, nil)
+	return geo.CheckConfig(data, path, envTokens)
+}
+
+// Environment variables that set the API tokens over the file's
+// api_token and api_read_token (a container takes them from a secret, so
+// the configuration itself can be a plain ConfigMap).
+const (
+	envAPIToken     = "NETSENTRY_API_TOKEN"
+	envAPIReadToken = "NETSENTRY_API_READ_TOKEN"
+)
+
+// envTokens lays NETSENTRY_API_TOKEN and NETSENTRY_API_READ_TOKEN, when
+// set and not empty, over the configuration, before it is validated.
+func envTokens(c *configs.Config) {
+	if v := os.Getenv(envAPIToken); v != "" {
+		c.APIToken = v
+	}
+	if v := os.Getenv(envAPIReadToken); v != "" {
+		c.APIReadToken = v
+	}
 }
 
 // logWarnings logs each configuration warning at start-up.
@@ -233,10 +253,15 @@ func shardConfig(cfg configs.Config, nShards int) flowtable.Config {
 	return c
 }
 
-// flowSinks opens the --flows-out writer (if any) and the summary's top-N sink.
-func flowSinks(o options, stdout io.Writer) (*engine.TopFlows, []engine.Sink, error) {
+// flowSinks opens the --flows-out writer (if any), the summary's top-N
+// sink and the flows.export collectors.
+func flowSinks(o options, cfg configs.Config, stdout io.Writer) (*engine.TopFlows, collectors, []engine.Sink, error) {
 	top := engine.NewTopFlows(o.topN)
-	sinks := []engine.Sink{top}
+	cs, sinks, err := exportSinks(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sinks = append([]engine.Sink{top}, sinks...)
 	switch o.flowsOut {
 	case "":
 	case "-":
@@ -244,11 +269,11 @@ func flowSinks(o options, stdout io.Writer) (*engine.TopFlows, []engine.Sink, er
 	default:
 		f, err := os.Create(o.flowsOut)
 		if err != nil {
-			return nil, nil, fmt.Errorf("open --flows-out: %w", err)
+			return nil, nil, nil, fmt.Errorf("open --flows-out: %w", err)
 		}
 		sinks = append(sinks, geoLines(engine.NewJSONLines(f, f), o.geo))
 	}
-	return top, sinks, nil
+	return top, cs, sinks, nil
 }
 
 func replay(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.Writer) int {
@@ -258,7 +283,7 @@ func replay(ctx context.Context, cfg configs.Config, o options, stdout, stderr i
 		return 1
 	}
 	defer rf.Close()
-	top, sinks, err := flowSinks(o, stdout)
+	top, _, sinks, err := flowSinks(o, cfg, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "netsentry: %v\n", err)
 		return 1

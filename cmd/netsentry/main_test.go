@@ -271,3 +271,19 @@ func TestApplyAlertsNeedsRestart(t *testing.T) {
 		t.Errorf("applyLocked: %+v, want both alerts keys waiting for a restart", res)
 	}
 }
+
+// TestEnvTokens: NETSENTRY_API_TOKEN makes a configuration that listens
+// beyond loopback valid, as the Kubernetes manifests use it.
+func TestEnvTokens(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfg, []byte("api_listen: 0.0.0.0\n"), 0o644)
+	var out strings.Builder
+	if rc := run([]string{"--check-config", "--config", cfg}, &out, io.Discard); rc != 1 || !strings.Contains(out.String(), "api_token") {
+		t.Fatalf("without the variable: exit %d: %s", rc, out.String())
+	}
+	t.Setenv(envAPIToken, "0123456789abcdef0123")
+	out.Reset()
+	if rc := run([]string{"--check-config", "--config", cfg}, &out, io.Discard); rc != 0 {
+		t.Fatalf("with %s: exit %d: %s", envAPIToken, rc, out.String())
+	}
+}
