@@ -22,7 +22,8 @@ var allowed = map[string][]string{
 	"flowtable":           {"decode"},
 	"store":               {"flowtable"},
 	"alerting":            {},
-	"httpd":               {"store", "alerting", "flowtable", "configs", "geo"},
+	"httpd":               {"store", "alerting", "flowtable", "configs", "geo", "web"},
+	"web":                 {}, // the dashboard's embedded assets
 	"tuning":              {},
 	"configs":             {},
 	"geo":                 {"configs", "geo"},

@@ -37,7 +37,7 @@ export function mount(el) {
   const metricList = h('datalist', { id: 'metric-names' }, METRICS.map((m) => h('option', { value: m })));
   function renderForm(r) {
     const c = (r && r.conditions && r.conditions[0]) || {};
-    form.replaceChildren(
+    form.replaceChildren(...[
       h('div', { class: 'row' },
         field('r-name', 'Name', h('input', { id: 'r-name', name: 'name', size: 24, value: r ? r.name : '' })),
         field('r-severity', 'Severity', sel('r-severity', 'severity', [['info', 'info'], ['warning', 'warning'], ['critical', 'critical']], r ? r.severity : 'warning')),
@@ -53,7 +53,7 @@ export function mount(el) {
       h('div', { class: 'row' },
         h('button', { type: 'submit', class: 'primary', id: 'rule-save' }, editing ? 'Save rule ' + editing : 'Create rule'),
         editing ? h('button', { type: 'button', onclick: () => { editing = null; renderForm(null); } }, 'New rule instead') : null),
-      result, metricList);
+      result, metricList].filter(Boolean));
   }
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -68,7 +68,6 @@ export function mount(el) {
     if (v.throttle_sec !== '') rule.throttle_sec = Number(v.throttle_sec);
     try {
       const saved = await api(editing ? '/api/v1/alerts/' + encodeURIComponent(editing) : '/api/v1/alerts', { method: editing ? 'PUT' : 'POST', body: rule });
-      result.replaceChildren(h('p', { class: 'ok' }, (editing ? 'Saved' : 'Created') + ' rule ' + saved.id + '.'));
       editing = null;
       renderForm(null);
       result.replaceChildren(h('p', { class: 'ok', id: 'rule-ok' }, 'Saved rule ' + saved.id + ' (' + saved.name + ').'));

@@ -9,9 +9,10 @@ export const fmt = {
   percent: (v) => fmtNum(v, 1) + ' %',
 };
 
-// makeChart draws series (names) in el; format turns a value into a label.
+// makeChart draws series (names) in el; format turns a value into a label;
+// span (seconds), when given, keeps the x axis to the latest window.
 // It follows el's width and the theme. Returns { plot, setData, destroy }.
-export function makeChart(el, title, names, format) {
+export function makeChart(el, title, names, format, span) {
   const axis = () => ({ stroke: themeColor('muted'), grid: { stroke: themeColor('line'), width: 1 }, ticks: { stroke: themeColor('line') } });
   const width = () => Math.max(260, el.clientWidth - 4);
   const opts = {
@@ -20,7 +21,7 @@ export function makeChart(el, title, names, format) {
     height: 180,
     cursor: { drag: { x: false, y: false } },
     legend: { live: true },
-    scales: { x: { time: true } },
+    scales: { x: span ? { time: true, range: (u, min, max) => [max - span, max] } : { time: true } },
     axes: [axis(), Object.assign(axis(), { size: 70, values: (u, vals) => vals.map((v) => format(v)) })],
     series: [{}].concat(names.map((n, i) => ({ label: n, stroke: color(i), width: 1.5, value: (u, v) => v === null || v === undefined ? '–' : format(v) }))),
   };

@@ -52,7 +52,7 @@ export function mount(el) {
   for (const [id, title, names, f] of defs) {
     const box = h('div', { class: 'card chart', id: 'live-' + id, role: 'img', 'aria-label': title + ', live chart' });
     live.append(box);
-    charts[id] = makeChart(box, title, names, f);
+    charts[id] = makeChart(box, title, names, f, 300);
     series[id] = [[]].concat(names.map(() => []));
     cleanups.push(() => charts[id].destroy());
   }
@@ -125,14 +125,14 @@ export function mount(el) {
         msg.replaceChildren(errorBox(e));
       }
     });
-    capBox.replaceChildren(
+    capBox.replaceChildren(...[
       h('h2', {}, 'Capture'),
       h('p', {}, h('span', { id: 'capture-state', class: c.running ? 'ok' : 'warn' }, c.running ? 'running' : 'stopped'),
         c.interfaces && c.interfaces.length ? ' on ' + c.interfaces.join(', ') : '',
         c.since ? h('span', { class: 'muted' }, ' since ' + new Date(c.since).toLocaleString()) : '',
         c.fanout ? h('span', { class: 'muted' }, ' · ' + c.queues + ' queues, fan-out ' + c.fanout) : ''),
       c.reason ? h('p', { class: 'warn' }, c.reason) : null,
-      btn, msg);
+      btn, msg].filter(Boolean));
   }
   function renderQueues(st) {
     const rows = (st.queues || []).map((q) => h('tr', {},
