@@ -457,14 +457,13 @@ alerts:
 		t.Fatalf("POST of the bad rule: %d %s", st, body)
 	}
 	ev.allow("422 /api/v1/alerts")
-	var shown []string
 	run("bad rule", chromedp.SetValue(chromedp.ID("r-name"), "bad rule"),
 		chromedp.SetValue(chromedp.ID("r-metric"), "no.such.metric"),
 		chromedp.SetValue(chromedp.ID("r-threshold"), "1"),
 		chromedp.SetValue(chromedp.ID("r-range"), "90h"),
 		chromedp.Click(chromedp.ID("rule-save")),
 		chromedp.WaitVisible(chromedp.CSS("#rule-error li")))
-	shown = evalJS[[]string](t, ctx, `[...document.querySelectorAll('#rule-error li')].map(li => li.textContent)`)
+	shown := evalJS[[]string](t, ctx, `[...document.querySelectorAll('#rule-error li')].map(li => li.textContent)`)
 	if !slices_Equal(shown, prob.Errors) {
 		t.Errorf("the editor shows %q; the API says %q", shown, prob.Errors)
 	}
@@ -472,10 +471,9 @@ alerts:
 	shoot(t, ctx, shots, "alerts")
 	checkErrors(t, ev, "alerts")
 
-	var cfgText string
 	run("config", chromedp.Navigate(base+"#config"), chromedp.WaitVisible(chromedp.ID("config-json")),
 		chromedp.WaitVisible(chromedp.ID("health-table")))
-	cfgText = evalJS[string](t, ctx, `document.getElementById('config-json').textContent`)
+	cfgText := evalJS[string](t, ctx, `document.getElementById('config-json').textContent`)
 	if strings.Contains(cfgText, webAdminToken) || strings.Contains(cfgText, webReadToken) || !strings.Contains(cfgText, `"api_token": "<redacted>"`) {
 		t.Errorf("config view shows a token, or no redaction:\n%s", cfgText)
 	}
@@ -490,9 +488,7 @@ alerts:
 	} {
 		run("phone "+pg.name, chromedp.Navigate(base+"#"+pg.name), chromedp.WaitVisible(chromedp.CSS(pg.ready)))
 		time.Sleep(300 * time.Millisecond)
-		var overflow bool
-		overflow = evalJS[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`)
-		if overflow {
+		if evalJS[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`) {
 			t.Errorf("%s at phone width: the page scrolls sideways (only tables may)", pg.name)
 		}
 		shoot(t, ctx, shots, pg.name+"-phone")

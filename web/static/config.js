@@ -23,14 +23,14 @@ export function mount(el) {
       ];
       for (const [k, v] of Object.entries(st.decode_errors || {})) rows.push(['Decode errors: ' + k, fmtNum(v)]);
       if (st.degraded || st.degraded_modes) rows.push(['Degraded', JSON.stringify(st.degraded || st.degraded_modes)]);
-      body.push(h('table', { id: 'health-table' }, h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', { class: 'num' }, v))))));
+      body.push(h('table', { id: 'health-table', class: 'kv' }, h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', { class: 'num' }, v))))));
     } catch (e) { body.push(errorBox(e)); }
     try {
       const text = await api('/metrics');
       const pick = /^netsentry_(flow_records_dropped_total|flows_detection_skipped_total|api_stream_dropped_total|flow_sink_queue_batches|scan_sources_over|alert_instance_overflow_total)(\{[^}]*\})? (\S+)/gm;
       const rows = [];
       for (const m of String(text).matchAll(pick)) rows.push(h('tr', {}, h('th', { scope: 'row' }, m[1] + (m[2] || '')), h('td', { class: 'num' }, fmtNum(Number(m[3])))));
-      if (rows.length) body.push(h('h2', { style: 'margin-top:12px' }, 'Loss and overload counters'), h('div', { class: 'tablewrap' }, h('table', {}, h('tbody', {}, rows))));
+      if (rows.length) body.push(h('h2', { style: 'margin-top:12px' }, 'Loss and overload counters'), h('div', { class: 'tablewrap' }, h('table', { class: 'kv' }, h('tbody', {}, rows))));
     } catch (e) { body.push(errorBox(e)); }
     health.replaceChildren(h('h2', { id: 'h-health' }, 'Sensor health'), ...body);
     try {
