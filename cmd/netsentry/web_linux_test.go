@@ -509,6 +509,33 @@ alerts:
 		run("enter", chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.ID("capture-state")))
 	}
 	checkErrors(t, ev, "keyboard")
+
+	// The read-only token: forget the admin token, log in with the read
+	// one; the pages show, and Stop gets the API's 403, shown in the page.
+	for _, path := range []string{"/api/v1/network/stats", "/api/v1/stream", "/api/v1/query_range"} {
+		for i := 0; i < 3; i++ {
+			ev.allow("401 " + path)
+		}
+	}
+	ev.allow("403 /api/v1/capture")
+	run("read token", chromedp.Click(chromedp.ID("logout")),
+		chromedp.WaitVisible(chromedp.ID("login-token")),
+		chromedp.SendKeys(chromedp.ID("login-token"), webReadToken),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+		chromedp.WaitVisible(`//span[@id="capture-state" and text()="running"]`),
+		chromedp.Click(chromedp.ID("capture-toggle")),
+		chromedp.WaitVisible(chromedp.CSS("#capture-msg .error")))
+	if msg := evalJS[string](t, ctx, `document.getElementById('capture-msg').textContent`); !strings.Contains(msg, "read-only token") {
+		t.Errorf("Stop with the read token shows %q", msg)
+	}
+	if st, body := api.do("GET", "/api/v1/capture", nil); st != 200 || !strings.Contains(string(body), `"running":true`) {
+		t.Errorf("after Stop with the read token: GET /api/v1/capture %d %s", st, body)
+	}
+	run("read token pages", chromedp.Navigate(base+"#hosts"), chromedp.WaitVisible(chromedp.CSS("#hosts-table tbody tr td")))
+	ev.mu.Lock()
+	ev.allowed = map[string]int{}
+	ev.mu.Unlock()
+	checkErrors(t, ev, "read token")
 	t.Logf("screenshots in %s", shots)
 
 	grafanaQueries(t, api, newAPIClient(t, ns, promAddr), &plog)
