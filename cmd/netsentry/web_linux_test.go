@@ -408,6 +408,17 @@ alerts:
 	if want := conversationsOnPort(t, filepath.Join(corpus, "oracle", webPcap+".conv_exact.tsv"), "25"); rows != want {
 		t.Errorf("connections filtered by port 25: %d rows, want %d (tshark)", rows, want)
 	}
+	// The stored history (the flows the Stop above flushed), same filter:
+	// every row on port 25, and some there.
+	hist := evalJS[[]string](t, ctx, `[...document.querySelectorAll('#flows-table tbody tr')].map(tr => [...tr.children].slice(0, 2).map(td => td.textContent).join(' '))`)
+	if len(hist) == 0 || len(hist) == 1 && !strings.Contains(hist[0], ":") {
+		t.Errorf("flow history filtered by port 25: no rows (%q)", hist)
+	}
+	for _, r := range hist {
+		if !strings.Contains(r+" ", ":25 ") {
+			t.Errorf("flow history filtered by port 25 has %q", r)
+		}
+	}
 	run("clear", chromedp.SetValue(chromedp.ID("f-port"), ""), chromedp.Click(chromedp.CSS("#conn-filter button[type=submit]")))
 	time.Sleep(500 * time.Millisecond)
 	shoot(t, ctx, shots, "connections")
