@@ -28,9 +28,11 @@ DEB_PKGS  += nfdump
 # libcap2-bin: setcap for the image binary's file capabilities; ca-certificates: the image's CA
 # bundle; curl: the image test asks the API inside a network namespace.
 DEB_PKGS  += podman libcap2-bin ca-certificates curl
+# chromium: the headless browser the web dashboard tests drive (chromedp).
+DEB_PKGS  += chromium
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api bench-store install clean image
+.PHONY: all build run test test-short deps lint fuzz bench bench-live bench-api bench-store install clean image web-vendor screenshots
 
 all: build
 
@@ -148,6 +150,22 @@ install: build
 	else \
 		echo "on the target: systemd-sysusers; systemd-tmpfiles --create; systemctl daemon-reload; systemctl enable --now netsentry"; \
 	fi
+
+# web-vendor fetches the dashboard's npm pieces at pinned versions into
+# web/static/vendor (committed, with their licences), so that a clone builds
+# without npm. Run it only to change a version.
+UPLOT_VERSION := 1.6.32
+web-vendor:
+	rm -rf web/.vendor-tmp && mkdir -p web/.vendor-tmp web/static/vendor/uplot
+	cd web/.vendor-tmp && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null && tar xzf uplot-$(UPLOT_VERSION).tgz
+	cp web/.vendor-tmp/package/dist/uPlot.esm.js web/.vendor-tmp/package/dist/uPlot.min.css web/.vendor-tmp/package/LICENSE web/static/vendor/uplot/
+	echo "uplot $(UPLOT_VERSION) from the npm registry (npm pack uplot@$(UPLOT_VERSION)); MIT, see LICENSE" > web/static/vendor/uplot/VERSION
+	rm -rf web/.vendor-tmp
+
+# screenshots writes the dashboard's pages at 1280x800 and phone width to
+# docs/screenshots (needs root: the test replays a capture on a veth pair).
+screenshots: deps
+	NETSENTRY_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestWebDashboard' ./cmd/netsentry/
 
 clean:
 	rm -rf bin

@@ -13,7 +13,7 @@ const NotActedOn = "accepted, not yet acted on"
 // inertKeys are the keys (and key prefixes, ending in ".") of features this
 // build does not have yet: they are decoded and validated, so a file written
 // for a later build loads, but changing them changes nothing.
-var inertKeys = []string{"enable_web", "web_port"}
+var inertKeys = []string{}
 
 // Inert reports whether the dotted key (as changed keys are named, e.g.
 // "storage.retention_days") belongs to a feature this build accepts but
@@ -34,9 +34,6 @@ func Inert(key string) bool {
 // has no File or Line; Check fills them in.
 func (c *Config) Warnings() []Problem {
 	var w validator
-	if c.EnableWeb {
-		w.add("enable_web", "true is %s: this build has no web dashboard yet, so nothing listens on web_port %d", NotActedOn, c.WebPort)
-	}
 	for i, p := range c.NetworkAnalysis.Protocols {
 		if p == "smb" {
 			w.add(fmt.Sprintf("network_analysis.protocols[%d]", i), "%q is %s: there is no SMB detector yet, so SMB flows are named by their port guess only", p, NotActedOn)

@@ -23,11 +23,11 @@ func TestWarnings(t *testing.T) {
 		change func(c *Config)
 		want   []string // keys warned about
 	}{
-		{"default", func(c *Config) {}, []string{"enable_web"}},
+		{"default", func(c *Config) {}, nil},
 		{"web off", func(c *Config) { c.EnableWeb = false }, nil},
-		{"remote url", func(c *Config) { c.Storage.RemoteURL = "http://vm:8428" }, []string{"enable_web", "storage.remote_url"}},
+		{"remote url", func(c *Config) { c.Storage.RemoteURL = "http://vm:8428" }, []string{"storage.remote_url"}},
 		{"smb", func(c *Config) { c.NetworkAnalysis.Protocols = []string{"dns", "smb"} },
-			[]string{"enable_web", "network_analysis.protocols[1]"}},
+			[]string{"network_analysis.protocols[1]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -43,20 +43,11 @@ func TestWarnings(t *testing.T) {
 			}
 		})
 	}
-	c := Default()
-	ws := c.Warnings()
-	for _, want := range []string{
-		"enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090",
-	} {
-		if !slices.ContainsFunc(ws, func(p Problem) bool { return p.Msg == want }) {
-			t.Errorf("no warning %q in\n%v", want, &Errors{ws})
-		}
-	}
 }
 
 func TestInert(t *testing.T) {
 	for key, want := range map[string]bool{
-		"enable_web": true, "web_port": true, "storage.remote_url": false,
+		"enable_web": false, "web_port": false, "storage.remote_url": false,
 		"storage": false, "storage.type": false, "storage.retention_days": false, "storage.local_path": false,
 		"storage.max_disk_mb": false, "storage.interval": false,
 		"alerts": false, "alerts.notification_channels": false, "alerts.config_path": false, "alerts.smtp.host": false,
@@ -127,11 +118,8 @@ func TestDescriptionExampleLoadsWithWarnings(t *testing.T) {
 	if c.WebPort != 9090 || !c.EnableWeb {
 		t.Errorf("web_port %d enable_web %v", c.WebPort, c.EnableWeb)
 	}
-	want := []string{
-		`example.yaml:5: enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090`,
-	}
-	if got := (&Errors{ws}).Error(); got != strings.Join(want, "\n") {
-		t.Errorf("warnings:\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	if len(ws) != 0 {
+		t.Errorf("warnings:\n%s\nwant none (the dashboard is built)", &Errors{ws})
 	}
 }
 
@@ -147,17 +135,17 @@ func TestDescriptionAdvancedNamesWhatIsNotBuilt(t *testing.T) {
 	if err.Error() != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant\n%s", err, strings.Join(want, "\n"))
 	}
-	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web"}) {
+	if got := keysOf(ws); len(got) != 0 {
 		t.Errorf("warned about %v", got)
 	}
 	// With type local, the remote URL is named as not acted on.
 	local := strings.Replace(descriptionAdvanced, `type: "prometheus"`, `type: "local"`, 1)
 	_, ws, _ = Check([]byte(local), "advanced.yaml", nil)
-	if got := keysOf(ws); !slices.Equal(got, []string{"enable_web", "storage.remote_url"}) {
+	if got := keysOf(ws); !slices.Equal(got, []string{"storage.remote_url"}) {
 		t.Fatalf("warned about %v", got)
 	}
-	if ws[1].Line != 6 {
-		t.Errorf("warning line %d; want 6 (remote_url:)", ws[1].Line)
+	if ws[0].Line != 6 {
+		t.Errorf("warning line %d; want 6 (remote_url:)", ws[0].Line)
 	}
 
 	// With a local store and a mail server, it loads, with warnings.

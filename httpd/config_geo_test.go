@@ -41,7 +41,7 @@ func TestPutListsEveryProblem(t *testing.T) {
  "storage": {"type": "influxdb", "remote_url": "http://influxdb:8086"},
  "alerts": {"notification_channels": [{"type": "webhook", "url": "https://hooks.example.com/x"}]},
  "performance": {"use_zero_copy": false, "enable_lock_free_queues": false, "threads": "four"},
- "network_analysis": {"enable_geolocation": true, "geoip_db": "/nonexistent/GeoLite2-City.mmdb", "asn_db": ""}}`
+ "network_analysis": {"enable_geolocation": true, "geoip_db": "/nonexistent/GeoLite2-City.mmdb", "asn_db": "", "protocols": ["smb"]}}`
 	r := ts.do("PUT", "/api/v1/config", "application/json", []byte(body))
 	p := ts.check("/api/v1/config", "PUT", r)
 	if r.status != 400 {
@@ -60,7 +60,7 @@ func TestPutListsEveryProblem(t *testing.T) {
 	if got := strs(t, p["errors"]); !slices.Equal(got, want) {
 		t.Errorf("errors:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if ws := strs(t, p["warnings"]); len(ws) != 1 || !strings.Contains(ws[0], "enable_web: ") || !strings.Contains(ws[0], configs.NotActedOn) {
+	if ws := strs(t, p["warnings"]); len(ws) != 1 || !strings.Contains(ws[0], "network_analysis.protocols[0]: ") || !strings.Contains(ws[0], configs.NotActedOn) {
 		t.Errorf("warnings: %q", ws)
 	}
 	if ts.config.replaced != 0 {
@@ -81,7 +81,6 @@ func TestPutWarnings(t *testing.T) {
 		t.Fatalf("PUT: %d %s", r.status, r.body)
 	}
 	want := []string{
-		"request body:1: enable_web: true is accepted, not yet acted on: this build has no web dashboard yet, so nothing listens on web_port 9090",
 		`request body:1: network_analysis.protocols[1]: "smb" is accepted, not yet acted on: there is no SMB detector yet, so SMB flows are named by their port guess only`,
 	}
 	if got := strs(t, res["warnings"]); !slices.Equal(got, want) {

@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/netsentry/netsentry/geo"
+	"github.com/netsentry/netsentry/web"
 )
 
 // Limits of the server.
@@ -51,8 +52,13 @@ const (
 
 // Options configure a Server.
 type Options struct {
-	// Listen is the address to listen on, host:port.
+	// Listen is the address the API listens on, host:port; empty: the API
+	// has no listener of its own (WebListen serves it).
 	Listen string
+	// WebListen is the address the web dashboard listens on, host:port:
+	// the embedded pages, and the API under the same token rules, so that
+	// the pages talk to their own origin. Empty: no dashboard.
+	WebListen string
 	// Token is the admin bearer token: it allows every request. Empty:
 	// none, every request is allowed (on a loopback address only).
 	Token string
@@ -119,6 +125,10 @@ type Server struct {
 	tokens   atomic.Pointer[tokens]
 	srv      *fasthttp.Server
 	ln       net.Listener
+	webSrv   *fasthttp.Server // nil without Options.WebListen
+	webLn    net.Listener
+	webErr   chan error
+	web      map[string]*webAsset
 	conns    *snapCache // open flows
 	hostsC   *snapCache // hosts
 	light    *snapCache // counters and protocols
@@ -139,12 +149,20 @@ func New(opt Options) (*Server, error) {
 	if opt.Sensor == nil || opt.Config == nil {
 		return nil, errors.New("new api server: no sensor or config store")
 	}
-	host, _, err := net.SplitHostPort(opt.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("new api server: listen address %q: %w", opt.Listen, err)
+	if opt.Listen == "" && opt.WebListen == "" {
+		return nil, errors.New("new api server: no listen address")
 	}
-	if err := checkTokens(host, opt.Token, opt.ReadToken); err != nil {
-		return nil, fmt.Errorf("new api server: %w", err)
+	for _, addr := range []string{opt.Listen, opt.WebListen} {
+		if addr == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("new api server: listen address %q: %w", addr, err)
+		}
+		if err := checkTokens(host, opt.Token, opt.ReadToken); err != nil {
+			return nil, fmt.Errorf("new api server: %w", err)
+		}
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -162,7 +180,7 @@ func New(opt Options) (*Server, error) {
 		opt.StreamWriteTimeout = StreamWriteTimeout
 	}
 	s := &Server{opt: opt, log: opt.Logger, done: make(chan struct{}), serveErr: make(chan error, 1),
-		set: metrics.NewSet(), protoSet: map[string]bool{}}
+		webErr: make(chan error, 1), set: metrics.NewSet(), protoSet: map[string]bool{}}
 	s.hostname, _ = osHostname()
 	for _, p := range opt.Protocols {
 		s.protoSet[p] = true
@@ -212,10 +230,23 @@ func New(opt Options) (*Server, error) {
 		s.log.Error("api handler panicked", "path", string(ctx.Path()), "panic", v)
 		writeProblem(ctx, fasthttp.StatusInternalServerError, "internal error")
 	}
-	s.srv = &fasthttp.Server{
-		Handler:                       r.Handler,
+	s.srv = s.fastServer(r.Handler)
+	if opt.WebListen != "" {
+		var err error
+		if s.web, err = loadWebAssets(web.Assets); err != nil {
+			return nil, fmt.Errorf("new api server: %w", err)
+		}
+		s.webSrv = s.fastServer(s.webHandler(r.Handler))
+	}
+	return s, nil
+}
+
+// fastServer is a fasthttp server with the API's limits, serving h.
+func (s *Server) fastServer(h fasthttp.RequestHandler) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                       h,
 		Name:                          "netsentry",
-		ReadTimeout:                   opt.ReadTimeout,
+		ReadTimeout:                   s.opt.ReadTimeout,
 		ReadBufferSize:                MaxHeaderBytes,
 		WriteTimeout:                  WriteTimeout,
 		IdleTimeout:                   IdleTimeout,
@@ -227,7 +258,6 @@ func New(opt Options) (*Server, error) {
 		ErrorHandler:                  s.requestError,
 		Logger:                        slogPrinter{s.log},
 	}
-	return s, nil
 }
 
 type slogPrinter struct{ l *slog.Logger }
@@ -244,20 +274,51 @@ func isLoopback(host string) bool {
 	return err == nil && a.IsLoopback()
 }
 
-// Start listens on Options.Listen and serves on a goroutine of its own.
+// Start listens on Options.Listen and Options.WebListen (those set) and
+// serves each on a goroutine of its own.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.opt.Listen)
-	if err != nil {
-		return fmt.Errorf("start api server: %w", err)
+	if s.opt.Listen != "" {
+		ln, err := net.Listen("tcp", s.opt.Listen)
+		if err != nil {
+			return fmt.Errorf("start api server: %w", err)
+		}
+		s.ln = headListener{ln}
 	}
-	ln = headListener{ln}
-	s.ln = ln
-	go func() { s.serveErr <- s.srv.Serve(ln) }()
+	if s.webSrv != nil {
+		ln, err := net.Listen("tcp", s.opt.WebListen)
+		if err != nil {
+			if s.ln != nil {
+				s.ln.Close()
+				s.ln = nil
+			}
+			return fmt.Errorf("start web dashboard: %w", err)
+		}
+		s.webLn = headListener{ln}
+		go func() { s.webErr <- s.webSrv.Serve(s.webLn) }()
+	}
+	if s.ln != nil {
+		go func() { s.serveErr <- s.srv.Serve(s.ln) }()
+	}
 	return nil
 }
 
-// Addr returns the address the server listens on (after Start).
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// Addr returns the address the API listens on (after Start); nil when it
+// has no listener of its own.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// WebAddr returns the address the dashboard listens on (after Start); nil
+// without Options.WebListen.
+func (s *Server) WebAddr() net.Addr {
+	if s.webLn == nil {
+		return nil
+	}
+	return s.webLn.Addr()
+}
 
 // Handler returns the server's request handler (for tests and benchmarks).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.srv.Handler }
@@ -267,9 +328,14 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.srv.Handler }
 // (the address it listens on now, whatever a new configuration says), and
 // a read token needs an admin token.
 func (s *Server) CheckTokens(admin, read string) error {
-	host, _, _ := net.SplitHostPort(s.opt.Listen)
-	if err := checkTokens(host, admin, read); err != nil {
-		return fmt.Errorf("set api tokens: %w", err)
+	for _, addr := range []string{s.opt.Listen, s.opt.WebListen} {
+		if addr == "" {
+			continue
+		}
+		host, _, _ := net.SplitHostPort(addr)
+		if err := checkTokens(host, admin, read); err != nil {
+			return fmt.Errorf("set api tokens: %w", err)
+		}
 	}
 	return nil
 }
@@ -303,30 +369,42 @@ func (s *Server) Close(timeout time.Duration) error {
 		if s.prom != nil {
 			s.prom.engine.Close()
 		}
-		if s.ln == nil {
-			return
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if e := s.srv.ShutdownWithContext(ctx); e != nil {
-			err = fmt.Errorf("stop api server: %w", e)
+		if s.webLn != nil {
+			err = stopServing(ctx, "web dashboard", s.webSrv, s.webLn, s.webErr)
 		}
-		// A Close right after Start can run before Serve registered the
-		// listener with fasthttp, whose Shutdown then closes nothing and
-		// Serve would accept forever: close it here too (a second Close of
-		// a listener only errs).
-		s.ln.Close()
-		select {
-		case e := <-s.serveErr:
-			if e != nil && err == nil {
-				err = fmt.Errorf("api server: %w", e)
-			}
-		case <-ctx.Done():
-			if err == nil {
-				err = errors.New("stop api server: still serving after the timeout")
+		if s.ln != nil {
+			if e := stopServing(ctx, "api server", s.srv, s.ln, s.serveErr); err == nil {
+				err = e
 			}
 		}
 	})
+	return err
+}
+
+// stopServing shuts srv down, serving ln, and waits for its Serve to
+// return its error on served (or ctx to end).
+func stopServing(ctx context.Context, what string, srv *fasthttp.Server, ln net.Listener, served chan error) error {
+	var err error
+	if e := srv.ShutdownWithContext(ctx); e != nil {
+		err = fmt.Errorf("stop %s: %w", what, e)
+	}
+	// A Close right after Start can run before Serve registered the
+	// listener with fasthttp, whose Shutdown then closes nothing and Serve
+	// would accept forever: close it here too (a second Close of a
+	// listener only errs).
+	ln.Close()
+	select {
+	case e := <-served:
+		if e != nil && err == nil {
+			err = fmt.Errorf("%s: %w", what, e)
+		}
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("stop %s: still serving after the timeout", what)
+		}
+	}
 	return err
 }
 

@@ -186,7 +186,11 @@ func newTestServerWith(t testing.TB, edit func(o *httpd.Options)) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close(time.Second) })
-	return &testServer{t: t, srv: srv, base: "http://" + srv.Addr().String(), sensor: sensor, config: cfg,
+	addr := srv.Addr()
+	if addr == nil { // the dashboard alone
+		addr = srv.WebAddr()
+	}
+	return &testServer{t: t, srv: srv, base: "http://" + addr.String(), sensor: sensor, config: cfg,
 		api: loadOpenAPI(t), token: opt.Token}
 }
 

@@ -61,8 +61,8 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 		fmt.Fprintln(stderr, "netsentry: no capture interface: set capture_interface or pass --interface IF (or --replay FILE)")
 		return 2
 	}
-	if !cfg.EnablePacketCapture && !cfg.EnableAPI {
-		fmt.Fprintln(stderr, "netsentry: nothing to do: enable_packet_capture and enable_api are both off")
+	if !cfg.EnablePacketCapture && !cfg.EnableAPI && !cfg.EnableWeb {
+		fmt.Fprintln(stderr, "netsentry: nothing to do: enable_packet_capture, enable_api and enable_web are all off")
 		return 2
 	}
 	if lc.Filter != "" {
@@ -145,25 +145,19 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 			return 2
 		}
 	}
-	if cfg.EnableAPI {
+	if cfg.EnableAPI || cfg.EnableWeb {
 		if err := d.startAPI(); err != nil {
 			stopBG()
 			bgWG.Wait()
 			d.sensor.Close()
 			d.exp.Close()
 			d.hist.Close()
-			fmt.Fprintf(stderr, "netsentry: %v (set api_port, or enable_api: false / --api-enable=false)\n", err)
+			fmt.Fprintf(stderr, "netsentry: %v (set api_port and web_port, or enable_api: false / --api-enable=false, enable_web: false / --web-enable=false)\n", err)
 			return 2
 		}
 	}
 	if err := d.startRecorder(bg, &bgWG); err != nil {
 		panic("BUG: " + err.Error())
-	}
-	if cfg.EnableWeb {
-		d.log.Debug("web dashboard: not part of this build; enable_web is ignored", "web_port", cfg.WebPort)
-	}
-	if o.webFlag {
-		d.log.Warn("web dashboard: not part of this build; --web-enable is ignored")
 	}
 	if ok, err := sdNotify("READY=1\nSTATUS=capturing"); err != nil {
 		d.log.Warn("sd_notify READY", "err", err)
@@ -279,10 +273,20 @@ func (d *daemon) apiOptions(addr string) httpd.Options {
 	return opt
 }
 
+// startAPI starts the API server: on api_port when enable_api, and the web
+// dashboard on web_port (same api_listen address) when enable_web; the
+// dashboard serves the API to its pages on its own port too.
 func (d *daemon) startAPI() error {
 	cfg := d.Config()
-	addr := net.JoinHostPort(cfg.APIListen, strconv.Itoa(cfg.APIPort))
-	api, err := httpd.New(d.apiOptions(addr))
+	addr := ""
+	if cfg.EnableAPI {
+		addr = net.JoinHostPort(cfg.APIListen, strconv.Itoa(cfg.APIPort))
+	}
+	opt := d.apiOptions(addr)
+	if cfg.EnableWeb {
+		opt.WebListen = net.JoinHostPort(cfg.APIListen, strconv.Itoa(cfg.WebPort))
+	}
+	api, err := httpd.New(opt)
 	if err != nil {
 		return err
 	}
@@ -290,7 +294,12 @@ func (d *daemon) startAPI() error {
 		return err
 	}
 	d.api = api
-	d.log.Info("REST API server started on port "+strconv.Itoa(cfg.APIPort), "addr", api.Addr().String())
+	if a := api.Addr(); a != nil {
+		d.log.Info("REST API server started on port "+strconv.Itoa(cfg.APIPort), "addr", a.String())
+	}
+	if a := api.WebAddr(); a != nil {
+		d.log.Info("Web dashboard started on port "+strconv.Itoa(cfg.WebPort), "addr", a.String(), "url", "http://"+a.String()+"/")
+	}
 	return nil
 }
 

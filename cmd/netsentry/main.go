@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
-	"slices"
 	"syscall"
 
 	"github.com/netsentry/netsentry/configs"
@@ -135,9 +134,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer db.Close()
 	o.geo = db
-	if o.webFlag && !o.webEnable { // --web-enable=false: the dashboard is off, nothing to warn about
-		warns = slices.DeleteFunc(warns, func(p configs.Problem) bool { return p.Key == "enable_web" })
-	}
 	logWarnings(stderr, cfg, warns)
 	if o.replaySpeed != "max" && o.replaySpeed != "1x" {
 		fmt.Fprintf(stderr, "netsentry: --replay-speed %q: want max or 1x\n", o.replaySpeed)

@@ -23,7 +23,8 @@ var allowed = map[string][]string{
 	"store":               {"flowtable"},
 	"store/remote":        {"store"},
 	"alerting":            {},
-	"httpd":               {"store", "alerting", "flowtable", "configs", "geo"},
+	"httpd":               {"store", "alerting", "flowtable", "configs", "geo", "web"},
+	"web":                 {}, // the dashboard's embedded assets
 	"tuning":              {},
 	"configs":             {},
 	"geo":                 {"configs", "geo"},
