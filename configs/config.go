@@ -85,6 +85,7 @@ type NotificationChannel struct {
 	Type       string   `yaml:"type"` // email, webhook, prometheus-alertmanager
 	Recipients []string `yaml:"recipients,omitempty"`
 	URL        string   `yaml:"url,omitempty"`
+	Secret     string   `yaml:"secret,omitempty"` // webhook: HMAC-SHA256 key of the signature header
 }
 
 // Performance holds tuning knobs for the capture workers.

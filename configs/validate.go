@@ -216,6 +216,12 @@ func (v *validator) alerts(a *Alerts) {
 				v.add(key+".recipients", "a %s channel has no recipients; remove them, or use type email", ch.Type)
 			}
 		}
+		if ch.Secret != "" && ch.Type != "webhook" {
+			v.add(key+".secret", "only a webhook channel takes a secret (the HMAC-SHA256 key of its signature header); remove it")
+		}
+		if len(ch.Secret) > 4096 {
+			v.add(key+".secret", "longer than 4096 bytes")
+		}
 	}
 	m := &a.SMTP
 	v.port("alerts.smtp.port", m.Port)

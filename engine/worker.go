@@ -33,6 +33,7 @@ type Worker struct {
 	pkt     decode.Packet
 	c       Counters
 	snapReq chan *snapRequest
+	feed    *FeedRing // the alert feed (alertfeed.go); nil: off
 }
 
 // NewWorker returns a worker that accounts into shard.
@@ -58,6 +59,7 @@ func (w *Worker) Handle(frame []byte, wireLen uint32, link uint16, ts int64) {
 // latest packet time for replay, the ring's clock when live).
 func (w *Worker) EndBatch(now int64) {
 	w.shard.Expire(now)
+	w.feedAlerts() // before the snapshot: both see the same batch (alertfeed.go)
 	w.answerSnapshot()
 }
 
