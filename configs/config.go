@@ -95,7 +95,8 @@ type Performance struct {
 	PacketBatchSize      int   `yaml:"packet_batch_size"`
 	UseZeroCopy          bool  `yaml:"use_zero_copy"`
 	MemoryLimitMB        int   `yaml:"memory_limit_mb"`
-	RingSizeMB           int   `yaml:"ring_size_mb"` // capture rings, all queues; 0 = memory_limit_mb/8
+	RingSizeMB           int   `yaml:"ring_size_mb"`     // capture rings, all queues; 0 = memory_limit_mb/8
+	BlockTimeoutMs       int   `yaml:"block_timeout_ms"` // a partly filled ring block reaches the worker after this
 	EnableLockFreeQueues bool  `yaml:"enable_lock_free_queues"`
 }
 

@@ -80,6 +80,7 @@ var wantDefault = Config{
 		UseZeroCopy:          true,
 		MemoryLimitMB:        2048,
 		RingSizeMB:           32,
+		BlockTimeoutMs:       20,
 		EnableLockFreeQueues: true,
 	},
 	Flows: Flows{

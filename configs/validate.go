@@ -151,6 +151,7 @@ func (c *Config) Validate() error {
 	if !p.EnableLockFreeQueues {
 		v.add("performance.enable_lock_free_queues", "false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true")
 	}
+	v.between("performance.block_timeout_ms", p.BlockTimeoutMs, 1, 1000)
 	if p.RingSizeMB != 0 {
 		v.between("performance.ring_size_mb", p.RingSizeMB, 2, 1024)
 	}
