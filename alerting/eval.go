@@ -154,6 +154,9 @@ type EvalStats struct {
 	Dropped        uint64 // notifications dropped (no out function)
 	Unrouted       uint64 // alerts of a rule with no channel and no DefaultChannels
 	HistoryDropped uint64 // state changes that left the History ring
+	// FeedDropped is not the evaluator's: its feeder's owner sets it (the
+	// daemon: worker reports lost to a full feed ring, sensor.AlertFeedDropped).
+	FeedDropped uint64
 }
 
 const (
