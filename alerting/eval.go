@@ -983,6 +983,15 @@ func (e *Evaluator) Tick(now time.Time) {
 	e.emit(out)
 }
 
+// Uses reports whether a rule in force has a condition on metric (its
+// feeder may skip the signals of metrics no rule uses).
+func (e *Evaluator) Uses(metric string) bool {
+	e.mu.Lock()
+	_, ok := e.byMetric[metric]
+	e.mu.Unlock()
+	return ok
+}
+
 // Next is the earliest time at which a Tick has work (a window boundary, a
 // held notification, a group_wait flush); the feeder arms its timer with it.
 func (e *Evaluator) Next() time.Time {

@@ -77,14 +77,20 @@ func (r *FeedRing) Dropped() uint64 { return r.dropped.Load() }
 // The consumer (one goroutine) calls Drain until it returns nothing, then
 // Sleep, then waits on Wake (and whatever else it waits for).
 type FeedSet struct {
-	rings  []*FeedRing
-	wake   chan struct{}
-	asleep atomic.Bool
+	rings   []*FeedRing
+	wake    chan struct{}
+	asleep  atomic.Bool
+	sources atomic.Bool // report FeedSource items (a rule uses the scan signals)
 }
+
+// SetSources says whether the workers report per-source scan figures
+// (on by default); off, a worker drops its batch's marks unread.
+func (s *FeedSet) SetSources(on bool) { s.sources.Store(on) }
 
 // NewFeedSet returns the rings of n workers.
 func NewFeedSet(n int) *FeedSet {
 	s := &FeedSet{wake: make(chan struct{}, 1)}
+	s.sources.Store(true)
 	for range n {
 		s.rings = append(s.rings, &FeedRing{set: s, protoSent: make([]flowtable.ProtoStat, 0, 64),
 			sources: make([]flowtable.SourceStats, 0, flowtable.MaxScanChanges)})
@@ -152,7 +158,12 @@ func (w *Worker) feedAlerts() {
 	}
 	sh := w.shard
 	at := sh.Now()
-	r.sources = sh.ScanChanges(r.sources[:0])
+	if r.set.sources.Load() {
+		r.sources = sh.ScanChanges(r.sources[:0])
+	} else {
+		r.sources = r.sources[:0]
+		sh.ClearScanChanges()
+	}
 	if d := sh.ScanChangesDropped(); d != r.markDrops {
 		r.dropped.Add(d - r.markDrops)
 		r.markDrops = d

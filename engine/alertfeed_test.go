@@ -152,3 +152,36 @@ func TestAlertFeedConcurrent(t *testing.T) {
 		t.Fatalf("last packet count %d (want %d), %d dropped", last, len(data), set.Dropped())
 	}
 }
+
+// TestAlertFeedNoSources: with SetSources(false) (no rule uses the scan
+// signals) a worker reports no source, and the marks do not pile up.
+func TestAlertFeedNoSources(t *testing.T) {
+	data, wire, link, ts := frames(t, "ndpi-synscan.pcap")
+	sh, err := flowtable.New(flowtable.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(sh)
+	set := NewFeedSet(1)
+	set.SetSources(false)
+	w.SetAlertFeed(set.Ring(0))
+	var items []FeedItem
+	var qs []int
+	totals := 0
+	for i := range data {
+		w.Handle(data[i], wire[i], link[i], ts[i])
+		w.EndBatch(ts[i])
+		items, qs = set.Drain(items[:0], qs[:0])
+		for _, it := range items {
+			switch it.Kind {
+			case FeedSource:
+				t.Fatalf("a source reported with SetSources(false): %+v", it)
+			case FeedTotals:
+				totals++
+			}
+		}
+	}
+	if totals == 0 || sh.ScanChangesDropped() != 0 {
+		t.Fatalf("%d totals reported, %d marks dropped", totals, sh.ScanChangesDropped())
+	}
+}

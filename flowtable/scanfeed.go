@@ -105,6 +105,13 @@ func (s *Shard) ScanChanges(dst []SourceStats) []SourceStats {
 	return dst
 }
 
+// ClearScanChanges forgets the sources marked since the last call.
+func (s *Shard) ClearScanChanges() {
+	if s.changes != nil {
+		s.changes.reset()
+	}
+}
+
 // ScanChangesDropped counts the sources not marked because a batch had
 // MaxScanChanges already.
 func (s *Shard) ScanChangesDropped() uint64 {

@@ -144,8 +144,12 @@ type AlertFeeder struct {
 	FastRefused uint64
 }
 
-// maxFastSources bounds the sources the fast path keeps state for.
-const maxFastSources = 1 << 20
+// maxFastSources bounds the sources the fast path keeps state for (about
+// 0.5 KiB each) from the workers' reports; past it a new source's reports
+// are refused (counted in FastRefused) and it is fed by the snapshot alone,
+// whose sources (bounded by the scan trackers) always get state. States of
+// sources gone from every window are dropped at each snapshot.
+const maxFastSources = 1 << 17
 
 type srcKey struct {
 	addr decode.Addr
@@ -215,7 +219,7 @@ func (f *AlertFeeder) Fast(items []engine.FeedItem, qs []int) []alerting.Signal 
 		at := time.Unix(0, it.At)
 		switch it.Kind {
 		case engine.FeedSource:
-			st := f.source(srcKey{it.Addr, it.IPVersion}, true)
+			st := f.source(srcKey{it.Addr, it.IPVersion}, len(f.fsrc) < maxFastSources)
 			if st == nil {
 				f.FastRefused++
 				continue
@@ -260,7 +264,7 @@ func (f *AlertFeeder) Fast(items []engine.FeedItem, qs []int) []alerting.Signal 
 // source returns the fast path's state of k, creating it (nil at the cap).
 func (f *AlertFeeder) source(k srcKey, create bool) *srcState {
 	st := f.fsrc[k]
-	if st == nil && create && len(f.fsrc) < maxFastSources {
+	if st == nil && create {
 		st = &srcState{labels: map[string]string{LabelSrcIP: flowtable.IP(&k.addr, k.v).String()},
 			q: make([]shardScan, len(f.qTotals))}
 		f.fsrc[k] = st
@@ -568,6 +572,24 @@ type AlertEvaluator interface {
 	Next() time.Time
 }
 
+// scanMetrics are the per-source scan gauges the workers' feed reports.
+var scanMetrics = []string{"network.connection_count", "network.unique_dest_port_count", "network.unique_dest_host_count"}
+
+// wantsSources reports whether ev has a rule on a scan gauge (true when ev
+// cannot say).
+func wantsSources(ev AlertEvaluator) bool {
+	u, ok := ev.(interface{ Uses(string) bool })
+	if !ok {
+		return true
+	}
+	for _, m := range scanMetrics {
+		if u.Uses(m) {
+			return true
+		}
+	}
+	return false
+}
+
 // RunAlerts feeds ev until ctx ends: each snapshot's signals (f.Signals) go
 // to Ingest, then Tick(snap.At); the workers' feed items (f.Fast), when the
 // capture has a feed, as soon as a worker publishes them; between them it
@@ -590,6 +612,9 @@ func RunAlerts(ctx context.Context, s *Sensor, f *AlertFeeder, ev AlertEvaluator
 		}
 		poll := false
 		if cur != nil {
+			// The workers compute per-source figures only while a rule
+			// uses them (a rule change shows at the next wake-up).
+			cur.set.SetSources(wantsSources(ev))
 			items, qs = cur.set.Drain(items[:0], qs[:0])
 			if len(items) > 0 {
 				ev.Ingest(f.Fast(items, qs))
