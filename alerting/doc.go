@@ -50,6 +50,12 @@
 // leaves both; the next load keeps the .json and reports the other as a
 // duplicate). Files are written 0600: a webhook secret may be in them.
 //
+// Reload reads the directory again (Watch does it every
+// DefaultReloadInterval): files added, changed (by size or modification
+// time, then content) or removed change the set; a file that no longer
+// loads is reported once, with its path and problems, and the rule it held
+// stays as it was.
+//
 // Threading: Rules is safe for concurrent use. Changes are serialised and
 // written to disk before they show in List, Get and Compiled. OnChange
 // calls its callback at once with the current set, then after changes with

@@ -154,6 +154,9 @@ type EvalStats struct {
 	Dropped        uint64 // notifications dropped (no out function)
 	Unrouted       uint64 // alerts of a rule with no channel and no DefaultChannels
 	HistoryDropped uint64 // state changes that left the History ring
+	// FeedDropped is not the evaluator's: its feeder's owner sets it (the
+	// daemon: worker reports lost to a full feed ring, sensor.AlertFeedDropped).
+	FeedDropped uint64
 }
 
 const (
@@ -978,6 +981,15 @@ func (e *Evaluator) Tick(now time.Time) {
 	out := e.takeQueued()
 	e.mu.Unlock()
 	e.emit(out)
+}
+
+// Uses reports whether a rule in force has a condition on metric (its
+// feeder may skip the signals of metrics no rule uses).
+func (e *Evaluator) Uses(metric string) bool {
+	e.mu.Lock()
+	_, ok := e.byMetric[metric]
+	e.mu.Unlock()
+	return ok
 }
 
 // Next is the earliest time at which a Tick has work (a window boundary, a

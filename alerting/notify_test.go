@@ -219,8 +219,10 @@ func TestSlowReceiverRetried(t *testing.T) {
 	ntWait(t, 2*time.Second, "the slow channel's sent count", func() bool { return ntStats(t, d, slow.srv.URL).Sent == 1 })
 	s := ntStats(t, d, slow.srv.URL)
 	t.Logf("slow channel delivered after %v: %+v", took, s)
-	if s.Sent != 1 || s.Retried != 1 || s.Failed != 0 {
-		t.Errorf("slow channel stats %+v: want sent 1, retried 1", s)
+	// At least one retry (the first attempt timed out); on a loaded box a
+	// later attempt may miss its 150 ms too.
+	if s.Sent != 1 || s.Retried < 1 || s.Failed != 0 {
+		t.Errorf("slow channel stats %+v: want sent 1, retried >= 1", s)
 	}
 }
 

@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -32,8 +33,9 @@ type Rules struct {
 
 	mu    sync.Mutex // serialises changes; guards rules, set, seq
 	rules map[string]storedRule
-	set   []*Compiled // sorted by name, then ID; replaced whole on change
-	seq   uint64      // changes made
+	set   []*Compiled         // sorted by name, then ID; replaced whole on change
+	seq   uint64              // changes made
+	bad   map[string]fileStat // files that did not load, as they were then (Reload)
 
 	notifyMu sync.Mutex // guards subs, sentSeq, sentSet; held while callbacks run
 	subs     []func([]*Compiled)
@@ -43,7 +45,8 @@ type Rules struct {
 
 type storedRule struct {
 	comp *Compiled
-	file string // base name of its file in dir
+	file string   // base name of its file in dir
+	stat fileStat // of that file when it was read or written (Reload)
 }
 
 // LoadRules reads every rule file of dir (creating dir when it is missing)
@@ -61,8 +64,13 @@ func LoadRules(dir string, cat Catalog) (*Rules, []error) {
 	if err != nil {
 		return nil, []error{fmt.Errorf("load rules: %w", err)}
 	}
-	r := &Rules{dir: dir, cat: cat, rules: map[string]storedRule{}}
+	r := &Rules{dir: dir, cat: cat, rules: map[string]storedRule{}, bad: map[string]fileStat{}}
 	var errs []error
+	markBad := func(path string, e os.DirEntry) {
+		if fi, err := e.Info(); err == nil {
+			r.bad[path] = statOf(fi)
+		}
+	}
 	// ReadDir sorts by name: of "x.json" and "x.yaml", the .json loads.
 	for _, e := range entries {
 		name := e.Name()
@@ -78,46 +86,55 @@ func LoadRules(dir string, cat Catalog) (*Rules, []error) {
 		id := strings.TrimSuffix(name, ext)
 		if !ValidRuleID(id) {
 			errs = append(errs, fmt.Errorf("load rule %s: file name: the rule's id is the name without %s: want 1 to 64 letters, digits, '-' or '_' (not active or history)", path, ext))
+			markBad(path, e)
 			continue
 		}
 		if old, ok := r.rules[id]; ok {
 			errs = append(errs, fmt.Errorf("load rule %s: id %q: already loaded from %s", path, id, filepath.Join(dir, old.file)))
+			markBad(path, e)
 			continue
 		}
-		comp, err := loadRuleFile(path, id, cat)
+		comp, st, err := loadRuleFile(path, id, cat)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("load rule %s: %w", path, err))
+			markBad(path, e)
 			continue
 		}
-		r.rules[id] = storedRule{comp: comp, file: name}
+		r.rules[id] = storedRule{comp: comp, file: name, stat: st}
 	}
 	r.set = r.sortedLocked()
 	r.sentSet = r.set
 	return r, errs
 }
 
-func loadRuleFile(path, id string, cat Catalog) (*Compiled, error) {
+func loadRuleFile(path, id string, cat Catalog) (*Compiled, fileStat, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fileStat{}, err
+	}
+	var st fileStat
+	if fi, err := f.Stat(); err == nil {
+		st = statOf(fi)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxRuleFileBytes+1))
 	f.Close()
 	if err != nil {
-		return nil, err
+		return nil, st, err
 	}
+	st.sum = sha256.Sum256(data)
 	if len(data) > MaxRuleFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes", MaxRuleFileBytes)
+		return nil, st, fmt.Errorf("larger than %d bytes", MaxRuleFileBytes)
 	}
 	rule, err := ParseRule(data)
 	if err != nil {
-		return nil, err
+		return nil, st, err
 	}
 	if rule.ID != "" && rule.ID != id {
-		return nil, &RuleError{Problems: []string{fmt.Sprintf("id: %q: differs from the file name's %q (the file name is the id)", rule.ID, id)}}
+		return nil, st, &RuleError{Problems: []string{fmt.Sprintf("id: %q: differs from the file name's %q (the file name is the id)", rule.ID, id)}}
 	}
 	rule.ID = id
-	return Compile(rule, cat)
+	c, err := Compile(rule, cat)
+	return c, st, err
 }
 
 // Dir returns the directory of the rule files.
@@ -186,11 +203,12 @@ func (r *Rules) Create(rule Rule) (Rule, error) {
 		}
 	}
 	comp.Rule.ID = id
-	if err := r.writeLocked(id, comp.Rule); err != nil {
+	st, err := r.writeLocked(id, comp.Rule)
+	if err != nil {
 		r.mu.Unlock()
 		return Rule{}, fmt.Errorf("create rule: %w", err)
 	}
-	r.rules[id] = storedRule{comp: comp, file: id + ".json"}
+	r.rules[id] = storedRule{comp: comp, file: id + ".json", stat: st}
 	r.changedLocked()
 	return cloneRule(comp.Rule), nil
 }
@@ -216,7 +234,8 @@ func (r *Rules) Replace(id string, rule Rule) (Rule, error) {
 		r.mu.Unlock()
 		return Rule{}, fmt.Errorf("replace rule %q: %w", id, ErrNotFound)
 	}
-	if err := r.writeLocked(id, comp.Rule); err != nil {
+	st, err := r.writeLocked(id, comp.Rule)
+	if err != nil {
 		r.mu.Unlock()
 		return Rule{}, fmt.Errorf("replace rule: %w", err)
 	}
@@ -225,7 +244,7 @@ func (r *Rules) Replace(id string, rule Rule) (Rule, error) {
 			syncRuleDir(r.dir)
 		}
 	}
-	r.rules[id] = storedRule{comp: comp, file: id + ".json"}
+	r.rules[id] = storedRule{comp: comp, file: id + ".json", stat: st}
 	r.changedLocked()
 	return cloneRule(comp.Rule), nil
 }
@@ -283,15 +302,15 @@ func (r *Rules) sortedLocked() []*Compiled {
 
 // writeLocked writes rule as dir/<id>.json atomically: a temporary file in
 // dir, fsync, rename, fsync of dir.
-func (r *Rules) writeLocked(id string, rule Rule) error {
+func (r *Rules) writeLocked(id string, rule Rule) (fileStat, error) {
 	data, err := json.MarshalIndent(rule, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode rule: %w", err)
+		return fileStat{}, fmt.Errorf("encode rule: %w", err)
 	}
 	data = append(data, '\n')
 	f, err := os.CreateTemp(r.dir, ruleTempPrefix+id+"-*.tmp") // mode 0600
 	if err != nil {
-		return fmt.Errorf("write rule: %w", err)
+		return fileStat{}, fmt.Errorf("write rule: %w", err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
@@ -301,17 +320,23 @@ func (r *Rules) writeLocked(id string, rule Rule) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	var st fileStat
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(r.dir, id+".json"))
+		var fi os.FileInfo
+		if fi, err = os.Stat(tmp); err == nil {
+			st = statOf(fi)
+			st.sum = sha256.Sum256(data)
+			err = os.Rename(tmp, filepath.Join(r.dir, id+".json"))
+		}
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write rule: %w", err)
+		return fileStat{}, fmt.Errorf("write rule: %w", err)
 	}
 	// The rename is done: the change is made, whether or not the directory
 	// reaches the disk now (the next write or the system's flush takes it).
 	syncRuleDir(r.dir)
-	return nil
+	return st, nil
 }
 
 func syncRuleDir(dir string) error {

@@ -108,6 +108,7 @@ type NotificationChannel struct {
 	Type       string   `yaml:"type"` // email, webhook, prometheus-alertmanager
 	Recipients []string `yaml:"recipients,omitempty"`
 	URL        string   `yaml:"url,omitempty"`
+	Secret     string   `yaml:"secret,omitempty"` // webhook: HMAC-SHA256 key of the signature header
 }
 
 // Performance holds tuning knobs for the capture workers.
@@ -117,7 +118,8 @@ type Performance struct {
 	PacketBatchSize      int   `yaml:"packet_batch_size"`
 	UseZeroCopy          bool  `yaml:"use_zero_copy"`
 	MemoryLimitMB        int   `yaml:"memory_limit_mb"`
-	RingSizeMB           int   `yaml:"ring_size_mb"` // capture rings, all queues; 0 = memory_limit_mb/8
+	RingSizeMB           int   `yaml:"ring_size_mb"`     // capture rings, all queues; 0 = memory_limit_mb/8
+	BlockTimeoutMs       int   `yaml:"block_timeout_ms"` // a partly filled ring block reaches the worker after this
 	EnableLockFreeQueues bool  `yaml:"enable_lock_free_queues"`
 }
 

@@ -82,6 +82,7 @@ var wantDefault = Config{
 		UseZeroCopy:          true,
 		MemoryLimitMB:        2048,
 		RingSizeMB:           32,
+		BlockTimeoutMs:       20,
 		EnableLockFreeQueues: true,
 	},
 	Flows: Flows{
@@ -250,7 +251,7 @@ func TestEveryKeyInYAMLAndStruct(t *testing.T) {
 		"network_analysis.capture_interfaces", "network_analysis.bpf_filter", "network_analysis.capture_snaplen",
 		"network_analysis.enable_protocol_detection", "network_analysis.enable_geolocation", "network_analysis.protocols",
 		"alerts.config_path", "alerts.notification_channels", "alerts.notification_channels[].type",
-		"alerts.notification_channels[].recipients", "alerts.notification_channels[].url",
+		"alerts.notification_channels[].recipients", "alerts.notification_channels[].url", "alerts.notification_channels[].secret",
 		"performance.threads", "performance.packet_batch_size", "performance.use_zero_copy",
 		"performance.memory_limit_mb", "performance.enable_lock_free_queues",
 		"api_listen", "api_token", "api_read_token", "flows.idle_timeout", "flows.udp_idle_timeout", "flows.active_timeout",
@@ -308,7 +309,7 @@ func TestCommentedExampleValidates(t *testing.T) {
 	}
 	want := []NotificationChannel{
 		{Type: "email", Recipients: []string{"admin@example.com"}},
-		{Type: "webhook", URL: "https://hooks.slack.com/services/XXX/YYY/ZZZ"},
+		{Type: "webhook", URL: "https://hooks.slack.com/services/XXX/YYY/ZZZ", Secret: "s3cret-hmac-key"},
 		{Type: "prometheus-alertmanager", URL: "http://alertmanager:9093/api/v1/alerts"},
 	}
 	if !reflect.DeepEqual(c.Alerts.NotificationChannels, want) {
@@ -611,6 +612,11 @@ func TestValidate(t *testing.T) {
 			`network_analysis.protocols[1]: "gopher" is not one of http, dns, tls, smtp, ssh, quic, http2, ftp, dhcp, ntp, smb, ssdp, mdns, llmnr, pop3, imap, dhcpv6`},
 		{"protocol twice", func(c *Config) { c.NetworkAnalysis.Protocols = []string{"dns", "tls", "dns"} }, "network_analysis.protocols[2]",
 			`network_analysis.protocols[2]: "dns" is listed twice (also at [0]); list each protocol once`},
+		{"secret on email", func(c *Config) {
+			c.Alerts.SMTP.Host, c.Alerts.SMTP.From = "mail.example.com", "n@example.com"
+			c.Alerts.NotificationChannels = []NotificationChannel{{Type: "email", Recipients: []string{"a@example.com"}, Secret: "k"}}
+		}, "alerts.notification_channels[0].secret",
+			"alerts.notification_channels[0].secret: only a webhook channel takes a secret (the HMAC-SHA256 key of its signature header); remove it"},
 		{"channel type", func(c *Config) { c.Alerts.NotificationChannels = []NotificationChannel{{Type: "sms"}} },
 			"alerts.notification_channels[0].type",
 			`alerts.notification_channels[0].type: "sms" is not one of email, webhook, prometheus-alertmanager`},

@@ -152,6 +152,7 @@ func (c *Config) Validate() error {
 	if !p.EnableLockFreeQueues {
 		v.add("performance.enable_lock_free_queues", "false is not supported: the packet path takes no lock (each worker owns its ring and flow-table shard, and live capture never waits on the flow writers); remove the key or set it to true")
 	}
+	v.between("performance.block_timeout_ms", p.BlockTimeoutMs, 1, 1000)
 	if p.RingSizeMB != 0 {
 		v.between("performance.ring_size_mb", p.RingSizeMB, 2, 1024)
 	}
@@ -267,6 +268,12 @@ func (v *validator) alerts(a *Alerts) {
 			if len(ch.Recipients) > 0 {
 				v.add(key+".recipients", "a %s channel has no recipients; remove them, or use type email", ch.Type)
 			}
+		}
+		if ch.Secret != "" && ch.Type != "webhook" {
+			v.add(key+".secret", "only a webhook channel takes a secret (the HMAC-SHA256 key of its signature header); remove it")
+		}
+		if len(ch.Secret) > 4096 {
+			v.add(key+".secret", "longer than 4096 bytes")
 		}
 	}
 	m := &a.SMTP

@@ -14,7 +14,10 @@
 // Threading: one goroutine per Worker; a Worker, its shard and its Counters
 // are touched by that goroutine only. Ended flows leave through the shard's
 // onEnd callback, which the Exporter turns into a bounded queue drained by
-// writer goroutines.
+// writer goroutines. A worker given a FeedRing (SetAlertFeed, before it
+// runs) reports its batch's changes into it at every EndBatch: the worker
+// is the ring's only writer, one consumer (the alert feeder) its only
+// reader; a full ring drops, the worker never waits (alertfeed.go).
 //
 // The classic pcap reader (pcapfile.go) is our own, reading every record
 // variant that tshark reads (old versions, the modified/Kuznetzov headers,

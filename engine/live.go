@@ -30,6 +30,9 @@ type LiveConfig struct {
 	RingMB int
 	// BatchSize sizes the ring blocks (about that many mixed-size frames per block).
 	BatchSize int
+	// RetireMs is the block retire timeout: a partly filled block reaches
+	// the worker after this (0: 50 ms).
+	RetireMs int
 	// Promisc puts the interfaces in promiscuous mode while capturing.
 	Promisc bool
 	// FanoutHash uses the kernel's PACKET_FANOUT_HASH instead of the eBPF

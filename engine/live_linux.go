@@ -91,7 +91,7 @@ func NewLive(cfg LiveConfig) (l *Live, err error) {
 	perQueue := (ringMB << 20) / (n * len(cfg.Interfaces))
 	l = &Live{
 		cfg:      cfg,
-		setup:    ringSetup{geo: ringGeometry(snap, cfg.BatchSize, perQueue), promisc: cfg.Promisc},
+		setup:    ringSetup{geo: ringGeometry(snap, cfg.BatchSize, perQueue, cfg.RetireMs), promisc: cfg.Promisc},
 		filters:  map[uint16][]unix.SockFilter{},
 		counters: make([]queueCounters, n),
 		efd:      -1,

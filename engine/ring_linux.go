@@ -44,12 +44,13 @@ type geometry struct {
 //     holds about packet_batch_size packets, and one block always holds a
 //     whole frame;
 //   - blocks = ring memory / block, at least 4;
-//   - retire timeout 50 ms: an idle or slow link still delivers its packets
+//   - retire timeout retireMs (0: 50 ms; the daemon's default is
+//     performance.block_timeout_ms, 20 ms): an idle or slow link still delivers its packets
 //     within 50 ms, and a busy one fills blocks long before. A partly
 //     filled block is retired after the timeout, so at a low rate the ring
 //     buffers blocks x 50 ms of traffic while a worker is held up (64 blocks:
 //     3.2 s; with 8 ms it was half a second).
-func ringGeometry(snaplen, batch, ringBytes int) geometry {
+func ringGeometry(snaplen, batch, ringBytes, retireMs int) geometry {
 	frame := align16(unix.SizeofTpacket3Hdr + 16 + snaplen)
 	if batch <= 0 {
 		batch = 1024
@@ -60,7 +61,10 @@ func ringGeometry(snaplen, batch, ringBytes int) geometry {
 		block <<= 1
 	}
 	n := max(ringBytes/block, 4)
-	return geometry{BlockSize: block, Blocks: n, FrameSize: frame, RetireMs: 50, Snaplen: snaplen}
+	if retireMs <= 0 {
+		retireMs = 50
+	}
+	return geometry{BlockSize: block, Blocks: n, FrameSize: frame, RetireMs: retireMs, Snaplen: snaplen}
 }
 
 func align16(n int) int { return (n + 15) &^ 15 }

@@ -145,7 +145,7 @@ func TestRingGeometry(t *testing.T) {
 		{96, 16, 1 << 20, 128 << 10, 8, 160},
 		{65535, 65536, 1 << 20, 4 << 20, 4, 65600},
 	} {
-		g := ringGeometry(c.snap, c.batch, c.ring)
+		g := ringGeometry(c.snap, c.batch, c.ring, 0)
 		if g.BlockSize != c.block || g.Blocks != c.blocks || g.FrameSize != c.fram {
 			t.Errorf("ringGeometry(%d, %d, %d) = %+v, want block %d x %d, frame %d", c.snap, c.batch, c.ring, g, c.block, c.blocks, c.fram)
 		}

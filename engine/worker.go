@@ -36,7 +36,8 @@ type Worker struct {
 	// HandleBatch's decoded frames and their flows' hashes.
 	pkts  [BatchFrames]decode.Packet
 	hash  [BatchFrames]uint32
-	touch uint32 // keeps the prefetching loads alive
+	touch uint32    // keeps the prefetching loads alive
+	feed  *FeedRing // the alert feed (alertfeed.go); nil: off
 }
 
 // BatchFrames is the most frames HandleBatch takes at once: their decoded
@@ -100,6 +101,7 @@ func (w *Worker) HandleBatch(frames [][]byte, wire []uint32, ts []int64, link ui
 // latest packet time for replay, the ring's clock when live).
 func (w *Worker) EndBatch(now int64) {
 	w.shard.Expire(now)
+	w.feedAlerts() // before the snapshot: both see the same batch (alertfeed.go)
 	w.answerSnapshot()
 }
 

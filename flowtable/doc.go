@@ -48,6 +48,10 @@
 // source. Trackers of one process share a hash seed (ScanConfig.Seed) so
 // that their parts merge.
 //
+// Scan changes (scanfeed.go): with TrackScanChanges a shard marks each
+// source that starts a connection, and ScanChanges reports each marked
+// source once per batch, for the alert feed.
+//
 // Threading: all Shard methods run on the owning worker's goroutine. Readers
 // (API, exporter) get Records, HostCounters and SourceWindows, which are
 // copies; MergeSources runs on any goroutine.

@@ -196,6 +196,7 @@ type Shard struct {
 	pool      *app.Pool
 	protos    protoTable
 	scan      *ScanTracker
+	changes   *scanChanges // sources whose scan signals changed this batch (scanfeed.go); nil: off
 	// last is the slot the latest add updated, lastFromInit whether that
 	// packet came from the flow's initiator.
 	last         uint32
@@ -601,6 +602,7 @@ func (s *Shard) started(e *entry, ts int64) {
 		}
 	}
 	s.scan.Connection(src, k.IPVersion, dst, dport, k.Proto, ts)
+	s.changes.touch(src, k.IPVersion) // for the alert feed (scanfeed.go)
 }
 
 // ScanTop returns the n sources with the most connections, distinct

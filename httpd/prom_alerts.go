@@ -62,6 +62,8 @@ func (s *Server) writeAlerts(p *promWriter) {
 	p.sample("netsentry_alert_instance_overflow_total", float64(ev.Overflow))
 	p.family("netsentry_alert_signals_total", "counter", "Signals the evaluator ingested.")
 	p.sample("netsentry_alert_signals_total", float64(ev.Signals))
+	p.family("netsentry_alert_feed_dropped_total", "counter", "Workers' reports to the alert evaluator lost to a full feed ring (the next report or snapshot makes up for them).")
+	p.sample("netsentry_alert_feed_dropped_total", float64(ev.FeedDropped))
 	p.family("netsentry_alert_throttled_total", "counter", "Firing notifications held back by a rule's throttle_sec.")
 	p.sample("netsentry_alert_throttled_total", float64(ev.Throttled))
 }

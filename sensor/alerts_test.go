@@ -281,3 +281,91 @@ func TestRunAlerts(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertFeederFast: the fast path's combination of per-worker reports.
+// A source's connections on two workers sum; its distinct ports are the
+// larger of the workers' own and the merged snapshot's; a report older
+// (by the worker's clock) than what a snapshot said of that worker changes
+// nothing; a source gone from every window reads 0 once and is forgotten.
+// Counts come from the workers' cumulative totals, per worker.
+func TestAlertFeederFast(t *testing.T) {
+	since := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	set := engine.NewFeedSet(2)
+	var f AlertFeeder
+	f.SetFeed(set, since)
+	src := addr4("10.0.0.5")
+	t0 := since.Add(time.Second).UnixNano()
+	item := func(at int64, conns, ports uint64) engine.FeedItem {
+		return engine.FeedItem{At: at, Kind: engine.FeedSource, IPVersion: 4, Addr: src, N: [6]uint64{conns, ports, 1}}
+	}
+	vals := func(sigs []alerting.Signal) (conns, ports float64) {
+		t.Helper()
+		for _, s := range sigs {
+			if s.Labels[LabelSrcIP] != "10.0.0.5" {
+				continue
+			}
+			switch s.Metric {
+			case "network.connection_count":
+				conns = s.Value
+			case "network.unique_dest_port_count":
+				ports = s.Value
+			}
+		}
+		return
+	}
+	sigs := f.Fast([]engine.FeedItem{item(t0, 300, 300), item(t0+1, 250, 280)}, []int{0, 1})
+	if c, p := vals(sigs); c != 550 || p != 300 {
+		t.Fatalf("two workers: conns %v ports %v, want 550 (sum) and 300 (max)", c, p)
+	}
+	if got := sigs[len(sigs)-1].At; !got.Equal(time.Unix(0, t0+1)) {
+		t.Errorf("At %v, want the worker's clock", got)
+	}
+	// The snapshot: worker 0 saw 310 by t0+10, worker 1 no newer than its
+	// report (its figure stays); the union of ports is 520.
+	snap := &Snapshot{At: time.Unix(0, t0+20), Parts: PartScan, Capture: httpd.CaptureStatus{Running: true, Since: since},
+		Engine: engine.Snapshot{Scan: []flowtable.SourceStats{{Addr: src, IPVersion: 4, Connections: 560, DistinctPorts: 520, DistinctHosts: 1}}},
+		ScanQueues: []QueueScan{
+			{Now: t0 + 10, Scan: []flowtable.SourceStats{{Addr: src, IPVersion: 4, Connections: 310, DistinctPorts: 305, DistinctHosts: 1}}},
+			{Now: t0, Scan: []flowtable.SourceStats{{Addr: src, IPVersion: 4, Connections: 240, DistinctPorts: 270, DistinctHosts: 1}}},
+		}}
+	if c, p := vals(f.Signals(snap)); c != 560 || p != 520 {
+		t.Fatalf("after the snapshot: conns %v ports %v, want 560 and 520", c, p)
+	}
+	// A late report of worker 0 from before the snapshot's view of it.
+	if c, _ := vals(f.Fast([]engine.FeedItem{item(t0+5, 305, 302)}, []int{0})); c != 560 {
+		t.Fatalf("a stale report changed the sum to %v", c)
+	}
+	if c, p := vals(f.Fast([]engine.FeedItem{item(t0+30, 400, 410)}, []int{0})); c != 650 || p != 520 {
+		t.Fatalf("a new report: conns %v ports %v, want 650 and 520", c, p)
+	}
+	// Gone from every window.
+	gone := &Snapshot{At: time.Unix(0, t0+90e9), Parts: PartScan, Capture: snap.Capture,
+		ScanQueues: []QueueScan{{Now: t0 + 90e9}, {Now: t0 + 90e9}}}
+	sigs = f.Signals(gone)
+	if c, p := vals(sigs); c != 0 || p != 0 || !slices.ContainsFunc(sigs, func(s alerting.Signal) bool { return s.Labels[LabelSrcIP] == "10.0.0.5" }) {
+		t.Fatalf("gone: conns %v ports %v (%d signals), want 0 once", c, p, len(sigs))
+	}
+	if slices.ContainsFunc(f.Signals(gone), func(s alerting.Signal) bool { return s.Labels[LabelSrcIP] == "10.0.0.5" }) {
+		t.Fatal("a gone source read 0 twice")
+	}
+	// Totals: per worker deltas of the cumulative counters; the snapshot
+	// path gives only network.drops for this capture.
+	tot := func(at int64, pk uint64) engine.FeedItem {
+		return engine.FeedItem{At: at, Kind: engine.FeedTotals, N: [6]uint64{pk, pk * 60}}
+	}
+	sum := map[string]float64{}
+	for _, s := range f.Fast([]engine.FeedItem{tot(t0, 10), tot(t0, 7), tot(t0+1, 25), tot(t0+1, 7)}, []int{0, 1, 0, 1}) {
+		sum[s.Metric] += s.Value
+	}
+	if sum["network.packets"] != 32 || sum["network.bytes"] != 32*60 {
+		t.Fatalf("fast totals %v, want 32 packets", sum)
+	}
+	snapC := &Snapshot{At: time.Unix(0, t0+95e9), Capture: snap.Capture, Queues: []engine.QueueStats{{Packets: 32, KernelDrops: 3}}}
+	m := map[string]float64{}
+	for _, s := range f.Signals(snapC) {
+		m[s.Metric] = s.Value
+	}
+	if _, ok := m["network.packets"]; ok || m["network.drops"] != 3 {
+		t.Fatalf("snapshot signals with a feed: %v, want network.drops alone of the counts", m)
+	}
+}

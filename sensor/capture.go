@@ -52,6 +52,7 @@ func (s *Sensor) StartCapture(ifaces []string) (httpd.CaptureStatus, error) {
 	}
 	run.l = l
 	run.since = time.Now()
+	s.attachFeed(run) // the alert feed, when on (alerts.go)
 	var runCtx context.Context
 	runCtx, run.cancel = context.WithCancel(context.Background())
 	go func() {

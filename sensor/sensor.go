@@ -97,6 +97,10 @@ type Snapshot struct {
 	// TopHosts are the TopHosts hosts with the most bytes, largest first,
 	// when Parts has PartHosts.
 	TopHosts []flowtable.HostCounters
+	// ScanQueues are the per-source scan signals of each worker alone,
+	// with the worker's clock, copied with PartScan (the alert feeder
+	// combines them with the workers' own reports, see alerts.go).
+	ScanQueues []QueueScan
 	// Sinks are the flow sinks' counters (records written and dropped).
 	Sinks []engine.SinkStats
 	// Err is set when a worker did not answer in time: Engine and Flows
@@ -127,6 +131,7 @@ type Sensor struct {
 	failed  atomic.Uint64          // snapshots a worker did not answer
 	subsMu  sync.Mutex
 	subs    map[chan *Snapshot]*atomic.Uint64
+	feed    alertFeedState // the workers' alert feed (alerts.go)
 }
 
 // captureRun is one capture from start to stop.
@@ -138,6 +143,7 @@ type captureRun struct {
 	cancel   context.CancelFunc
 	done     chan error
 	err      atomic.Pointer[error] // set when Run returned without a stop
+	feed     *engine.FeedSet       // the workers' alert feed, nil when off
 }
 
 // New returns a sensor with no capture running.
@@ -370,6 +376,9 @@ func (s *Sensor) fill(ctx context.Context, snap, prev *Snapshot, run *captureRun
 	if !want.Has(PartScan) && snap.Parts.Has(PartScan) {
 		snap.Engine.Scan, snap.Engine.ScanWindow = prev.Engine.Scan, prev.Engine.ScanWindow
 		snap.Engine.FragAnomalies = prev.Engine.FragAnomalies
+		snap.ScanQueues = prev.ScanQueues
+	} else if want.Has(PartScan) {
+		snap.ScanQueues = queueScans(snaps)
 	}
 	snap.Engine.ScanWindows = nil // merged into Scan; the per-worker windows are not kept
 }

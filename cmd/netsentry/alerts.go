@@ -26,10 +26,15 @@ type alerts struct {
 	rules *alerting.Rules
 	eval  *alerting.Evaluator
 	disp  *alerting.Dispatcher
+	sens  *sensor.Sensor
 }
 
 // EvalStats and ChannelStats implement httpd.AlertMetrics.
-func (a *alerts) EvalStats() alerting.EvalStats         { return a.eval.Stats() }
+func (a *alerts) EvalStats() alerting.EvalStats {
+	s := a.eval.Stats()
+	s.FeedDropped = a.sens.AlertFeedDropped()
+	return s
+}
 func (a *alerts) ChannelStats() []alerting.ChannelStats { return a.disp.Stats() }
 
 // startAlerts loads the rules, starts the dispatcher and the feeder
@@ -65,12 +70,22 @@ func (d *daemon) startAlerts(ctx context.Context, wg *sync.WaitGroup) {
 		SMTP: alerting.SMTPConfig{Host: m.Host, Port: m.Port, Username: m.Username, Password: m.Password, From: m.From, TLS: m.TLS}})
 	var defaults []alerting.Channel
 	for _, ch := range cfg.Alerts.NotificationChannels {
-		defaults = append(defaults, alerting.Channel{Type: ch.Type, Recipients: ch.Recipients, URL: ch.URL})
+		defaults = append(defaults, alerting.Channel{Type: ch.Type, Recipients: ch.Recipients, URL: ch.URL, Secret: ch.Secret})
 	}
 	ev := alerting.NewEvaluator(alerting.EvalOptions{DefaultChannels: defaults}, disp.Send)
 	rules.OnChange(ev.SetRules)
-	d.alerts = &alerts{rules: rules, eval: ev, disp: disp}
+	d.alerts = &alerts{rules: rules, eval: ev, disp: disp, sens: d.sensor}
 	d.log.Info("alerting started", "rules", len(rules.List()), "dir", cfg.Alerts.ConfigPath)
+	// The workers report what changed at every batch end, so that an alert
+	// leaves within a batch of its packet (docs/alerting.md).
+	d.sensor.EnableAlertFeed()
+	// Files added, changed or removed in the rules directory are picked up
+	// within alerting.DefaultReloadInterval (2 s).
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rules.Watch(ctx, 0, func(err error) { d.log.Error("alert rules", "err", err) })
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -273,10 +273,10 @@ alerts:
 	t.Logf("crossing packet (tshark: %v into the capture) to webhook: %v", crossAt, (firing[0].at.Sub(replayStart) - crossAt).Round(time.Millisecond))
 	lat := firing[0].at.Sub(firing[0].starts)
 	resolvedAfter := scan[len(scan)-1].at.Sub(replayStart)
-	t.Logf("Port Scan: %d firing notification(s) (throttle %v), first %v after the replay began, %v after the snapshot that crossed (startsAt); resolved %v after the replay began",
+	t.Logf("Port Scan: %d firing notification(s) (throttle %v), first %v after the replay began, %v after startsAt (the evaluator's clock when it fired); resolved %v after the replay began",
 		len(firing), throttle, firing[0].at.Sub(replayStart).Round(time.Millisecond), lat.Round(time.Microsecond), resolvedAfter.Round(time.Second))
 	if lat < 0 || lat > time.Second {
-		t.Errorf("snapshot to webhook: %v, want within the snapshot interval (1 s)", lat)
+		t.Errorf("startsAt to webhook: %v, want within 1 s", lat)
 	}
 
 	all := hook.snapshot()

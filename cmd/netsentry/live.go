@@ -64,6 +64,7 @@ func liveConfig(cfg configs.Config) engine.LiveConfig {
 		Filter:     cfg.NetworkAnalysis.BPFFilter,
 		RingMB:     ringMB(cfg.Performance),
 		BatchSize:  cfg.Performance.PacketBatchSize,
+		RetireMs:   cfg.Performance.BlockTimeoutMs,
 		Promisc:    true,
 		FanoutHash: os.Getenv("NETSENTRY_FANOUT") == "hash",
 	}
