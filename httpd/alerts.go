@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,9 @@ func (s *Server) alertList(ctx *fasthttp.RequestCtx) {
 	if rules == nil {
 		rules = []alerting.Rule{}
 	}
+	for i := range rules {
+		rules[i] = redactRule(rules[i])
+	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	writeJSON(ctx, map[string]any{"timestamp": time.Now().UTC().Format(tsFormat), "rules": rules})
 }
@@ -90,7 +94,40 @@ func (s *Server) alertGet(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	writeJSON(ctx, r)
+	writeJSON(ctx, redactRule(r))
+}
+
+// redactRule returns r with its webhook secrets shown as Redacted (a copy:
+// r's channels belong to the rule set); a PUT that sends one back keeps
+// the secret in force (keepRuleSecrets).
+func redactRule(r alerting.Rule) alerting.Rule {
+	if !slices.ContainsFunc(r.Notifications, func(c alerting.Channel) bool { return c.Secret != "" }) {
+		return r
+	}
+	r.Notifications = slices.Clone(r.Notifications)
+	for i := range r.Notifications {
+		if r.Notifications[i].Secret != "" {
+			r.Notifications[i].Secret = Redacted
+		}
+	}
+	return r
+}
+
+// keepRuleSecrets puts back, in a replacement rule, the secret in force of
+// each channel sent back redacted: the old rule's channel at the same place
+// with the same type and URL. It returns false when a redacted secret has
+// no such channel (the client must send the secret itself).
+func keepRuleSecrets(r *alerting.Rule, old alerting.Rule) bool {
+	for i := range r.Notifications {
+		if r.Notifications[i].Secret != Redacted {
+			continue
+		}
+		if i >= len(old.Notifications) || old.Notifications[i].Type != r.Notifications[i].Type || old.Notifications[i].URL != r.Notifications[i].URL {
+			return false
+		}
+		r.Notifications[i].Secret = old.Notifications[i].Secret
+	}
+	return true
 }
 
 // alertBody decodes the request body as one alert rule (JSON); it answers
@@ -148,13 +185,18 @@ func (s *Server) alertCreate(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
+	if slices.ContainsFunc(r.Notifications, func(c alerting.Channel) bool { return c.Secret == Redacted }) {
+		msg := "a channel's secret is \"" + Redacted + "\", which GET shows in place of a secret; send the secret itself"
+		writeProblem(ctx, fasthttp.StatusUnprocessableEntity, "invalid alert rule; nothing was changed: "+msg, msg)
+		return
+	}
 	got, err := s.opt.Alerts.Create(r)
 	if err != nil {
 		s.ruleChangeError(ctx, "create", "", err)
 		return
 	}
 	s.log.Info("api: alert rule created", "id", got.ID, "name", got.Name, "client", ctx.RemoteAddr().String())
-	writeJSON(ctx, got)
+	writeJSON(ctx, redactRule(got))
 	if ctx.Response.StatusCode() == fasthttp.StatusOK {
 		ctx.Response.Header.Set("Location", "/api/v1/alerts/"+url.PathEscape(got.ID))
 		ctx.SetStatusCode(fasthttp.StatusCreated)
@@ -166,12 +208,18 @@ func (s *Server) alertReplace(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	id, _ := ctx.UserValue("id").(string)
-	if _, ok := s.opt.Alerts.Get(id); !ok {
+	old, ok := s.opt.Alerts.Get(id)
+	if !ok {
 		writeProblem(ctx, fasthttp.StatusNotFound, fmt.Sprintf("no alert rule %q; GET /api/v1/alerts lists them", id))
 		return
 	}
 	r, ok := alertBody(ctx)
 	if !ok {
+		return
+	}
+	if !keepRuleSecrets(&r, old) {
+		msg := "a channel's secret is \"" + Redacted + "\" but the rule in force has no webhook with that URL at that place; send the secret itself"
+		writeProblem(ctx, fasthttp.StatusUnprocessableEntity, "invalid alert rule; nothing was changed: "+msg, msg)
 		return
 	}
 	got, err := s.opt.Alerts.Replace(id, r)
@@ -180,7 +228,7 @@ func (s *Server) alertReplace(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.log.Info("api: alert rule replaced", "id", got.ID, "name", got.Name, "client", ctx.RemoteAddr().String())
-	writeJSON(ctx, got)
+	writeJSON(ctx, redactRule(got))
 }
 
 func (s *Server) alertDelete(ctx *fasthttp.RequestCtx) {

@@ -483,3 +483,52 @@ func TestAlertRulesAPIWriteFails(t *testing.T) {
 		t.Fatalf("a rule that was not written is listed: %s", r.body)
 	}
 }
+
+// TestAlertRuleSecretRedacted: a rule's webhook secret never leaves the
+// sensor through the API; a PUT that sends it back redacted keeps it, one
+// that moves it to another URL must send the secret again.
+func TestAlertRuleSecretRedacted(t *testing.T) {
+	const secret = "rule-hmac-key-4242"
+	ts, dir, _ := newAlertServer(t, "")
+	body := `{"name":"Hook","metric":"cpu.usage","comparator":"gt","threshold":90,"severity":"warning",
+ "notifications":[{"type":"webhook","url":"http://127.0.0.1:9/a","secret":"` + secret + `"},{"type":"webhook","url":"http://127.0.0.1:9/b"}]}`
+	r := ts.do("POST", "/api/v1/alerts", "application/json", []byte(body))
+	if r.status != 201 {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	got := ts.check("/api/v1/alerts", "POST", r)
+	id := got["id"].(string)
+	for _, path := range []string{"/api/v1/alerts", "/api/v1/alerts/" + id} {
+		r = ts.do("GET", path, "", nil)
+		if r.status != 200 || bytes.Contains(r.body, []byte(secret)) || !bytes.Contains(r.body, []byte(`"secret":"\u003credacted\u003e"`)) {
+			t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+		}
+	}
+	// The file in the rule directory keeps the secret itself.
+	rules, errs := alerting.LoadRules(dir, alertCatalog{})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	stored, _ := rules.Get(id)
+	if stored.Notifications[0].Secret != secret {
+		t.Fatalf("stored secret %q", stored.Notifications[0].Secret)
+	}
+	// PUT back what GET showed, with a new threshold: the secret stays.
+	back := strings.Replace(string(ts.do("GET", "/api/v1/alerts/"+id, "", nil).body), `"threshold":90`, `"threshold":80`, 1)
+	if r = ts.do("PUT", "/api/v1/alerts/"+id, "application/json", []byte(back)); r.status != 200 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	rules, _ = alerting.LoadRules(dir, alertCatalog{})
+	stored, _ = rules.Get(id)
+	if stored.Notifications[0].Secret != secret || stored.Conditions[0].Threshold != 80 {
+		t.Fatalf("after PUT: %+v", stored)
+	}
+	// The redacted secret moved to another URL, or in a new rule: 422.
+	moved := strings.Replace(back, "9/a", "9/c", 1)
+	if r = ts.do("PUT", "/api/v1/alerts/"+id, "application/json", []byte(moved)); r.status != 422 {
+		t.Fatalf("PUT with a redacted secret on a new URL: %d %s", r.status, r.body)
+	}
+	if r = ts.do("POST", "/api/v1/alerts", "application/json", []byte(strings.Replace(body, secret, httpd.Redacted, 1))); r.status != 422 {
+		t.Fatalf("POST with a redacted secret: %d %s", r.status, r.body)
+	}
+}

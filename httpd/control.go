@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,7 +168,8 @@ func (s *Server) capturePost(ctx *fasthttp.RequestCtx) {
 }
 
 // Redacted stands for a set api_token, api_read_token,
-// alerts.smtp.password, storage.remote_token or storage.remote_password
+// alerts.smtp.password, storage.remote_token, storage.remote_password or a
+// notification channel's secret
 // in GET /api/v1/config; a PUT that sends it back
 // keeps that secret in force.
 const Redacted = "<redacted>"
@@ -190,6 +192,15 @@ func configJSON(c configs.Config) (map[string]any, error) {
 	if c.Storage.RemotePassword != "" {
 		c.Storage.RemotePassword = Redacted
 	}
+	if i := slices.IndexFunc(c.Alerts.NotificationChannels, func(ch configs.NotificationChannel) bool { return ch.Secret != "" }); i >= 0 {
+		chs := slices.Clone(c.Alerts.NotificationChannels) // c shares the slice with the config in force
+		for i := range chs {
+			if chs[i].Secret != "" {
+				chs[i].Secret = Redacted
+			}
+		}
+		c.Alerts.NotificationChannels = chs
+	}
 	y, err := configs.Encode(c)
 	if err != nil {
 		return nil, err
@@ -199,6 +210,21 @@ func configJSON(c configs.Config) (map[string]any, error) {
 		return nil, fmt.Errorf("convert config: %w", err)
 	}
 	return m, nil
+}
+
+// keepChannelSecrets puts back the secret in force of each channel in chs
+// whose secret came back redacted: the channel in force at the same place
+// with the same type and URL. A redacted secret with no such channel stays
+// "<redacted>" (a literal key, which the user sees in GET again).
+func keepChannelSecrets(chs, cur []configs.NotificationChannel) {
+	for i := range chs {
+		if chs[i].Secret != Redacted {
+			continue
+		}
+		if i < len(cur) && cur[i].Type == chs[i].Type && cur[i].URL == chs[i].URL {
+			chs[i].Secret = cur[i].Secret
+		}
+	}
 }
 
 func (s *Server) configGet(ctx *fasthttp.RequestCtx) {
@@ -248,6 +274,7 @@ func (s *Server) configPut(ctx *fasthttp.RequestCtx) {
 		if c.Storage.RemotePassword == Redacted {
 			c.Storage.RemotePassword = s.opt.Config.Config().Storage.RemotePassword
 		}
+		keepChannelSecrets(c.Alerts.NotificationChannels, s.opt.Config.Config().Alerts.NotificationChannels)
 		if c.APIToken == Redacted || c.APIReadToken == Redacted {
 			cur := s.opt.Config.Config()
 			if c.APIToken == Redacted {

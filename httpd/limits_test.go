@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsentry/netsentry/configs"
 	"github.com/netsentry/netsentry/httpd"
 )
 
@@ -549,5 +550,45 @@ func TestRemoteSecretsRedacted(t *testing.T) {
 	check("remote_password", pw)
 	if got := ts.config.Config(); got.Storage.RemotePassword != pw {
 		t.Errorf("after PUT of the redacted password: %q", got.Storage.RemotePassword)
+	}
+}
+
+// A default notification channel's webhook secret is redacted in GET
+// /api/v1/config, and a PUT that sends the redacted form back keeps it.
+func TestChannelSecretRedacted(t *testing.T) {
+	const secret = "hmac-key-789"
+	ts := newTestServerWith(t, func(o *httpd.Options) {})
+	ts.config.mu.Lock()
+	ts.config.cfg.Alerts.NotificationChannels = []configs.NotificationChannel{
+		{Type: "webhook", URL: "https://hooks.example.com/a", Secret: secret},
+		{Type: "webhook", URL: "https://hooks.example.com/b"},
+	}
+	ts.config.mu.Unlock()
+	r := ts.do("GET", "/api/v1/config", "", nil)
+	cfg := ts.check("/api/v1/config", "GET", r)
+	if bytes.Contains(r.body, []byte(secret)) {
+		t.Fatalf("GET config shows a channel's secret: %s", r.body)
+	}
+	al, _ := cfg["alerts"].(map[string]any)
+	chs, _ := al["notification_channels"].([]any)
+	if len(chs) != 2 {
+		t.Fatalf("notification_channels = %v", al["notification_channels"])
+	}
+	if got := chs[0].(map[string]any)["secret"]; got != httpd.Redacted {
+		t.Fatalf("channel 0 secret = %v, want %q", got, httpd.Redacted)
+	}
+	if _, ok := chs[1].(map[string]any)["secret"]; ok {
+		t.Errorf("channel 1 has no secret but shows one: %v", chs[1])
+	}
+	if got := ts.config.Config().Alerts.NotificationChannels[0].Secret; got != secret {
+		t.Fatalf("GET changed the secret in force: %q", got)
+	}
+	cfg["log_level"] = "warn"
+	body, _ := json.Marshal(cfg)
+	if r = ts.do("PUT", "/api/v1/config", "application/json", body); r.status != 200 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	if got := ts.config.Config().Alerts.NotificationChannels[0].Secret; got != secret {
+		t.Errorf("after PUT of the redacted secret: %q, want the secret in force", got)
 	}
 }
