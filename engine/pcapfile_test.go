@@ -357,7 +357,7 @@ func checkFCS(t *testing.T, path string, rf *File) {
 		// captured is not the decoder's.
 		want := capLen - max(0, capLen-(wire-4))
 		if col[2] != "" {
-			if got := fmt.Sprintf("0x%08x", binary.BigEndian.Uint32(rf.pcap.buf[want:])); got != col[2] {
+			if got := fmt.Sprintf("0x%08x", binary.BigEndian.Uint32(rf.pcap.rec[want:])); got != col[2] {
 				t.Errorf("record %d: the 4 bytes cut are %s, tshark's eth.fcs is %s", n+1, got, col[2])
 			}
 		} else if want == capLen-4 {
