@@ -114,7 +114,7 @@ type pcapReader struct {
 	fcsLen    int    // bytes of FCS at the end of each frame, from the header's FCS bits; 0 if none said
 	major     uint16
 	minor     uint16
-	swapNFLOG bool // NFLOG TLV lengths are in the writer's order; turn them into little-endian
+	swapNFLOG bool   // NFLOG TLV lengths are in the writer's order; turn them into little-endian
 	rec       []byte // the last record's captured bytes, FCS included (tests)
 }
 
