@@ -12,3 +12,7 @@ import (
 func mapFile(f *os.File, size int64) ([]byte, error) { return nil, errors.ErrUnsupported }
 
 func unmapFile(b []byte) error { return nil }
+
+var pageSize = 4096
+
+func dropPages(b []byte) {}

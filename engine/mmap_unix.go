@@ -21,3 +21,10 @@ func mapFile(f *os.File, size int64) ([]byte, error) {
 }
 
 func unmapFile(b []byte) error { return unix.Munmap(b) }
+
+// pageSize is the unit of dropPages; the mapping starts on a page.
+var pageSize = os.Getpagesize()
+
+// dropPages releases the pages of b (whole pages of the mapping, already
+// walked): they leave the resident set, the file's page cache keeps them.
+func dropPages(b []byte) { _ = unix.Madvise(b, unix.MADV_DONTNEED) }

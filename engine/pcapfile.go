@@ -307,6 +307,9 @@ var errWindow = errors.New("record past the window")
 func (r *pcapReader) next(move bool) (data []byte, wirelen uint32, ts int64, err error) {
 	w := r.win
 	hl := r.hdrLen
+	if move {
+		w.dropBehind()
+	}
 	if w.end-w.off < hl {
 		if !w.done && !move {
 			return nil, 0, 0, errWindow

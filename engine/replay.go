@@ -98,8 +98,10 @@ func OpenFile(path string) (*File, error) {
 // newMappedFile reads a capture's header from mem, the whole file mapped.
 func newMappedFile(path string, mem []byte) (*File, error) {
 	rf := &File{path: path, size: int64(len(mem)), mem: mem, Mapped: true}
-	return rf, rf.sniff(mappedWindow(mem), func() io.Reader {
+	w := mappedWindow(mem)
+	return rf, rf.sniff(w, func() io.Reader {
 		rf.ngIn = &countingReader{r: bytes.NewReader(mem)}
+		rf.win = w // for dropBehind only: gopacket's reader copies what it took
 		return rf.ngIn
 	})
 }
@@ -185,7 +187,7 @@ func (rf *File) Offset() int64 {
 		return rf.cr.n
 	case rf.ngIn != nil:
 		return rf.ngIn.n
-	case rf.win != nil:
+	case rf.pcap != nil:
 		return rf.win.offset()
 	}
 	return 0
@@ -214,6 +216,10 @@ func (rf *File) frame(move bool) (data []byte, wirelen uint32, ts int64, link ui
 	if rf.pcap != nil {
 		data, wirelen, ts, err = rf.pcap.next(move)
 		return data, wirelen, ts, rf.link, err
+	}
+	if rf.ngIn != nil && rf.ngIn.n-int64(rf.win.dropped) >= dropStep {
+		rf.win.off = int(rf.ngIn.n)
+		rf.win.dropBehind()
 	}
 	data, ci, err := rf.ng.ZeroCopyReadPacketData()
 	if err != nil {

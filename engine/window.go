@@ -19,11 +19,33 @@ type window struct {
 	base     int64 // input offset of buf[0]
 	done     bool  // nothing more will come: mapped, or r has ended
 	err      error // why r ended (io.EOF at a clean end)
+	mapped   bool
+	dropped  int // mapped: buf[:dropped] has been handed back (dropBehind)
 }
+
+// dropStep is how far a mapped window's reader moves before the pages it
+// has walked are handed back to the kernel: the process's resident set
+// holds at most about this much of the file.
+const dropStep = 16 << 20
 
 // mappedWindow is a window over b, the whole file.
 func mappedWindow(b []byte) *window {
-	return &window{buf: b, end: len(b), done: true, err: io.EOF}
+	return &window{buf: b, end: len(b), done: true, err: io.EOF, mapped: true}
+}
+
+// dropBehind hands the mapped pages before the reader back to the kernel
+// (they stay in the page cache), once the reader is dropStep past the last
+// drop. Call it only where no frame before the reader is still in use: at
+// the start of a batch.
+func (w *window) dropBehind() {
+	if !w.mapped || w.off-w.dropped < dropStep {
+		return
+	}
+	to := w.off &^ (pageSize - 1)
+	if to > w.dropped {
+		dropPages(w.buf[w.dropped:to])
+		w.dropped = to
+	}
 }
 
 // readWindow is a window refilled from r.

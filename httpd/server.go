@@ -113,7 +113,7 @@ type Server struct {
 	tokens   atomic.Pointer[tokens]
 	srv      *fasthttp.Server
 	ln       net.Listener
-	conns    *snapCache // open flows
+	tops     *topCache  // open flows: the workers' top-N per query
 	hostsC   *snapCache // hosts
 	light    *snapCache // counters and protocols
 	scanC    *snapCache // scan signals
@@ -163,7 +163,7 @@ func New(opt Options) (*Server, error) {
 	}
 	s.tokens.Store(&tokens{admin: opt.Token, read: opt.ReadToken})
 	s.streams.perClient = map[netip.Addr]int{}
-	s.conns = newSnapCache(opt.Sensor, Parts{Flows: true}, opt.CacheTTL)
+	s.tops = newTopCache(opt.Sensor, opt.CacheTTL)
 	s.hostsC = newSnapCache(opt.Sensor, Parts{Hosts: true}, opt.CacheTTL)
 	s.light = newSnapCache(opt.Sensor, Parts{Protocols: true}, opt.CacheTTL)
 	s.scanC = newSnapCache(opt.Sensor, Parts{Scan: true}, opt.CacheTTL)
