@@ -75,16 +75,27 @@ func (w *Worker) Snapshot(ctx context.Context, parts SnapshotParts) (Snapshot, e
 	}
 }
 
-// answerSnapshot serves a pending snapshot request, if any. It runs on the
-// worker's goroutine, between batches.
+// answerSnapshot serves the snapshot requests pending now (the sensor's
+// periodic one, top-N selections), at most maxAnswers of them, so that
+// none waits long for a batch end and requests cannot hold the packets
+// back. It runs on the worker's goroutine, between batches.
 func (w *Worker) answerSnapshot() {
+	for i := 0; i < maxAnswers && w.answerOne(); i++ {
+	}
+}
+
+// maxAnswers bounds the requests one batch end serves.
+const maxAnswers = 4
+
+// answerOne serves one pending request and reports whether there was one.
+func (w *Worker) answerOne() bool {
 	select {
 	case r := <-w.snapReq:
 		if r.ctx.Err() != nil {
 			// Nobody waits for it any more (the client has gone): no copy.
 			r.gone = true
 			close(r.done)
-			return
+			return true
 		}
 		sh := w.shard
 		s := &r.snap
@@ -108,7 +119,9 @@ func (w *Worker) answerSnapshot() {
 			s.FragAnomalies = sh.FragmentAnomalies(nil)
 		}
 		close(r.done)
+		return true
 	default:
+		return false
 	}
 }
 

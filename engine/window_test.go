@@ -119,3 +119,23 @@ func TestWindowedRead(t *testing.T) {
 		mapped.Close()
 	}
 }
+
+// TestMappedReadAllocs: walking the records of a mapped file costs no
+// allocation.
+func TestMappedReadAllocs(t *testing.T) {
+	rf, err := OpenFile(filepath.Join(corpusDir, "ndpi-1kxun.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	if !rf.Mapped {
+		t.Fatal("not mapped")
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, _, _, _, err := rf.frame(true); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per record", n)
+	}
+}

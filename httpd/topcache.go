@@ -20,20 +20,23 @@ import (
 // that no request waits for any more (their deadlines passed) is
 // cancelled, and a worker that takes it after that skips it: a client that
 // has gone keeps no work alive. At most maxTopKeys queries are kept; past
-// that a query is answered for its own request alone, at most
-// maxTopUncached at a time.
+// that a query is answered for its own request alone.
+//
+// The workers' share is bounded across queries, not per query: one
+// selection runs at a time, and after a selection that took d the next
+// starts no sooner than (dutyCycle-1)×d later, so the API costs the
+// workers at most 1/dutyCycle of their time however many distinct queries
+// the clients ask (the busier the workers, the staler the answers).
 type topCache struct {
 	src     Sensor
 	ttl     time.Duration
 	mu      sync.Mutex
 	entries map[flowtable.FlowQuery]*topEntry
-	spare   chan struct{} // tokens for the queries beyond maxTopKeys
+	gate    chan struct{} // held by the one selection running
+	next    time.Time     // when the next selection may start; guarded by gate
 }
 
-const (
-	maxTopKeys     = 256
-	maxTopUncached = 2
-)
+const maxTopKeys = 256
 
 // topEntry is one query's latest answer and the refresh in flight.
 type topEntry struct {
@@ -72,7 +75,7 @@ type topCall struct {
 
 func newTopCache(src Sensor, ttl time.Duration) *topCache {
 	return &topCache{src: src, ttl: ttl, entries: map[flowtable.FlowQuery]*topEntry{},
-		spare: make(chan struct{}, maxTopUncached)}
+		gate: make(chan struct{}, 1)}
 }
 
 // get returns q's answer: shared, at most ttl old, or at most maxStale old
@@ -139,11 +142,9 @@ func (c *topCache) start(e *topEntry, background bool) *topCall {
 	e.call = cl
 	go func() {
 		defer cancel()
-		start := time.Now()
-		recs, err := c.src.TopFlows(ctx, e.q)
+		recs, took, err := c.selectFlows(ctx, e.q)
 		if err == nil {
-			now := time.Now()
-			cl.res = &topResult{recs: recs, at: now, ttl: max(c.ttl, dutyCycle*now.Sub(start))}
+			cl.res = &topResult{recs: recs, at: time.Now(), ttl: max(c.ttl, dutyCycle*took)}
 			e.cur.Store(cl.res)
 		}
 		cl.err = err
@@ -180,17 +181,36 @@ func (c *topCache) wait(ctx context.Context, e *topEntry) (*topResult, error) {
 
 // uncached answers a query the cache has no room for, for this request.
 func (c *topCache) uncached(ctx context.Context, q flowtable.FlowQuery) (*topResult, error) {
-	select {
-	case c.spare <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-c.spare }()
-	recs, err := c.src.TopFlows(ctx, q)
+	recs, _, err := c.selectFlows(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	return &topResult{recs: recs, at: time.Now()}, nil
+}
+
+// selectFlows asks the sensor for q's flows when the workers' API share
+// allows (see topCache), and says how long the selection took.
+func (c *topCache) selectFlows(ctx context.Context, q flowtable.FlowQuery) ([]flowtable.Record, time.Duration, error) {
+	select {
+	case c.gate <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	defer func() { <-c.gate }()
+	if wait := time.Until(c.next); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, 0, ctx.Err()
+		}
+	}
+	start := time.Now()
+	recs, err := c.src.TopFlows(ctx, q)
+	took := time.Since(start)
+	c.next = time.Now().Add((dutyCycle - 1) * took)
+	return recs, took, err
 }
 
 // reset forgets every answer (the capture started or stopped).

@@ -136,3 +136,30 @@ func TestTopCacheBounded(t *testing.T) {
 		t.Errorf("%d entries, want %d", len(c.entries), maxTopKeys)
 	}
 }
+
+// TestTopCacheWorkerShare: however many distinct queries the clients ask,
+// the selections take at most about 1/dutyCycle of the workers' time.
+func TestTopCacheWorkerShare(t *testing.T) {
+	src := &slowTops{hold: 5 * time.Millisecond}
+	c := newTopCache(src, time.Millisecond)
+	const run = time.Second
+	end := time.Now().Add(run)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; time.Now().Before(end); n++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				c.get(ctx, flowtable.FlowQuery{Limit: 1 + (i+n)%8})
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	busy := time.Duration(src.calls.Load()) * src.hold
+	t.Logf("%d selections of %v in %v", src.calls.Load(), src.hold, run)
+	if busy > run/dutyCycle+20*time.Millisecond {
+		t.Errorf("selections took %v of %v, over 1/%d", busy, run, dutyCycle)
+	}
+}
