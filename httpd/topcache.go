@@ -81,23 +81,35 @@ func newTopCache(src Sensor, ttl time.Duration) *topCache {
 // get returns q's answer: shared, at most ttl old, or at most maxStale old
 // while a refresh runs.
 func (c *topCache) get(ctx context.Context, q flowtable.FlowQuery) (*topResult, error) {
+	if r, e := c.cached(q); r != nil {
+		return r, nil
+	} else if e != nil {
+		return c.wait(ctx, e)
+	}
+	return c.uncached(ctx, q)
+}
+
+// cached returns q's answer when one may be served now (starting a
+// refresh in the background for a stale one), else q's entry to wait on
+// (nil when the cache has no room for q).
+func (c *topCache) cached(q flowtable.FlowQuery) (*topResult, *topEntry) {
 	now := time.Now()
 	e := c.entry(q, now)
 	if e == nil {
-		return c.uncached(ctx, q)
+		return nil, nil
 	}
 	e.asked.Store(now.UnixNano())
 	if cur := e.cur.Load(); cur != nil {
 		age := now.Sub(cur.at)
 		if age < cur.ttl {
-			return cur, nil
+			return cur, e
 		}
 		if age < maxStale {
 			c.start(e, true)
-			return cur, nil
+			return cur, e
 		}
 	}
-	return c.wait(ctx, e)
+	return nil, e
 }
 
 // entry returns q's entry, making it if there is room (entries nobody
