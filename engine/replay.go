@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -19,6 +20,9 @@ import (
 
 // ErrNoPackets is returned (wrapped) when a file could not be read at all.
 var ErrNoPackets = errors.New("no packet could be read")
+
+// errShrunk: the mapped file lost pages while it was read (truncated).
+var errShrunk = errors.New("the file shrank while it was read")
 
 // File is a pcap or pcapng capture, possibly gzip-compressed, opened for
 // replay. The format is sniffed from the magic number, never from the file
@@ -279,52 +283,75 @@ func Replay(ctx context.Context, rf *File, w *Worker, opt ReplayOptions) (Replay
 	lastProgress := start
 	var firstTS, now int64
 	var err error
-	for {
-		// A batch, like a ring block: records walked in place, none
-		// copied; the window moves (a buffered file's refill) only at
-		// the start of a batch, so every frame of a batch stays valid
-		// until its EndBatch.
-		for i := 0; i < batch; i++ {
-			data, wirelen, ts, link, rerr := rf.frame(i == 0)
-			if rerr != nil {
-				if rerr != errWindow {
-					err = rerr
+	var cancelled error
+	func() {
+		if rf.mem != nil {
+			// A mapped file that shrinks under the reader faults on the
+			// pages it lost: the reader touches a record's last byte before
+			// handing it out, so the fault comes before the packet is
+			// accounted, and ends the replay like damage.
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			defer func() {
+				if p := recover(); p != nil {
+					if _, ok := p.(interface{ Addr() uintptr }); !ok {
+						panic(p)
+					}
+					err = errShrunk
 				}
-				break
-			}
-			if opt.RealTime {
-				if st.Packets == 0 {
-					firstTS = ts
-				} else if wait := time.Duration(ts-firstTS) - time.Since(start); wait > time.Millisecond {
-					w.EndBatch(now)
-					select {
-					case <-ctx.Done():
-						return st, ctx.Err()
-					case <-time.After(wait):
+			}()
+		}
+		for {
+			// A batch, like a ring block: records walked in place, none
+			// copied; the window moves (a buffered file's refill) only at
+			// the start of a batch, so every frame of a batch stays valid
+			// until its EndBatch.
+			for i := 0; i < batch; i++ {
+				data, wirelen, ts, link, rerr := rf.frame(i == 0)
+				if rerr != nil {
+					if rerr != errWindow {
+						err = rerr
+					}
+					break
+				}
+				if opt.RealTime {
+					if st.Packets == 0 {
+						firstTS = ts
+					} else if wait := time.Duration(ts-firstTS) - time.Since(start); wait > time.Millisecond {
+						w.EndBatch(now)
+						select {
+						case <-ctx.Done():
+							cancelled = ctx.Err()
+							return
+						case <-time.After(wait):
+						}
 					}
 				}
+				if ts > now {
+					now = ts
+				}
+				w.Handle(data, wirelen, link, ts)
+				st.Packets++
+				st.Bytes += uint64(wirelen)
 			}
-			if ts > now {
-				now = ts
+			w.EndBatch(now)
+			if err != nil {
+				break
 			}
-			w.Handle(data, wirelen, link, ts)
-			st.Packets++
-			st.Bytes += uint64(wirelen)
-		}
-		w.EndBatch(now)
-		if err != nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return st, ctx.Err()
-		}
-		if opt.Progress != nil {
-			if t := time.Now(); t.Sub(lastProgress) >= time.Second {
-				lastProgress = t
-				st.Offset, st.Duration = rf.Offset(), t.Sub(start)
-				opt.Progress(st)
+			if ctx.Err() != nil {
+				cancelled = ctx.Err()
+				return
+			}
+			if opt.Progress != nil {
+				if t := time.Now(); t.Sub(lastProgress) >= time.Second {
+					lastProgress = t
+					st.Offset, st.Duration = rf.Offset(), t.Sub(start)
+					opt.Progress(st)
+				}
 			}
 		}
+	}()
+	if cancelled != nil {
+		return st, cancelled
 	}
 	st.Offset, st.Duration = rf.Offset(), time.Since(start)
 	if !errors.Is(err, io.EOF) {

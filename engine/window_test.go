@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/netsentry/netsentry/flowtable"
 )
 
 // chunkReader returns at most n bytes per Read, as a pipe or gzip does.
@@ -137,5 +140,45 @@ func TestMappedReadAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("%v allocations per record", n)
+	}
+}
+
+// TestReplayFileShrinks: a mapped capture truncated while it is replayed
+// ends the replay like damage (every packet read before kept, the reason
+// said), not with a crash.
+func TestReplayFileShrinks(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(corpusDir, "ndpi-1kxun.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "shrinking.pcap")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	if !rf.Mapped {
+		t.Fatal("not mapped")
+	}
+	// Mapped at its full size, then cut to half a megabyte.
+	if err := os.Truncate(path, 512<<10); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := flowtable.New(flowtable.Config{}, func([]flowtable.Record) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Replay(context.Background(), rf, NewWorker(sh), ReplayOptions{})
+	if err != nil {
+		t.Fatalf("replay of the shrunk file: %v", err)
+	}
+	if st.Stop == nil || !strings.Contains(st.Stop.Error(), "shrank") {
+		t.Errorf("stop %v, want the file's shrinking", st.Stop)
+	}
+	if st.Packets == 0 || st.Offset > 512<<10 {
+		t.Errorf("%d packets, %d bytes read of the half megabyte left", st.Packets, st.Offset)
 	}
 }
