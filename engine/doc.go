@@ -24,6 +24,14 @@
 // AIX, FCS bits in the link type); pcapng is read with gopacket's pcapgo.
 //
 // Lifetimes: frames passed to Worker.Handle are not retained; ring memory
-// never outlives its block; a replayed frame lives in the reader's one
-// buffer until the next record is read.
+// never outlives its block. A replayed classic-pcap frame is read in place:
+// in the file's mapping (valid until File.Close; the pages behind the
+// reader are handed back between batches), or in the reader's one window
+// of large reads (gzip, pipes), refilled only between batches, so every
+// frame of a batch stays valid until its EndBatch, as a ring block's. A
+// pcapng frame lives in gopacket's buffer until the next record is read.
+//
+// Snapshots and top-N selections (Worker.Snapshot with SnapshotParts.Top)
+// are made by the worker between batches; a request whose context has
+// ended before the worker takes it is skipped.
 package engine

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -101,11 +100,11 @@ const (
 // errCorrupt marks a record whose header cannot be true.
 var errCorrupt = errors.New("corrupt packet record")
 
-// pcapReader reads the records of a classic pcap file into one reused
-// buffer: no allocation per record once the buffer has grown to the largest
-// record.
+// pcapReader walks the records of a classic pcap file in place in its
+// window (the mapped file, or one reused buffer of large reads): no copy and
+// no allocation per record.
 type pcapReader struct {
-	br        *bufio.Reader
+	win       *window
 	big       bool // file written big-endian
 	lengths   uint8
 	variant   pcapVariant
@@ -115,9 +114,9 @@ type pcapReader struct {
 	fcsLen    int    // bytes of FCS at the end of each frame, from the header's FCS bits; 0 if none said
 	major     uint16
 	minor     uint16
-	swapNFLOG bool // NFLOG TLV lengths are in the writer's order; turn them into little-endian
-	hdr       [28]byte
-	buf       []byte
+	swapNFLOG bool   // NFLOG TLV lengths are in the writer's order; turn them into little-endian
+	rec       []byte // the last record's captured bytes, FCS included (tests)
+	touch     byte   // the last byte of each record, read before it is handed out
 }
 
 func (r *pcapReader) u32(b []byte) uint32 {
@@ -134,15 +133,16 @@ func (r *pcapReader) u16(b []byte) uint16 {
 	return binary.LittleEndian.Uint16(b)
 }
 
-// newPcapReader reads the file header from br, which starts at the magic
+// newPcapReader reads the file header from w, which starts at the magic
 // number, and guesses the record-header variant by peeking at the first
-// records (br's buffer must hold at least 1 MiB for that).
-func newPcapReader(br *bufio.Reader) (*pcapReader, error) {
-	r := &pcapReader{br: br}
+// records (up to the window's size, at least 1 MiB).
+func newPcapReader(w *window) (*pcapReader, error) {
+	r := &pcapReader{win: w}
 	var fh [28]byte
-	if _, err := io.ReadFull(br, fh[:24]); err != nil {
-		return nil, fmt.Errorf("read pcap header: %w", err)
+	if !w.fill(24) {
+		return nil, fmt.Errorf("read pcap header: %w", w.short())
 	}
+	copy(fh[:24], w.take(24))
 	m := binary.LittleEndian.Uint32(fh[:4])
 	if !knownMagic(m) {
 		r.big, m = true, bswap32(m)
@@ -152,9 +152,10 @@ func newPcapReader(br *bufio.Reader) (*pcapReader, error) {
 	}
 	switch m {
 	case magicIxiaHW, magicIxiaSW:
-		if _, err := io.ReadFull(br, fh[24:28]); err != nil {
-			return nil, fmt.Errorf("read pcap header: %w", err)
+		if !w.fill(4) {
+			return nil, fmt.Errorf("read pcap header: %w", w.short())
 		}
+		copy(fh[24:28], w.take(4))
 	}
 	r.major, r.minor = r.u16(fh[4:]), r.u16(fh[6:])
 	r.snaplen = r.u32(fh[16:])
@@ -219,7 +220,8 @@ func newPcapReader(br *bufio.Reader) (*pcapReader, error) {
 // fault, else the one with the fewest faults (earlier wins a tie). It only
 // peeks; nothing is consumed.
 func (r *pcapReader) guessVariant(cands []pcapVariant) pcapVariant {
-	win, _ := r.br.Peek(r.br.Size())
+	r.win.fill(len(r.win.buf)) // as much as the window holds
+	win := r.win.peek()
 	best, bestScore := cands[0], int(^uint(0)>>1)
 	for _, v := range cands {
 		s := r.tryVariant(win, v)
@@ -290,30 +292,52 @@ func (r *pcapReader) recordHeader(h []byte) (sec, frac, caplen, wirelen uint32) 
 	return
 }
 
-// next reads one record. data is the captured frame without any FCS the
-// file header announces, valid until the following call; wirelen is the
-// record's original length (FCS included, as tshark's frame.len); ts is in
-// Unix nanoseconds. At a clean end of file err is io.EOF; a record cut short
-// gives io.ErrUnexpectedEOF, an impossible one errCorrupt.
-func (r *pcapReader) next() (data []byte, wirelen uint32, ts int64, err error) {
-	h := r.hdr[:r.hdrLen]
-	if n, err := io.ReadFull(r.br, h); err != nil {
-		if err == io.EOF && n == 0 {
-			return nil, 0, 0, io.EOF
-		}
-		return nil, 0, 0, io.ErrUnexpectedEOF
+// errWindow: the next record is not wholly in the window, and next was
+// told not to move the window (the frames handed out so far must stay
+// valid). Never returned for a mapped file.
+var errWindow = errors.New("record past the window")
+
+// next returns one record, read in place. data is the captured frame
+// without any FCS the file header announces, valid until the window moves:
+// for a mapped file until the file is closed, else until a call with move
+// set (which may refill the window; without move, a record that is not
+// wholly in the window gives errWindow and is not consumed). wirelen is
+// the record's original length (FCS included, as tshark's frame.len); ts is
+// in Unix nanoseconds. At a clean end of file err is io.EOF; a record cut
+// short gives io.ErrUnexpectedEOF, an impossible one errCorrupt.
+func (r *pcapReader) next(move bool) (data []byte, wirelen uint32, ts int64, err error) {
+	w := r.win
+	hl := r.hdrLen
+	if move {
+		w.dropBehind()
 	}
-	sec, frac, caplen, wirelen := r.recordHeader(h)
+	if w.end-w.off < hl {
+		if !w.done && !move {
+			return nil, 0, 0, errWindow
+		}
+		if !w.fill(hl) {
+			if w.end == w.off && w.err == io.EOF {
+				return nil, 0, 0, io.EOF
+			}
+			return nil, 0, 0, io.ErrUnexpectedEOF
+		}
+	}
+	sec, frac, caplen, wirelen := r.recordHeader(w.buf[w.off : w.off+hl])
 	if caplen > maxRecord {
 		return nil, 0, 0, fmt.Errorf("%w: captured length %d is over the maximum of %d", errCorrupt, caplen, maxRecord)
 	}
-	if cap(r.buf) < int(caplen) {
-		r.buf = make([]byte, max(int(caplen), 2048, 2*cap(r.buf)))
+	n := hl + int(caplen)
+	if w.end-w.off < n {
+		if !w.done && !move {
+			return nil, 0, 0, errWindow
+		}
+		if !w.fill(n) {
+			return nil, 0, 0, io.ErrUnexpectedEOF
+		}
 	}
-	data = r.buf[:caplen]
-	if _, err := io.ReadFull(r.br, data); err != nil {
-		return nil, 0, 0, io.ErrUnexpectedEOF
-	}
+	r.touch ^= w.buf[w.off+n-1] // a fault of a shrunk mapping comes here (see Replay)
+	data = w.take(n)[hl:n:n]
+	r.rec = data
 	switch r.variant {
 	case variantNano, variantAIX:
 		ts = int64(sec)*1e9 + int64(frac)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -19,15 +21,23 @@ import (
 // ErrNoPackets is returned (wrapped) when a file could not be read at all.
 var ErrNoPackets = errors.New("no packet could be read")
 
+// errShrunk: the mapped file lost pages while it was read (truncated).
+var errShrunk = errors.New("the file shrank while it was read")
+
 // File is a pcap or pcapng capture, possibly gzip-compressed, opened for
 // replay. The format is sniffed from the magic number, never from the file
-// name.
+// name. An uncompressed regular file is mapped into memory and its records
+// are walked in place; a compressed file or a pipe is read in large reads
+// into one reused buffer (see window).
 type File struct {
 	path   string
 	f      *os.File
-	cr     *countingReader
+	mem    []byte          // the mapping, nil when read through a buffer
+	cr     *countingReader // the raw input when read through a buffer
+	win    *window         // pcap: the bytes the records are walked in
 	pcap   *pcapReader
 	ng     *pcapgo.NgReader
+	ngIn   *countingReader // pcapng over a mapping: bytes the reader took
 	link   uint16
 	links  []uint16 // pcapng: link type per interface
 	size   int64
@@ -38,6 +48,8 @@ type File struct {
 	Variant string
 	// Compressed is set for a gzip-compressed file (read as it is inflated).
 	Compressed bool
+	// Mapped is set when the file is read through a memory mapping.
+	Mapped bool
 }
 
 type countingReader struct {
@@ -58,46 +70,85 @@ func OpenFile(path string) (*File, error) {
 		return nil, fmt.Errorf("open capture: %w", err)
 	}
 	var size int64
+	regular := false
 	if st, err := f.Stat(); err == nil {
-		size = st.Size()
+		size, regular = st.Size(), st.Mode().IsRegular()
 	}
-	rf, err := newFile(path, f, size)
-	if err != nil {
-		f.Close()
-		return nil, err
+	var rf *File
+	if regular && size >= 4 && size == int64(int(size)) {
+		var m [2]byte
+		if _, err := f.ReadAt(m[:], 0); err == nil && (m[0] != 0x1f || m[1] != 0x8b) {
+			if mem, err := mapFile(f, size); err == nil {
+				rf, err = newMappedFile(path, mem)
+				if err != nil {
+					unmapFile(mem)
+					f.Close()
+					return nil, err
+				}
+			}
+		}
+	}
+	if rf == nil {
+		rf, err = newFile(path, f, size)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	rf.f = f
 	return rf, nil
 }
 
+// newMappedFile reads a capture's header from mem, the whole file mapped.
+func newMappedFile(path string, mem []byte) (*File, error) {
+	rf := &File{path: path, size: int64(len(mem)), mem: mem, Mapped: true}
+	w := mappedWindow(mem)
+	return rf, rf.sniff(w, func() io.Reader {
+		rf.ngIn = &countingReader{r: bytes.NewReader(mem)}
+		rf.win = w // for dropBehind only: gopacket's reader copies what it took
+		return rf.ngIn
+	})
+}
+
 // newFile reads a capture's header from r and sniffs its format.
 func newFile(path string, r io.Reader, size int64) (*File, error) {
 	rf := &File{path: path, size: size, cr: &countingReader{r: r}}
-	br := bufio.NewReaderSize(rf.cr, 1<<20)
-	magic, err := br.Peek(4)
-	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+	br := bufio.NewReaderSize(rf.cr, 64<<10)
+	var src io.Reader = br
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		// gzip-compressed, as tshark reads it.
 		zr, zerr := gzip.NewReader(br)
 		if zerr != nil {
 			return nil, fmt.Errorf("open capture %s: read gzip header: %w", path, zerr)
 		}
 		rf.Compressed = true
-		br = bufio.NewReaderSize(zr, 1<<20)
-		magic, err = br.Peek(4)
+		src = zr
 	}
-	if err != nil {
+	w := readWindow(src)
+	return rf, rf.sniff(w, func() io.Reader { return io.MultiReader(bytes.NewReader(w.peek()), src) })
+}
+
+// sniff reads the format from the first bytes of w and the file header:
+// a pcap is walked in w; a pcapng is read by gopacket's reader from ng(),
+// the same bytes from the start.
+func (rf *File) sniff(w *window, ng func() io.Reader) error {
+	var err error
+	if !w.fill(4) {
+		err = w.short()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("open capture %s: file is empty or shorter than a capture header: %w", path, ErrNoPackets)
+			return fmt.Errorf("open capture %s: file is empty or shorter than a capture header: %w", rf.path, ErrNoPackets)
 		}
-		return nil, fmt.Errorf("open capture %s: %w", path, err)
+		return fmt.Errorf("open capture %s: %w", rf.path, err)
 	}
+	magic := w.peek()[:4]
 	switch m := binary.LittleEndian.Uint32(magic); {
 	case m == 0x0a0d0d0a:
 		rf.Format = "pcapng"
-		rf.ng, err = pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		rf.ng, err = pcapgo.NewNgReader(ng(), pcapgo.NgReaderOptions{WantMixedLinkType: true})
 	case isPcapMagic(m):
 		rf.Format = "pcap"
-		rf.pcap, err = newPcapReader(br)
+		rf.win = w
+		rf.pcap, err = newPcapReader(w)
 		if err == nil {
 			rf.link = rf.pcap.link
 			rf.Variant = rf.pcap.variant.String()
@@ -109,35 +160,74 @@ func newFile(path string, r io.Reader, size int64) (*File, error) {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = fmt.Errorf("%w: file ends inside its header", err)
 		}
-		return nil, fmt.Errorf("open capture %s: %w", path, err)
+		return fmt.Errorf("open capture %s: %w", rf.path, err)
 	}
-	return rf, nil
+	return nil
 }
 
-// Close closes the file.
+// Close closes the file and releases its mapping; no frame it handed out
+// may be used after.
 func (rf *File) Close() error {
-	if rf.f == nil {
-		return nil
+	var err error
+	if rf.mem != nil {
+		err = unmapFile(rf.mem)
+		rf.mem = nil
 	}
-	return rf.f.Close()
+	if rf.f != nil {
+		if cerr := rf.f.Close(); err == nil {
+			err = cerr
+		}
+		rf.f = nil
+	}
+	return err
 }
 
-// Size is the file's size in bytes; Offset how far it has been read.
-func (rf *File) Size() int64   { return rf.size }
-func (rf *File) Offset() int64 { return rf.cr.n }
-
-// next returns the next record. data is valid until the following call.
-func (rf *File) next() (data []byte, ci gopacket.CaptureInfo, link uint16, err error) {
-	if rf.pcap != nil {
-		var wirelen uint32
-		var ts int64
-		data, wirelen, ts, err = rf.pcap.next()
-		ci = gopacket.CaptureInfo{Timestamp: time.Unix(0, ts), CaptureLength: len(data), Length: int(wirelen)}
-		return data, ci, rf.link, err
+// Size is the file's size in bytes; Offset how far it has been read (of a
+// compressed file: compressed bytes).
+func (rf *File) Size() int64 { return rf.size }
+func (rf *File) Offset() int64 {
+	switch {
+	case rf.cr != nil:
+		return rf.cr.n
+	case rf.ngIn != nil:
+		return rf.ngIn.n
+	case rf.pcap != nil:
+		return rf.win.offset()
 	}
-	data, ci, err = rf.ng.ZeroCopyReadPacketData()
+	return 0
+}
+
+// next returns the next record as gopacket describes it (tests). data is
+// valid until the following call.
+func (rf *File) next() (data []byte, ci gopacket.CaptureInfo, link uint16, err error) {
+	var wirelen uint32
+	var ts int64
+	data, wirelen, ts, link, err = rf.frame(true)
 	if err != nil {
-		return
+		return nil, ci, 0, err
+	}
+	ci = gopacket.CaptureInfo{Timestamp: time.Unix(0, ts), CaptureLength: len(data), Length: int(wirelen)}
+	return data, ci, link, nil
+}
+
+// frame returns the next record in place: its captured bytes, wire length,
+// time (Unix ns, 0 when the record has none) and link type. For a pcap,
+// move false keeps every frame handed out since the last call with move
+// true valid, and gives errWindow when the next record would need the
+// window refilled (never for a mapped file); a pcapng frame is valid until
+// the following call.
+func (rf *File) frame(move bool) (data []byte, wirelen uint32, ts int64, link uint16, err error) {
+	if rf.pcap != nil {
+		data, wirelen, ts, err = rf.pcap.next(move)
+		return data, wirelen, ts, rf.link, err
+	}
+	if rf.ngIn != nil && rf.ngIn.n-int64(rf.win.dropped) >= dropStep {
+		rf.win.off = int(rf.ngIn.n)
+		rf.win.dropBehind()
+	}
+	data, ci, err := rf.ng.ZeroCopyReadPacketData()
+	if err != nil {
+		return nil, 0, 0, 0, err
 	}
 	i := ci.InterfaceIndex
 	if i >= len(rf.links) || rf.ng.NInterfaces() != len(rf.links) {
@@ -150,7 +240,10 @@ func (rf *File) next() (data []byte, ci gopacket.CaptureInfo, link uint16, err e
 	if i < len(rf.links) {
 		link = rf.links[i]
 	}
-	return data, ci, link, nil
+	if !ci.Timestamp.IsZero() {
+		ts = ci.Timestamp.UnixNano()
+	}
+	return data, uint32(ci.Length), ts, link, nil
 }
 
 // ReplayOptions control Replay.
@@ -190,50 +283,75 @@ func Replay(ctx context.Context, rf *File, w *Worker, opt ReplayOptions) (Replay
 	lastProgress := start
 	var firstTS, now int64
 	var err error
-	for {
-		for i := 0; i < batch; i++ {
-			data, ci, link, rerr := rf.next()
-			if rerr != nil {
-				err = rerr
-				break
-			}
-			ts := ci.Timestamp.UnixNano()
-			if ci.Timestamp.IsZero() {
-				ts = 0
-			}
-			if opt.RealTime {
-				if st.Packets == 0 {
-					firstTS = ts
-				} else if wait := time.Duration(ts-firstTS) - time.Since(start); wait > time.Millisecond {
-					w.EndBatch(now)
-					select {
-					case <-ctx.Done():
-						return st, ctx.Err()
-					case <-time.After(wait):
+	var cancelled error
+	func() {
+		if rf.mem != nil {
+			// A mapped file that shrinks under the reader faults on the
+			// pages it lost: the reader touches a record's last byte before
+			// handing it out, so the fault comes before the packet is
+			// accounted, and ends the replay like damage.
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			defer func() {
+				if p := recover(); p != nil {
+					if _, ok := p.(interface{ Addr() uintptr }); !ok {
+						panic(p)
+					}
+					err = errShrunk
+				}
+			}()
+		}
+		for {
+			// A batch, like a ring block: records walked in place, none
+			// copied; the window moves (a buffered file's refill) only at
+			// the start of a batch, so every frame of a batch stays valid
+			// until its EndBatch.
+			for i := 0; i < batch; i++ {
+				data, wirelen, ts, link, rerr := rf.frame(i == 0)
+				if rerr != nil {
+					if rerr != errWindow {
+						err = rerr
+					}
+					break
+				}
+				if opt.RealTime {
+					if st.Packets == 0 {
+						firstTS = ts
+					} else if wait := time.Duration(ts-firstTS) - time.Since(start); wait > time.Millisecond {
+						w.EndBatch(now)
+						select {
+						case <-ctx.Done():
+							cancelled = ctx.Err()
+							return
+						case <-time.After(wait):
+						}
 					}
 				}
+				if ts > now {
+					now = ts
+				}
+				w.Handle(data, wirelen, link, ts)
+				st.Packets++
+				st.Bytes += uint64(wirelen)
 			}
-			if ts > now {
-				now = ts
+			w.EndBatch(now)
+			if err != nil {
+				break
 			}
-			w.Handle(data, uint32(ci.Length), link, ts)
-			st.Packets++
-			st.Bytes += uint64(ci.Length)
-		}
-		w.EndBatch(now)
-		if err != nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return st, ctx.Err()
-		}
-		if opt.Progress != nil {
-			if t := time.Now(); t.Sub(lastProgress) >= time.Second {
-				lastProgress = t
-				st.Offset, st.Duration = rf.Offset(), t.Sub(start)
-				opt.Progress(st)
+			if ctx.Err() != nil {
+				cancelled = ctx.Err()
+				return
+			}
+			if opt.Progress != nil {
+				if t := time.Now(); t.Sub(lastProgress) >= time.Second {
+					lastProgress = t
+					st.Offset, st.Duration = rf.Offset(), t.Sub(start)
+					opt.Progress(st)
+				}
 			}
 		}
+	}()
+	if cancelled != nil {
+		return st, cancelled
 	}
 	st.Offset, st.Duration = rf.Offset(), time.Since(start)
 	if !errors.Is(err, io.EOF) {

@@ -29,6 +29,8 @@ type Snapshot struct {
 	ScanWindow  time.Duration // the scan signals' sliding window
 	// FragAnomalies are the IP fragment anomalies per source (with Scan).
 	FragAnomalies []flowtable.FragAnomalies
+	// Top are the open flows SnapshotParts.Top selected, largest first.
+	Top []flowtable.Record
 }
 
 // SnapshotParts selects what a snapshot copies (counters always). Flows
@@ -38,11 +40,17 @@ type Snapshot struct {
 type SnapshotParts struct {
 	Flows, Hosts, Protocols, Scan bool
 	FlowDetail                    bool
+	// Top, if not nil, asks for the worker's top open flows matching it
+	// (Snapshot.Top): a bounded selection (flowtable.Shard.TopFlows), no
+	// copy of the table.
+	Top *flowtable.FlowQuery
 }
 
 type snapRequest struct {
+	ctx   context.Context
 	parts SnapshotParts
 	snap  Snapshot
+	gone  bool // the worker found ctx ended and copied nothing
 	done  chan struct{}
 }
 
@@ -50,7 +58,7 @@ type snapRequest struct {
 // ctx). The worker answers at its next batch end: at once while it is busy,
 // within its poll timeout when the link is idle. Safe from any goroutine.
 func (w *Worker) Snapshot(ctx context.Context, parts SnapshotParts) (Snapshot, error) {
-	r := &snapRequest{parts: parts, done: make(chan struct{})}
+	r := &snapRequest{ctx: ctx, parts: parts, done: make(chan struct{})}
 	select {
 	case w.snapReq <- r:
 	case <-ctx.Done():
@@ -58,20 +66,43 @@ func (w *Worker) Snapshot(ctx context.Context, parts SnapshotParts) (Snapshot, e
 	}
 	select {
 	case <-r.done:
+		if r.gone {
+			return Snapshot{}, fmt.Errorf("snapshot: %w", ctx.Err())
+		}
 		return r.snap, nil
 	case <-ctx.Done():
 		return Snapshot{}, fmt.Errorf("snapshot: worker did not answer: %w", ctx.Err())
 	}
 }
 
-// answerSnapshot serves a pending snapshot request, if any. It runs on the
-// worker's goroutine, between batches.
+// answerSnapshot serves the snapshot requests pending now (the sensor's
+// periodic one, top-N selections), at most maxAnswers of them, so that
+// none waits long for a batch end and requests cannot hold the packets
+// back. It runs on the worker's goroutine, between batches.
 func (w *Worker) answerSnapshot() {
+	for i := 0; i < maxAnswers && w.answerOne(); i++ {
+	}
+}
+
+// maxAnswers bounds the requests one batch end serves.
+const maxAnswers = 4
+
+// answerOne serves one pending request and reports whether there was one.
+func (w *Worker) answerOne() bool {
 	select {
 	case r := <-w.snapReq:
+		if r.ctx.Err() != nil {
+			// Nobody waits for it any more (the client has gone): no copy.
+			r.gone = true
+			close(r.done)
+			return true
+		}
 		sh := w.shard
 		s := &r.snap
 		s.Now, s.Counters, s.Stats = sh.Now(), w.c, sh.Stats()
+		if r.parts.Top != nil {
+			s.Top = sh.TopFlows(r.parts.Top, nil)
+		}
 		if r.parts.Flows {
 			s.Flows = sh.Snapshot(nil, r.parts.FlowDetail)
 		}
@@ -88,7 +119,9 @@ func (w *Worker) answerSnapshot() {
 			s.FragAnomalies = sh.FragmentAnomalies(nil)
 		}
 		close(r.done)
+		return true
 	default:
+		return false
 	}
 }
 

@@ -161,9 +161,10 @@ func (s *Server) capturePost(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.log.Info("api: capture "+req.Action, "interfaces", st.Interfaces, "client", ctx.RemoteAddr().String())
-	for _, c := range []*snapCache{s.conns, s.hostsC, s.light} {
+	for _, c := range []*snapCache{s.hostsC, s.light} {
 		c.cur.Store(nil)
 	}
+	s.tops.reset()
 	writeJSON(ctx, captureOut(st))
 }
 

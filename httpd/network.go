@@ -40,56 +40,74 @@ func (s *Server) snapshot(ctx *fasthttp.RequestCtx, c *snapCache) *cached {
 	return snap
 }
 
-// connFilter is the parsed filter of /network/connections.
-type connFilter struct {
-	sort    string
-	limit   int
-	proto   string
-	app     string
-	host    netip.Addr
-	hasHost bool
-	geo     *geo.DB // where the endpoints are; nil: off
-}
-
+// connections answers /network/connections from the workers' top-N
+// selections (Sensor.TopFlows through topCache): the filters (protocol,
+// application_protocol, host, port) are applied by each worker to every
+// open flow while it selects, so they are exact, and no request copies the
+// table.
 func (s *Server) connections(ctx *fasthttp.RequestCtx) {
-	q, msg := parseQuery(ctx, "limit", "sort", "protocol", "application_protocol", "host")
-	f := connFilter{geo: s.opt.Geo}
+	q, msg := parseQuery(ctx, "limit", "sort", "protocol", "application_protocol", "host", "port")
+	var fq flowtable.FlowQuery
 	if msg == "" {
-		f.limit, msg = q.limit(defaultConnLimit)
+		fq.Limit, msg = q.limit(defaultConnLimit)
 	}
 	if msg == "" {
-		f.sort = q.get("sort")
-		switch f.sort {
-		case "":
-			f.sort = "bytes"
-		case "bytes", "packets", "duration":
+		switch v := q.get("sort"); v {
+		case "", "bytes":
+			fq.By = flowtable.ByBytes
+		case "packets":
+			fq.By = flowtable.ByPackets
+		case "duration":
+			fq.By = flowtable.ByDuration
 		default:
-			msg = fmt.Sprintf("sort %q: want bytes, packets or duration", f.sort)
+			msg = fmt.Sprintf("sort %q: want bytes, packets or duration", v)
 		}
 	}
 	if msg == "" {
-		f.proto, msg = nameParam(q, "protocol")
+		fq.Proto, msg = nameParam(q, "protocol")
 	}
 	if msg == "" {
-		f.app, msg = nameParam(q, "application_protocol")
+		fq.App, msg = nameParam(q, "application_protocol")
 	}
 	if msg == "" && q.has("host") {
 		a, err := netip.ParseAddr(q.get("host"))
 		if err != nil {
 			msg = fmt.Sprintf("host %q: not an IP address", q.get("host"))
 		}
-		f.host, f.hasHost = a.Unmap(), true
+		fq.Host = a.Unmap()
+	}
+	if msg == "" && q.has("port") {
+		n, err := strconv.Atoi(q.get("port"))
+		if err != nil || n < 0 || n > 65535 {
+			msg = fmt.Sprintf("port %q: want an integer from 0 to 65535", q.get("port"))
+		}
+		fq.Port, fq.HasPort = uint16(n), true
 	}
 	if msg != "" {
 		writeProblem(ctx, fasthttp.StatusBadRequest, msg)
 		return
 	}
-	c := s.snapshot(ctx, s.conns)
-	if c == nil {
+	r := s.topFlows(ctx, fq)
+	if r == nil {
 		return
 	}
-	key := "c\x00" + strconv.Itoa(f.limit) + "\x00" + f.sort + "\x00" + f.proto + "\x00" + f.app + "\x00" + q.get("host")
-	writeJSONBytes(ctx, c.render(key, func(c *cached) []byte { return renderConnections(c, f) }))
+	writeJSONBytes(ctx, r.render(func(r *topResult) []byte { return renderConnections(r, s.opt.Geo) }))
+}
+
+// topFlows returns q's shared answer or answers 503.
+func (s *Server) topFlows(ctx *fasthttp.RequestCtx, q flowtable.FlowQuery) *topResult {
+	if r, _ := s.tops.cached(q); r != nil {
+		return r // the common case: no deadline to set up
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), snapshotWait)
+	defer cancel()
+	r, err := s.tops.get(cctx, q)
+	if err != nil {
+		s.log.Warn("api: connections failed", "err", err)
+		writeProblem(ctx, fasthttp.StatusServiceUnavailable, "the capture workers did not answer within "+snapshotWait.String()+"; try again")
+		return nil
+	}
+	return r
 }
 
 // nameParam reads a protocol-name parameter: letters, digits, '-', '_'.
@@ -104,31 +122,6 @@ func nameParam(q query, name string) (string, string) {
 		return "", fmt.Sprintf("%s %q: want a protocol name such as TCP or HTTP", name, v)
 	}
 	return strings.ToUpper(v), ""
-}
-
-func connValue(r *flowtable.Record, by string) uint64 {
-	switch by {
-	case "packets":
-		return r.PacketsTx + r.PacketsRx
-	case "duration":
-		return uint64(max(r.Last-r.First, 0))
-	}
-	return r.BytesTx + r.BytesRx
-}
-
-func (f *connFilter) match(r *flowtable.Record) bool {
-	if f.proto != "" && strings.ToUpper(flowtable.ProtoName(r.Proto)) != f.proto {
-		return false
-	}
-	if f.app != "" && strings.ToUpper(r.AppName()) != f.app {
-		return false
-	}
-	if f.hasHost {
-		if flowtable.IP(&r.Src, r.IPVersion) != f.host && flowtable.IP(&r.Dst, r.IPVersion) != f.host {
-			return false
-		}
-	}
-	return true
 }
 
 // topK keeps the indices of the k largest values, largest first; ties keep
@@ -159,26 +152,16 @@ func (t *topK) offer(i int, v uint64) {
 	t.idx[j], t.vals[j] = i, v
 }
 
-func renderConnections(c *cached, f connFilter) []byte {
-	t := topK{k: f.limit}
-	var all []*flowtable.Record // index space of topK over every part
-	for _, part := range c.snap.Flows {
-		for i := range part {
-			if r := &part[i]; f.match(r) {
-				t.offer(len(all), connValue(r, f.sort))
-				all = append(all, r)
-			}
-		}
-	}
-	b := make([]byte, 0, 64+300*len(t.idx))
+func renderConnections(r *topResult, g *geo.DB) []byte {
+	b := make([]byte, 0, 64+300*len(r.recs))
 	b = append(b, `{"timestamp":`...)
-	b = appendTime(b, c.at)
+	b = appendTime(b, r.at)
 	b = append(b, `,"connections":[`...)
-	for n, i := range t.idx {
+	for n := range r.recs {
 		if n > 0 {
 			b = append(b, ',')
 		}
-		b = appendConnection(b, all[i], f.geo)
+		b = appendConnection(b, &r.recs[n], g)
 	}
 	return append(b, "]}"...)
 }

@@ -129,7 +129,7 @@ type Server struct {
 	webLn    net.Listener
 	webErr   chan error
 	web      map[string]*webAsset
-	conns    *snapCache // open flows
+	tops     *topCache  // open flows: the workers' top-N per query
 	hostsC   *snapCache // hosts
 	light    *snapCache // counters and protocols
 	scanC    *snapCache // scan signals
@@ -187,7 +187,7 @@ func New(opt Options) (*Server, error) {
 	}
 	s.tokens.Store(&tokens{admin: opt.Token, read: opt.ReadToken})
 	s.streams.perClient = map[netip.Addr]int{}
-	s.conns = newSnapCache(opt.Sensor, Parts{Flows: true}, opt.CacheTTL)
+	s.tops = newTopCache(opt.Sensor, opt.CacheTTL)
 	s.hostsC = newSnapCache(opt.Sensor, Parts{Hosts: true}, opt.CacheTTL)
 	s.light = newSnapCache(opt.Sensor, Parts{Protocols: true}, opt.CacheTTL)
 	s.scanC = newSnapCache(opt.Sensor, Parts{Scan: true}, opt.CacheTTL)

@@ -37,6 +37,7 @@ type fakeSensor struct {
 	running bool
 	ifaces  []string
 	calls   int
+	tops    int    // TopFlows calls
 	sick    string // Health's reason when unhealthy
 }
 
@@ -61,6 +62,20 @@ func (f *fakeSensor) Snapshot(ctx context.Context, parts httpd.Parts) (httpd.Sna
 		s.Scan = nil
 	}
 	return s, nil
+}
+
+// TopFlows selects from the fixed snapshot's flows as a worker selects from
+// its table (the same definition: flowtable.TopRecords), one part per
+// worker, merged.
+func (f *fakeSensor) TopFlows(ctx context.Context, q flowtable.FlowQuery) ([]flowtable.Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tops++
+	var parts [][]flowtable.Record
+	for _, p := range f.snap.Flows {
+		parts = append(parts, flowtable.TopRecords(&q, p))
+	}
+	return flowtable.MergeTop(&q, parts...), nil
 }
 
 func (f *fakeSensor) Queues() []httpd.QueueStats { return f.queues }

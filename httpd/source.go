@@ -92,6 +92,12 @@ type Sensor interface {
 	// it waits for the workers' next batch end (or ctx). With the capture
 	// stopped it returns an empty Snapshot.
 	Snapshot(ctx context.Context, parts Parts) (Snapshot, error)
+	// TopFlows returns the q.Limit open flows that match q with the
+	// largest q.By, largest first, selected by each worker from its own
+	// table between two batches and merged: its cost depends on q.Limit,
+	// not on the tables. It waits for the workers' next batch end (or
+	// ctx); with the capture stopped there are none.
+	TopFlows(ctx context.Context, q flowtable.FlowQuery) ([]flowtable.Record, error)
 	// Queues returns each queue's counters; cheap (atomic loads).
 	Queues() []QueueStats
 	// Capture returns the capture's status.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/netsentry/netsentry/flowtable"
 )
 
 // streamSlots counts the open event streams, in all and per client
@@ -150,14 +152,12 @@ func (s *Server) writeEvents(w *bufio.Writer) bool {
 	w.WriteString("event: metrics\ndata: ")
 	w.Write(b)
 	w.WriteString("\n\n")
-	fc, err := s.conns.get(ctx)
+	fc, err := s.tops.get(ctx, flowtable.FlowQuery{Limit: 10, By: flowtable.ByBytes})
 	if err != nil {
 		return false
 	}
 	w.WriteString("event: connections\ndata: ")
-	w.Write(fc.render("stream", func(c *cached) []byte {
-		return renderConnections(c, connFilter{sort: "bytes", limit: 10, geo: s.opt.Geo})
-	}))
+	w.Write(fc.render(func(r *topResult) []byte { return renderConnections(r, s.opt.Geo) }))
 	w.WriteString("\n\n")
 	return true
 }

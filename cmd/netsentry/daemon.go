@@ -20,6 +20,7 @@ import (
 	"github.com/netsentry/netsentry/decode/app"
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/engine/sampler"
+	"github.com/netsentry/netsentry/flowtable"
 	"github.com/netsentry/netsentry/httpd"
 	"github.com/netsentry/netsentry/sensor"
 	"github.com/netsentry/netsentry/store"
@@ -516,12 +517,17 @@ func (d *daemon) refreshSummary(ctx context.Context) {
 		var s summary
 		if d.sensor.Running() {
 			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			snap, err := d.sensor.Wait(sctx, sensor.PartFlows|sensor.PartHosts|sensor.PartScan, 2*time.Second)
+			snap, err := d.sensor.Wait(sctx, sensor.PartHosts|sensor.PartScan, 2*time.Second)
+			var top []flowtable.Record
+			if err == nil {
+				// The workers' top-N, not a copy of every open flow.
+				top, err = d.sensor.TopFlows(sctx, flowtable.FlowQuery{Limit: d.o.topN, By: flowtable.ByBytes})
+			}
 			cancel()
 			if err != nil {
 				continue
 			}
-			s = snapshotSummary(snap, d.o.topN)
+			s = snapshotSummary(snap, top, d.o.topN)
 		}
 		if host != nil {
 			if _, flat, err := host.HostMetrics(); err == nil {

@@ -76,19 +76,13 @@ func endpoint(a *decode.Addr, v uint8, port uint16) string {
 	return netip.AddrPortFrom(ip, port).String()
 }
 
-// snapshotSummary is the summary of a running capture: its open flows,
-// hosts and scan signals from the sensor's snapshot.
-func snapshotSummary(snap *sensor.Snapshot, n int) summary {
+// snapshotSummary is the summary of a running capture: its top open flows
+// (the workers' selection, largest first), hosts and scan signals from the
+// sensor's snapshot.
+func snapshotSummary(snap *sensor.Snapshot, top []flowtable.Record, n int) summary {
 	e := &snap.Engine
 	s := summary{counters: e.Counters, stats: e.Stats, protocols: e.Protocols}
-	var flows []flowtable.Record
-	for _, part := range snap.Flows {
-		flows = append(flows, part...)
-	}
-	sort.Slice(flows, func(i, j int) bool {
-		return flows[i].BytesTx+flows[i].BytesRx > flows[j].BytesTx+flows[j].BytesRx
-	})
-	s.top = flows[:min(n, len(flows))]
+	s.top = top[:min(n, len(top))]
 	s.hosts = topHosts(e.Hosts, n)
 	s.scan = topScanners(e.Scan, 3)
 	for _, q := range snap.Queues {
