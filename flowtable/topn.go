@@ -150,7 +150,7 @@ func (s *Shard) TopFlows(q *FlowQuery, dst []Record) []Record {
 		dst = append(dst, Record{})
 		r := &dst[len(dst)-1]
 		e.record(r, EndNone)
-		r.AppLabel, r.AppLabelGuess = s.appLabel(c.i, e)
+		s.appOf(c.i, e, &r.App) // the whole detection state: the API shows its metadata
 	}
 	return dst
 }

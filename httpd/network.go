@@ -167,12 +167,17 @@ func renderConnections(r *topResult, g *geo.DB) []byte {
 }
 
 // appendConnection appends the product's connection object: "app" as in
-// flow records but holding only the guess mark ({"guess":true} when
-// application_protocol is a port-based guess, else {}), and where its
-// endpoints are when geolocation is on.
+// flow records (the metadata detected so far: SNI, JA3/JA4, DNS names, HTTP
+// host, ...; {"guess":true} when application_protocol is a port-based
+// guess), and where its endpoints are when geolocation is on. A record of a
+// light snapshot (AppLabel set, no detection state) holds only the guess
+// mark.
 func appendConnection(b []byte, r *flowtable.Record, g *geo.DB) []byte {
 	b = r.AppendConnection(b)
-	if r.AppGuess() {
+	if r.AppLabel == "" {
+		b = append(b, `,"app":`...)
+		b = r.App.AppendJSON(b)
+	} else if r.AppGuess() {
 		b = append(b, `,"app":{"guess":true}`...)
 	} else {
 		b = append(b, `,"app":{}`...)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -616,4 +617,47 @@ func TestSnapshotCache(t *testing.T) {
 	if calls > 3 {
 		t.Errorf("50 requests made %d snapshots", calls)
 	}
+}
+
+// TestConnectionsAppMetadata: open connections carry what the detectors
+// read so far (here HTTP's host), equal to tshark's reading of the same
+// requests, per client port.
+func TestConnectionsAppMetadata(t *testing.T) {
+	ts := newTestServer(t, "")
+	out, err := exec.Command("tshark", "-r", filepath.Join(corpus, "zeek-http-bro.org.pcap"), "-Y", "http.request",
+		"-T", "fields", "-e", "tcp.srcport", "-e", "http.host").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	want := map[string]string{} // client port -> first request's Host
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) == 2 && want[f[0]] == "" {
+			want[f[0]] = f[1]
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("tshark found no HTTP request in the capture")
+	}
+	r := ts.do("GET", "/api/v1/network/connections?limit=1000", "", nil)
+	conns := ts.check("/api/v1/network/connections", "GET", r)["connections"].([]any)
+	seen := 0
+	for _, c := range conns {
+		m := c.(map[string]any)
+		port := strconv.Itoa(int(m["source_port"].(float64)))
+		host, ok := want[port]
+		if !ok {
+			continue
+		}
+		http, _ := m["app"].(map[string]any)["http"].(map[string]any)
+		if http == nil || http["host"] != host {
+			t.Errorf("connection from port %s: app %v, want http.host %q (tshark)", port, m["app"], host)
+			continue
+		}
+		seen++
+	}
+	if seen == 0 {
+		t.Fatalf("no open connection of the %d HTTP requests tshark saw; API: %s", len(want), r.body)
+	}
+	t.Logf("%d connections with tshark's HTTP host", seen)
 }
