@@ -443,18 +443,24 @@ func (s *Store) loadHead() (ticks, samples int, first, last int64, err error) {
 	return ticks, samples, first, last, nil
 }
 
-// Close marks the store cleanly closed and closes the database. The open
-// window stays in its tick records and is reloaded by the next Open.
+// Close writes the open window's samples as chunks, marks the store cleanly
+// closed and closes the database.
 func (s *Store) Close() error {
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
+	if s.closed.Load() {
+		return nil
+	}
+	err := s.seal()
 	s.mu.Lock()
 	if s.closed.Swap(true) {
 		s.mu.Unlock()
 		return nil
 	}
 	s.mu.Unlock()
-	err := s.db.Delete(metaDirty, pebble.Sync)
+	if derr := s.db.Delete(metaDirty, pebble.Sync); err == nil {
+		err = derr
+	}
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
@@ -497,28 +503,9 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 	defer b.Close()
 	var nchunks uint64
 	if cut {
-		for _, sr := range s.idx.byID {
-			if len(sr.ts) == 0 {
-				continue
-			}
-			k := chunkKey(nil, floorDiv(sr.ts[0], s.span), sr.id, sr.ts[0])
-			if err := b.Set(k, encodeChunk(sr.ts, sr.vs), nil); err != nil {
-				return fmt.Errorf("append tick: write chunk: %w", err)
-			}
-			if s.storesRollups() {
-				s.aggs = aggregate(sr.ts, sr.vs, rollupRes[storedRollup].Milliseconds(), math.MinInt64, math.MaxInt64, s.aggs[:0])
-				k = rollupKey(k[:0], floorDiv(sr.ts[0], s.span), sr.id, storedRollup, sr.ts[0])
-				if err := b.Set(k, encodeRollup(s.aggs), nil); err != nil {
-					return fmt.Errorf("append tick: write rollup: %w", err)
-				}
-			}
-			nchunks++
-		}
-		if err := b.DeleteRange([]byte{keyHead}, headKey(t), nil); err != nil {
-			return fmt.Errorf("append tick: delete head: %w", err)
-		}
-		if err := b.Set(metaCut, appendInt(nil, s.headWin+s.window), nil); err != nil {
-			return fmt.Errorf("append tick: write cut marker: %w", err)
+		var err error
+		if nchunks, err = s.writeChunks(b, t, s.headWin+s.window); err != nil {
+			return fmt.Errorf("append tick: %w", err)
 		}
 	}
 
@@ -646,6 +633,63 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 			s.log.Error("store retention", "err", err)
 		}
 	}
+	return nil
+}
+
+// writeChunks adds to b the chunks (and rollups) of the head buffers, the
+// deletion of the head records before headEnd and the cut marker cutEnd.
+func (s *Store) writeChunks(b *pebble.Batch, headEnd, cutEnd int64) (uint64, error) {
+	var nchunks uint64
+	for _, sr := range s.idx.byID {
+		if len(sr.ts) == 0 {
+			continue
+		}
+		k := chunkKey(nil, floorDiv(sr.ts[0], s.span), sr.id, sr.ts[0])
+		if err := b.Set(k, encodeChunk(sr.ts, sr.vs), nil); err != nil {
+			return 0, fmt.Errorf("write chunk: %w", err)
+		}
+		if s.storesRollups() {
+			s.aggs = aggregate(sr.ts, sr.vs, rollupRes[storedRollup].Milliseconds(), math.MinInt64, math.MaxInt64, s.aggs[:0])
+			k = rollupKey(k[:0], floorDiv(sr.ts[0], s.span), sr.id, storedRollup, sr.ts[0])
+			if err := b.Set(k, encodeRollup(s.aggs), nil); err != nil {
+				return 0, fmt.Errorf("write rollup: %w", err)
+			}
+		}
+		nchunks++
+	}
+	if err := b.DeleteRange([]byte{keyHead}, headKey(headEnd), nil); err != nil {
+		return 0, fmt.Errorf("delete head: %w", err)
+	}
+	if err := b.Set(metaCut, appendInt(nil, cutEnd), nil); err != nil {
+		return 0, fmt.Errorf("write cut marker: %w", err)
+	}
+	return nchunks, nil
+}
+
+// seal writes the open window's samples as chunks (a clean Close): a day
+// that ends mid-window is stored compressed, not as raw tick records. The
+// next Append in the same window starts a second chunk of it.
+func (s *Store) seal() error {
+	if s.headWin == noWin {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	n, err := s.writeChunks(b, s.lastT+1, s.lastT+1)
+	if err != nil {
+		return fmt.Errorf("seal head: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("seal head: commit: %w", err)
+	}
+	for _, sr := range s.idx.byID {
+		sr.ts, sr.vs = sr.ts[:0], sr.vs[:0]
+	}
+	s.cutEnd = s.lastT + 1
+	s.headWin = noWin
+	s.chunks.Add(n)
 	return nil
 }
 
