@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -24,16 +25,22 @@ import (
 // for kB): the idea of VictoriaMetrics' decimal conversion and nearest-delta
 // encoding, without its rounding. The entries are uvarints (zig-zagged),
 // and the body is zstd-compressed when that is smaller, which codes the
-// few distinct increments of a counter in a few bits each.
+// few distinct increments of a counter in a few bits each; entries that take
+// few distinct values (a counter's usual increments) are written as indexes
+// into a dictionary of them, which zstd's entropy coder takes down to about
+// their entropy.
 //
 // Layout after the common header (mode byte, n, t0, step):
 //
-//	byte    flags: k (low 4 bits) | decDoD | decResidual | decZstd
+//	byte    flags: k (low 4 bits) | decDoD | decResidual | decZstd | decDict
 //	varint  m_0
 //	uvarint g (>= 1)
 //	uvarint the body's length (uncompressed)
 //	body:   tsDoD: n-1 timestamp entries (the delta, then deltas of deltas);
-//	        n-1 mantissa entries ((m_i - m_{i-1})/g, or its delta of delta);
+//	        n-1 mantissa entries ((m_i - m_{i-1})/g, or its delta of delta),
+//	        each an index byte into a dictionary if decDict (uvarint size
+//	        1..256, then the sorted distinct entries, each as the delta
+//	        from the one before);
 //	        decResidual: n residual entries (r_0 .. r_{n-1})
 //	        every entry a zig-zagged uvarint; zstd-compressed if decZstd.
 const (
@@ -43,6 +50,7 @@ const (
 	decDoD       = 0x10
 	decResidual  = 0x20
 	decZstd      = 0x40
+	decDict      = 0x80
 
 	// maxDecBody bounds a body: three entries of at most 10 bytes a sample.
 	maxDecBody = 30 * maxChunkSamples
@@ -53,7 +61,7 @@ const (
 var (
 	chunkEnc = sync.OnceValue(func() *zstd.Encoder {
 		e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true),
-			zstd.WithWindowSize(1<<17), zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+			zstd.WithWindowSize(1<<17), zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(zstd.SpeedBestCompression))
 		if err != nil {
 			panic("BUG: chunk zstd encoder: " + err.Error())
 		}
@@ -140,8 +148,31 @@ func appendDecimal(dst []byte, ts []int64, vs []float64, tsMode byte, step int64
 			break
 		}
 	}
+	// Deltas or deltas of deltas, whichever looks smaller.
+	es := make([]int64, n)
+	var dCost, ddCost int
+	for i := 1; i < n; i++ {
+		es[i] = (ms[i] - ms[i-1]) / int64(g)
+		dCost += bits.Len64(zigzag(es[i]))
+		if i > 1 {
+			ddCost += bits.Len64(zigzag(es[i] - es[i-1]))
+		} else {
+			ddCost += bits.Len64(zigzag(es[i]))
+		}
+	}
+	dod := ddCost < dCost
+	if dod {
+		for i := n - 1; i > 1; i-- {
+			es[i] -= es[i-1]
+		}
+	}
+	es = es[1:]
+	dict := decDictionary(es)
 	var best []byte
-	for _, dod := range []bool{false, true} {
+	for _, useDict := range []bool{false, true} {
+		if useDict && dict == nil {
+			break
+		}
 		body := make([]byte, 0, 3*n)
 		if tsMode == tsDoD {
 			var pd int64
@@ -155,15 +186,21 @@ func appendDecimal(dst []byte, ts []int64, vs []float64, tsMode byte, step int64
 				pd = d
 			}
 		}
-		var pd int64
-		for i := 1; i < n; i++ {
-			d := (ms[i] - ms[i-1]) / int64(g)
-			if dod && i > 1 {
-				body = binary.AppendUvarint(body, zigzag(d-pd))
-			} else {
-				body = binary.AppendUvarint(body, zigzag(d))
+		if useDict {
+			body = binary.AppendUvarint(body, uint64(len(dict)))
+			prev := int64(0)
+			for _, e := range dict {
+				body = binary.AppendUvarint(body, zigzag(e-prev))
+				prev = e
 			}
-			pd = d
+			for _, e := range es {
+				i, _ := slices.BinarySearch(dict, e)
+				body = append(body, byte(i))
+			}
+		} else {
+			for _, e := range es {
+				body = binary.AppendUvarint(body, zigzag(e))
+			}
 		}
 		if residual {
 			for i, v := range vs {
@@ -177,6 +214,9 @@ func appendDecimal(dst []byte, ts []int64, vs []float64, tsMode byte, step int64
 		}
 		if residual {
 			flags |= decResidual
+		}
+		if useDict {
+			flags |= decDict
 		}
 		c := chunkEnc().EncodeAll(body, nil)
 		if len(c) < len(body) {
@@ -194,6 +234,28 @@ func appendDecimal(dst []byte, ts []int64, vs []float64, tsMode byte, step int64
 		}
 	}
 	return best
+}
+
+// decDictionary returns the sorted distinct values of es when there are at
+// most 256 of them and they repeat (fewer than a quarter of the entries),
+// else nil.
+func decDictionary(es []int64) []int64 {
+	if len(es) < 16 {
+		return nil
+	}
+	seen := make(map[int64]struct{}, 64)
+	for _, e := range es {
+		seen[e] = struct{}{}
+		if len(seen) > 256 || len(seen) > len(es)/4 {
+			return nil
+		}
+	}
+	dict := make([]int64, 0, len(seen))
+	for e := range seen {
+		dict = append(dict, e)
+	}
+	slices.Sort(dict)
+	return dict
 }
 
 func gcd(a, b uint64) uint64 {
@@ -217,7 +279,7 @@ func parseDecHeader(b []byte) (decHeader, []byte, error) {
 		return d, nil, fmt.Errorf("%w: no decimal flags", errChunk)
 	}
 	d.flags = b[0]
-	if d.flags&0x80 != 0 || int(d.flags&decScaleMask) > maxScale {
+	if int(d.flags&decScaleMask) > maxScale {
 		return d, nil, fmt.Errorf("%w: bad decimal flags %#x", errChunk, d.flags)
 	}
 	b = b[1:]
@@ -290,6 +352,24 @@ func decodeDecimal(h *chunkHeader, mint, maxt int64, dst []Point) ([]Point, erro
 		tsBody = tsBody[l:]
 		return unzigzag(u), true
 	}
+	var dict []int64
+	if d.flags&decDict != 0 {
+		u, l := binary.Uvarint(body)
+		if l <= 0 || u < 1 || u > 256 {
+			return dst, fmt.Errorf("%w: bad dictionary size", errChunk)
+		}
+		body = body[l:]
+		dict = make([]int64, u)
+		prev := int64(0)
+		for i := range dict {
+			e, ok := entry()
+			if !ok {
+				return dst, fmt.Errorf("%w: truncated dictionary", errChunk)
+			}
+			prev += e
+			dict[i] = prev
+		}
+	}
 	first, last := -1, -1
 	prevT := t
 	for i := 0; i < n; i++ {
@@ -313,9 +393,18 @@ func decodeDecimal(h *chunkHeader, mint, maxt int64, dst []Point) ([]Point, erro
 				}
 				prevT = t
 			}
-			e, ok := entry()
-			if !ok {
-				return dst[:start], fmt.Errorf("%w: truncated at sample %d of %d", errChunk, i, n)
+			var e int64
+			if dict != nil {
+				if len(body) == 0 || int(body[0]) >= len(dict) {
+					return dst[:start], fmt.Errorf("%w: bad dictionary entry at sample %d of %d", errChunk, i, n)
+				}
+				e = dict[body[0]]
+				body = body[1:]
+			} else {
+				var ok bool
+				if e, ok = entry(); !ok {
+					return dst[:start], fmt.Errorf("%w: truncated at sample %d of %d", errChunk, i, n)
+				}
 			}
 			if d.flags&decDoD != 0 && i > 1 {
 				mDelta += e * d.g

@@ -35,7 +35,7 @@ const (
 	// MaxInterval is the longest sampling interval.
 	MaxInterval = 30 * time.Minute
 	// chunkTarget is the number of samples a chunk window aims at.
-	chunkTarget = 720
+	chunkTarget = 1440
 )
 
 // ErrOutOfOrder is returned by Append for a tick at or before the last one.
@@ -62,9 +62,16 @@ var (
 	metaCut   = []byte{keyMeta, 'C'} // 8 bytes: every tick before it is chunked
 )
 
+// Format versions: 1 wrote chunks in the modes XOR, integer delta, integer
+// delta of delta and constant; 2 adds the decimal mode (chunk_dec.go) and
+// 2 h chunk windows at 5 s. This build reads both: a version 1 store is
+// upgraded in place when it opens (its marker says 2, its old chunks stay
+// and are read as they are); a build that reads only version 1 refuses a
+// version 2 store with a clear error.
 const (
-	magic         = "netsentry-tsdb"
-	formatVersion = 1
+	magic             = "netsentry-tsdb"
+	formatVersion     = 2
+	oldFormatVersions = 1 // the versions before formatVersion this build upgrades: 1..oldFormatVersions
 )
 
 func orderedInt(v int64) uint64  { return uint64(v) ^ 1<<63 }
@@ -300,8 +307,14 @@ func (s *Store) load(fresh bool) error {
 		return errors.New("not a netsentry store: no format marker")
 	case len(m) != len(magic)+1 || string(m[:len(magic)]) != magic:
 		return fmt.Errorf("not a netsentry store: bad format marker %q", m)
+	case m[len(magic)] >= 1 && m[len(magic)] <= oldFormatVersions:
+		v := append([]byte(magic), formatVersion)
+		if err := s.db.Set(metaMagic, v, pebble.Sync); err != nil {
+			return fmt.Errorf("upgrade format marker: %w", err)
+		}
+		s.log.Info("store format upgraded", "dir", s.dir, "from", m[len(magic)], "to", formatVersion)
 	case m[len(magic)] != formatVersion:
-		return fmt.Errorf("store format version %d, this build reads %d", m[len(magic)], formatVersion)
+		return fmt.Errorf("store format version %d, this build reads 1 to %d", m[len(magic)], formatVersion)
 	}
 	_, dirty, err := s.get(metaDirty)
 	if err != nil {
