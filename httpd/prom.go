@@ -159,6 +159,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 	s.writeScan(p)
 	s.writeHost(p)
 	s.writeAlerts(p)
+	s.writeStore(p)
 }
 
 // writeProtocols writes the protocol distribution with a bounded label set:

@@ -91,6 +91,8 @@ type Options struct {
 	AlertState AlertState
 	// AlertMetrics are alerting's counters in /metrics; nil: none.
 	AlertMetrics AlertMetrics
+	// StoreMetrics are the local store's counters in /metrics; nil: none.
+	StoreMetrics StoreMetrics
 	// Query is the stored history for the Prometheus query API and
 	// /api/v1/metrics/{name}/history (store.NewQueryable); nil: they
 	// answer 503.

@@ -65,6 +65,10 @@ func OpenHistory(cfg configs.Storage, log *slog.Logger) (*History, error) {
 	return &History{Store: st, Flows: fl, Interval: cfg.Interval.Duration}, nil
 }
 
+// StoreStats and FlowStats implement httpd.StoreMetrics.
+func (h *History) StoreStats() store.Stats    { return h.Store.Stats() }
+func (h *History) FlowStats() store.FlowStats { return h.Flows.Stats() }
+
 // Close closes the flow history (unless FlowSink handed it to an
 // exporter: close that first) and the store.
 func (h *History) Close() error {

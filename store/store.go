@@ -136,8 +136,10 @@ type Store struct {
 
 	samples    atomic.Uint64
 	chunks     atomic.Uint64
-	dropped    atomic.Uint64
+	droppedRet atomic.Uint64 // partitions dropped by retention
+	droppedCap atomic.Uint64 // partitions dropped by the disk cap
 	rejected   atomic.Uint64
+	appendErr  atomic.Uint64
 	enforceErr atomic.Uint64
 }
 
@@ -501,6 +503,14 @@ func (s *Store) DB() *pebble.DB { return s.db }
 func (s *Store) Append(ts time.Time, samples []Sample) error {
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
+	err := s.appendTick(ts, samples)
+	if err != nil {
+		s.appendErr.Add(1)
+	}
+	return err
+}
+
+func (s *Store) appendTick(ts time.Time, samples []Sample) error {
 	if s.closed.Load() {
 		return fmt.Errorf("append tick: %w", ErrClosed)
 	}
@@ -907,25 +917,34 @@ type Stats struct {
 	Samples           uint64 // samples appended since Open
 	Chunks            uint64 // chunks written since Open
 	PartitionsDropped uint64 // by retention or the disk cap, since Open
+	DroppedRetention  uint64 // of which by retention
+	DroppedDiskCap    uint64 // of which by the disk cap
 	Rejected          uint64 // samples skipped: empty name, bad labels
+	AppendErrors      uint64 // Append calls that returned an error (out of order, closed, a failed commit)
 	EnforceErrors     uint64 // failed retention or disk-cap passes
+	Compactions       int64  // pebble compactions since Open (the whole database)
 }
 
 // Stats returns the current counters.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		Samples:           s.samples.Load(),
-		Chunks:            s.chunks.Load(),
-		PartitionsDropped: s.dropped.Load(),
-		Rejected:          s.rejected.Load(),
-		EnforceErrors:     s.enforceErr.Load(),
+		Samples:          s.samples.Load(),
+		Chunks:           s.chunks.Load(),
+		DroppedRetention: s.droppedRet.Load(),
+		DroppedDiskCap:   s.droppedCap.Load(),
+		Rejected:         s.rejected.Load(),
+		AppendErrors:     s.appendErr.Load(),
+		EnforceErrors:    s.enforceErr.Load(),
 	}
+	st.PartitionsDropped = st.DroppedRetention + st.DroppedDiskCap
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st.Series = len(s.idx.byID)
 	st.Partitions = len(s.partList)
 	if !s.closed.Load() {
-		st.DiskBytes = int64(s.db.Metrics().DiskSpaceUsage())
+		m := s.db.Metrics()
+		st.DiskBytes = int64(m.DiskSpaceUsage())
+		st.Compactions = m.Compact.Count
 		st.SeriesBytes = s.seriesBytes()
 	}
 	return st
