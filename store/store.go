@@ -739,9 +739,10 @@ func bitSet(bs []uint64, id uint64) []uint64 {
 }
 
 // Select returns the series that have samples in [mint, maxt] (ms) and match
-// every matcher, in the order they were first appended. Time is checked at
-// partition granularity: a series is returned if it has samples in a
-// partition that overlaps the range.
+// every matcher, in the order they were first appended. Time is exact: a
+// series is returned only if it has a sample inside the range (partitions
+// inside the range say so by their members; at its edges, chunk headers and
+// the head do).
 func (s *Store) Select(matchers []Matcher, mint, maxt int64) ([]SeriesInfo, error) {
 	var out []SeriesInfo
 	err := s.selectSeries(matchers, mint, maxt, func(sr *series) { out = append(out, sr.info()) })
@@ -762,22 +763,45 @@ func (s *Store) selectSeries(matchers []Matcher, mint, maxt int64, fn func(*seri
 		return nil
 	}
 	var sets [][]uint64
+	var setParts []int64
 	lo, hi := floorDiv(mint, s.span), floorDiv(maxt, s.span)
 	i, _ := slices.BinarySearch(s.partList, lo)
 	for ; i < len(s.partList) && s.partList[i] <= hi; i++ {
 		sets = append(sets, s.parts[s.partList[i]])
+		setParts = append(setParts, s.partList[i])
 	}
 	if len(sets) == 0 {
 		return nil
 	}
+	var tc timeCheck
+	defer tc.close()
+	var checkErr error
 	check := func(sr *series) {
+		if checkErr != nil {
+			return
+		}
 		for i := range ms {
 			if !ms[i].matches(sr.label(ms[i].Name)) {
 				return
 			}
 		}
-		for _, bs := range sets {
-			if bitHas(bs, sr.id) {
+		for j, bs := range sets {
+			if !bitHas(bs, sr.id) {
+				continue
+			}
+			// A partition inside [mint, maxt] holds a sample of each of
+			// its members; at the range's edges the samples are looked at.
+			p := setParts[j]
+			if p*s.span >= mint && (p+1)*s.span-1 <= maxt {
+				fn(sr)
+				return
+			}
+			ok, err := s.hasSamples(&tc, sr, p, max(mint, p*s.span), min(maxt, (p+1)*s.span-1))
+			if err != nil {
+				checkErr = fmt.Errorf("select series: series %d: %w", sr.id, err)
+				return
+			}
+			if ok {
 				fn(sr)
 				return
 			}
@@ -788,12 +812,77 @@ func (s *Store) selectSeries(matchers []Matcher, mint, maxt int64, fn func(*seri
 		for _, sr := range s.idx.byID {
 			check(sr)
 		}
-		return nil
+		return checkErr
 	}
 	for _, id := range ids {
 		check(s.idx.get(id))
 	}
-	return nil
+	return checkErr
+}
+
+// timeCheck is the iterator hasSamples reuses over one selectSeries.
+type timeCheck struct {
+	it *pebble.Iterator
+	kb []byte
+}
+
+func (tc *timeCheck) close() {
+	if tc.it != nil {
+		tc.it.Close()
+	}
+}
+
+// hasSamples says whether sr has a sample in [lo, hi], a range inside
+// partition p: from the head buffers, then from the chunk headers (the
+// timestamps of an irregular chunk are decoded). s.mu is read-locked.
+func (s *Store) hasSamples(tc *timeCheck, sr *series, p, lo, hi int64) (bool, error) {
+	if i, _ := slices.BinarySearch(sr.ts, lo); i < len(sr.ts) && sr.ts[i] <= hi {
+		return true, nil
+	}
+	if tc.it == nil {
+		var err error
+		if tc.it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyChunk}, UpperBound: []byte{keyChunk + 1}}); err != nil {
+			return false, err
+		}
+	}
+	tc.kb = chunkKey(tc.kb[:0], p, sr.id, p*s.span)
+	prefix := tc.kb[:17]
+	for ok := tc.it.SeekGE(tc.kb); ok; ok = tc.it.Next() {
+		k := tc.it.Key()
+		if len(k) != 25 || string(k[:17]) != string(prefix) {
+			break
+		}
+		if fromOrdered(binary.BigEndian.Uint64(k[17:])) > hi {
+			break
+		}
+		v, err := tc.it.ValueAndErr()
+		if err != nil {
+			return false, err
+		}
+		h, err := parseChunkHeader(v)
+		if err != nil {
+			return false, fmt.Errorf("chunk at %d: %w", fromOrdered(binary.BigEndian.Uint64(k[17:])), err)
+		}
+		if h.tsMode == tsRegular {
+			// Samples at t0 + i*step, i < n: the first at or after lo.
+			i := int64(0)
+			if lo > h.t0 {
+				i = (lo - h.t0 + h.step - 1) / max(h.step, 1)
+			}
+			if i < int64(h.n) && h.t0+i*h.step <= hi {
+				return true, nil
+			}
+			continue
+		}
+		pts, err := decodeChunk(v, lo, hi, nil)
+		if err != nil {
+			return false, fmt.Errorf("chunk at %d: %w", fromOrdered(binary.BigEndian.Uint64(k[17:])), err)
+		}
+		if len(pts) > 0 {
+			return true, nil
+		}
+	}
+	return false, tc.it.Error()
 }
 
 // Points appends to dst the samples of series ref in [mint, maxt] (ms), in
