@@ -61,7 +61,7 @@ const (
 var (
 	chunkEnc = sync.OnceValue(func() *zstd.Encoder {
 		e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true),
-			zstd.WithWindowSize(1<<17), zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+			zstd.WithWindowSize(1<<17), zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
 		if err != nil {
 			panic("BUG: chunk zstd encoder: " + err.Error())
 		}

@@ -22,7 +22,11 @@ type Options struct {
 	Interval     time.Duration // sampling interval; timestamps are aligned to it (default 5 s)
 	Retention    time.Duration // storage.retention_days (default 30 days)
 	MaxDiskBytes int64         // storage.max_disk_mb << 20; 0: no cap
-	Logger       *slog.Logger  // nil: discard
+	// HeadBytes bounds the head buffers (the open window's samples, 16
+	// bytes each); when they would pass it, the window so far is written
+	// as chunks. 0: DefaultHeadBytes.
+	HeadBytes int64
+	Logger    *slog.Logger // nil: discard
 }
 
 // Defaults.
@@ -34,6 +38,9 @@ const (
 	PartitionSpan = 2 * time.Hour
 	// MaxInterval is the longest sampling interval.
 	MaxInterval = 30 * time.Minute
+	// DefaultHeadBytes is the head buffers' default bound: a 2 h window at
+	// 5 s of about 360 series.
+	DefaultHeadBytes = 8 << 20
 	// chunkTarget is the number of samples a chunk window aims at.
 	chunkTarget = 1440
 )
@@ -141,6 +148,7 @@ type Store struct {
 	rejected   atomic.Uint64
 	appendErr  atomic.Uint64
 	enforceErr atomic.Uint64
+	headAlloc  int64 // bytes of the head buffers' capacity (under mu)
 }
 
 type staged struct {
@@ -167,11 +175,14 @@ func Open(dir string, opt Options) (*Store, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.HeadBytes == 0 {
+		opt.HeadBytes = DefaultHeadBytes
+	}
 	if opt.Interval < time.Millisecond || opt.Interval > MaxInterval {
 		return nil, fmt.Errorf("open store %s: interval %s out of range [1ms, %s]", dir, opt.Interval, MaxInterval)
 	}
-	if opt.Retention < 0 || opt.MaxDiskBytes < 0 {
-		return nil, fmt.Errorf("open store %s: negative retention or disk cap", dir)
+	if opt.Retention < 0 || opt.MaxDiskBytes < 0 || opt.HeadBytes < 0 {
+		return nil, fmt.Errorf("open store %s: negative retention, disk cap or head bound", dir)
 	}
 	fs := opt.FS
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
@@ -391,6 +402,9 @@ func (s *Store) load(fresh bool) error {
 	ticks, samples, first, last, err := s.loadHead()
 	if err != nil {
 		return err
+	}
+	for _, sr := range s.idx.byID {
+		s.headAlloc += int64(cap(sr.ts)+cap(sr.vs)) * headSampleBytes / 2
 	}
 	if s.cutEnd != math.MinInt64 && s.lastT < s.cutEnd-1 {
 		s.lastT = s.cutEnd - 1
@@ -618,23 +632,25 @@ func (s *Store) appendTick(ts time.Time, samples []Sample) error {
 		s.mu.Lock()
 	}
 	if cut {
-		for _, sr := range s.idx.byID {
-			sr.ts, sr.vs = sr.ts[:0], sr.vs[:0]
-		}
+		s.resetHead()
 		s.cutEnd = s.headWin + s.window
 		s.headWin = noWin
 	}
 	for _, sr := range s.newOrder {
 		s.idx.add(sr, string(appendSeriesKey(s.keyBuf[:0], sr.name, sr.labels)))
 	}
+	full := false
 	for _, st := range s.staged {
 		if cap(st.s.ts) == 0 {
-			// A window's worth, so that the buffers never grow.
-			n := s.window/s.interval + 1
+			// Sized once (the buffers do not grow): a window's worth, or
+			// the series' share of HeadBytes if that is less.
+			n := s.headCap()
 			st.s.ts, st.s.vs = make([]int64, 0, n), make([]float64, 0, n)
+			s.headAlloc += int64(n) * headSampleBytes
 		}
 		st.s.ts = append(st.s.ts, t)
 		st.s.vs = append(st.s.vs, st.v)
+		full = full || len(st.s.ts) == cap(st.s.ts)
 	}
 	if s.headWin == noWin {
 		s.headWin = win
@@ -656,7 +672,44 @@ func (s *Store) appendTick(ts time.Time, samples []Sample) error {
 			s.log.Error("store retention", "err", err)
 		}
 	}
+	if full || s.headAlloc > s.opt.HeadBytes {
+		// The head's memory bound: the window so far becomes chunks (the
+		// tick itself is stored already).
+		if err := s.seal(); err != nil {
+			s.log.Error("store: seal head at its memory bound", "err", err)
+		}
+	}
 	return nil
+}
+
+// headSampleBytes is what a buffered sample costs: its timestamp and value.
+const headSampleBytes = 16
+
+// headCap is the capacity of a series' head buffers: a window's worth, or
+// the series' share of HeadBytes among the interned series if less (at
+// least 16 samples).
+func (s *Store) headCap() int {
+	n := s.window/s.interval + 1
+	if share := s.opt.HeadBytes / headSampleBytes / int64(max(len(s.idx.byID), 1)); share < n {
+		n = max(share, 16)
+	}
+	return int(n)
+}
+
+// resetHead empties the head buffers once they are chunked: those of the
+// size headCap gives now are kept, the others (and those of series that
+// had no samples) are released; s.mu is locked.
+func (s *Store) resetHead() {
+	c := s.headCap()
+	s.headAlloc = 0
+	for _, sr := range s.idx.byID {
+		if len(sr.ts) == 0 || cap(sr.ts) != c || cap(sr.vs) != c {
+			sr.ts, sr.vs = nil, nil
+			continue
+		}
+		sr.ts, sr.vs = sr.ts[:0], sr.vs[:0]
+		s.headAlloc += int64(c) * headSampleBytes
+	}
 }
 
 // writeChunks adds to b the chunks (and rollups) of the head buffers, the
@@ -707,9 +760,7 @@ func (s *Store) seal() error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("seal head: commit: %w", err)
 	}
-	for _, sr := range s.idx.byID {
-		sr.ts, sr.vs = sr.ts[:0], sr.vs[:0]
-	}
+	s.resetHead()
 	s.cutEnd = s.lastT + 1
 	s.headWin = noWin
 	s.chunks.Add(n)
