@@ -206,15 +206,15 @@ func Open(dir string, opt Options) (*Store, error) {
 	// A sensor's store is small and written in ticks: a small block cache
 	// and small memtables keep pebble's memory to about 8 MiB (the memory
 	// test counts it in the store's overhead, docs/memory.md).
-	cache := pebble.NewCache(2 << 20)
+	cache := pebble.NewCache(pebbleCacheBytes)
 	defer cache.Unref()
 	popt := &pebble.Options{
 		FS:                          fs,
 		ErrorIfNotExists:            !fresh,
 		Logger:                      pebbleLogger{opt.Logger},
 		Cache:                       cache,
-		MemTableSize:                2 << 20,
-		MemTableStopWritesThreshold: 2,
+		MemTableSize:                pebbleMemTableBytes,
+		MemTableStopWritesThreshold: pebbleMemTables,
 	}
 	popt.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
 	db, err := openPebble(dir, popt)
@@ -241,6 +241,29 @@ func Open(dir string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	return s, nil
+}
+
+// The store's memory (MemoryBytes): pebble's block cache and memtables
+// (at most pebbleMemTables, one written while the other is flushed), and the
+// chunk zstd coders (measured 4.4 MiB: encoder and decoder, shared by every
+// Store).
+const (
+	pebbleCacheBytes    = 2 << 20
+	pebbleMemTableBytes = 2 << 20
+	pebbleMemTables     = 2
+	chunkCoderBytes     = 5 << 20
+)
+
+// MemoryBytes is what a Store opened with HeadBytes headBytes (0: the
+// default) holds at most besides query results: pebble's block cache and
+// memtables, the head buffers, the chunk coders. The flow history
+// (FlowLog) shares the pebble database and holds its own coders and open
+// blocks besides.
+func MemoryBytes(headBytes int64) int64 {
+	if headBytes == 0 {
+		headBytes = DefaultHeadBytes
+	}
+	return pebbleCacheBytes + pebbleMemTables*pebbleMemTableBytes + headBytes + chunkCoderBytes
 }
 
 // chunkWindow is the largest divisor of span that holds about chunkTarget
