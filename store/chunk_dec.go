@@ -118,18 +118,20 @@ func appendDecimal(dst []byte, ts []int64, vs []float64, tsMode byte, step int64
 	n := len(ts)
 	ms := make([]int64, n)
 	// The smallest scale that is exact, else the cheapest.
-	k, bestCost := -1, math.MaxInt
+	k, bestCost, residual := -1, math.MaxInt, true
 	for kk := 0; kk <= maxScale; kk++ {
 		cost, exact := decMantissas(vs, kk, ms)
 		if exact {
-			k = kk
+			k, residual = kk, false
 			break
 		}
 		if cost < bestCost {
 			k, bestCost = kk, cost
 		}
 	}
-	decMantissas(vs, k, ms)
+	if residual && k != maxScale {
+		decMantissas(vs, k, ms) // ms holds the last scale tried
+	}
 	var g uint64
 	for i := 1; i < n; i++ {
 		d := ms[i] - ms[i-1]
@@ -140,13 +142,6 @@ func appendDecimal(dst []byte, ts []int64, vs []float64, tsMode byte, step int64
 	}
 	if g == 0 || g > math.MaxInt64 {
 		g = 1
-	}
-	residual := false
-	for i, v := range vs {
-		if math.Float64bits(v) != math.Float64bits(decApprox(ms[i], k)) {
-			residual = true
-			break
-		}
 	}
 	// Deltas or deltas of deltas, whichever looks smaller.
 	es := make([]int64, n)
@@ -169,10 +164,8 @@ func appendDecimal(dst []byte, ts []int64, vs []float64, tsMode byte, step int64
 	es = es[1:]
 	dict := decDictionary(es)
 	var best []byte
-	for _, useDict := range []bool{false, true} {
-		if useDict && dict == nil {
-			break
-		}
+	// With a dictionary, only the dictionary: its entries are one byte.
+	for _, useDict := range []bool{dict != nil} {
 		body := make([]byte, 0, 3*n)
 		if tsMode == tsDoD {
 			var pd int64
