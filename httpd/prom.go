@@ -164,6 +164,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 	s.writeAlerts(p)
 	s.writeRemote(p)
 	s.writeIPFIX(p)
+	s.writeStore(p)
 }
 
 // writeProtocols writes the protocol distribution with a bounded label set:

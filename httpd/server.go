@@ -103,6 +103,8 @@ type Options struct {
 	// Export is the flow collectors' counters (netsentry_ipfix_*) in
 	// /metrics; nil: none.
 	Export ExportMetrics
+	// StoreMetrics are the local store's counters in /metrics; nil: none.
+	StoreMetrics StoreMetrics
 	// Query is the stored history for the Prometheus query API and
 	// /api/v1/metrics/{name}/history (store.NewQueryable); nil: they
 	// answer 503.

@@ -99,6 +99,10 @@ func (h *History) CloseRemote() error {
 	return h.Remote.Close()
 }
 
+// StoreStats and FlowStats implement httpd.StoreMetrics.
+func (h *History) StoreStats() store.Stats    { return h.Store.Stats() }
+func (h *History) FlowStats() store.FlowStats { return h.Flows.Stats() }
+
 // Close closes the flow history (unless FlowSink handed it to an
 // exporter: close that first) and the store.
 func (h *History) Close() error {

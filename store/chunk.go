@@ -106,25 +106,27 @@ func encodeChunk(ts []int64, vs []float64) []byte {
 		return appendChunk(nil, ts, vs, nil, tsMode, step, valConst, 0)
 	}
 	best := appendChunk(nil, ts, vs, nil, tsMode, step, valXOR, 0)
-	if ms, k, ok := toInts(vs, make([]int64, 0, n)); ok {
-		for _, mode := range []byte{valIntDelta, valIntDoD} {
-			c := appendChunk(nil, ts, vs, ms, tsMode, step, mode, k)
-			if len(c) < len(best) {
-				best = c
-			}
-		}
+	if c := appendDecimal(appendChunkHeader(nil, ts, tsMode, step, valDecimal), ts, vs, tsMode, step); len(c) < len(best) {
+		best = c
 	}
 	return best
 }
 
-func appendChunk(dst []byte, ts []int64, vs []float64, ms []int64, tsMode byte, step int64, valMode byte, k int) []byte {
-	n := len(ts)
+// appendChunkHeader appends the header every mode shares: mode byte,
+// sample count, first timestamp, and the step of regular timestamps.
+func appendChunkHeader(dst []byte, ts []int64, tsMode byte, step int64, valMode byte) []byte {
 	dst = append(dst, tsMode<<4|valMode)
-	dst = binary.AppendUvarint(dst, uint64(n))
+	dst = binary.AppendUvarint(dst, uint64(len(ts)))
 	dst = binary.AppendVarint(dst, ts[0])
 	if tsMode == tsRegular {
 		dst = binary.AppendUvarint(dst, uint64(step))
 	}
+	return dst
+}
+
+func appendChunk(dst []byte, ts []int64, vs []float64, ms []int64, tsMode byte, step int64, valMode byte, k int) []byte {
+	n := len(ts)
+	dst = appendChunkHeader(dst, ts, tsMode, step, valMode)
 	var ws widths
 	unsigned := false
 	switch valMode {
@@ -223,7 +225,7 @@ func parseChunkHeader(b []byte) (chunkHeader, error) {
 		return h, fmt.Errorf("%w: empty", errChunk)
 	}
 	h.tsMode, h.valMode = b[0]>>4, b[0]&15
-	if h.tsMode > tsDoD || h.valMode > valConst {
+	if h.tsMode > tsDoD || h.valMode > valDecimal {
 		return h, fmt.Errorf("%w: unknown mode %#x", errChunk, b[0])
 	}
 	b = b[1:]
@@ -246,6 +248,8 @@ func parseChunkHeader(b []byte) (chunkHeader, error) {
 		b = b[l:]
 	}
 	switch h.valMode {
+	case valDecimal:
+		// Parsed by decodeDecimal.
 	case valIntDelta, valIntDoD:
 		if len(b) < 1 {
 			return h, fmt.Errorf("%w: no scale", errChunk)
@@ -285,6 +289,9 @@ func decodeChunk(b []byte, mint, maxt int64, dst []Point) ([]Point, error) {
 	h, err := parseChunkHeader(b)
 	if err != nil {
 		return dst, err
+	}
+	if h.valMode == valDecimal {
+		return decodeDecimal(&h, mint, maxt, dst)
 	}
 	r := bitReader{b: h.body}
 	t := h.t0

@@ -138,6 +138,22 @@ func FuzzChunk(f *testing.F) {
 	f.Add(encodeChunk([]int64{1, 5, 6, 100}, []float64{1.5, math.NaN(), 3, 0.25}))
 	f.Add(encodeChunk([]int64{1, 2, 3}, []float64{0.01, 0.02, 0.05}))
 	f.Add(encodeChunk([]int64{10}, []float64{7}))
+	// Decimal chunks: with a dictionary, with residuals, deltas of deltas,
+	// irregular timestamps.
+	dts, dvs := make([]int64, 64), make([]float64, 64)
+	for i := range dts {
+		dts[i], dvs[i] = int64(i)*5000, float64(i%3*4096+i*8192)
+	}
+	f.Add(encodeChunk(dts, dvs))
+	for i := range dvs {
+		dvs[i] = 0.1 * float64(i) // sums that drift: residuals
+	}
+	f.Add(encodeChunk(dts, dvs))
+	for i := range dts {
+		dts[i] += int64(i * i)
+		dvs[i] = float64(i * i * 3)
+	}
+	f.Add(encodeChunk(dts, dvs))
 	f.Add([]byte{0x10, 0xff, 0xff, 0x03, 0, 0})
 	f.Add(encodeRollup([]Aggregate{{T: 0, Count: 12, Min: 1, Max: 3, Sum: 20}, {T: 60000, Count: 12, Min: math.NaN(), Max: 2, Sum: 4}}))
 	f.Fuzz(func(t *testing.T, b []byte) {

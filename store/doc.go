@@ -8,12 +8,14 @@
 // numeric id (1, 2, ...) in a persisted series index; label postings are kept
 // in memory and rebuilt from that index at Open. Every Append is one tick:
 // all its samples share one timestamp, aligned down to Options.Interval.
-// Samples are buffered per series for one chunk window (about 720 intervals,
-// a divisor of the partition span) and then written as one compressed chunk
-// per series: regular timestamps cost nothing per sample, irregular ones a
-// delta of delta; values are Gorilla XOR or, when they are integers or short
-// decimals, integer deltas or deltas of deltas, whichever is smaller (see
-// chunk.go). Chunks live under time-partitioned keys (PartitionSpan, 2 h), so
+// Samples are buffered per series for one chunk window (about 1440
+// intervals, a divisor of the partition span: the whole 2 h partition at
+// 5 s) and then written as one compressed chunk per series: regular
+// timestamps cost nothing per sample, irregular ones a delta of delta;
+// values are Gorilla XOR or decimal (integer mantissas at a shared scale
+// with exact bit residuals, deltas divided by their gcd, a dictionary for
+// repeating increments, zstd), whichever is smaller (chunk.go,
+// chunk_dec.go). A clean Close writes the open window as chunks too. Chunks live under time-partitioned keys (PartitionSpan, 2 h), so
 // retention and the disk cap drop whole partitions with a DeleteRange and a
 // compaction, never a scan.
 //

@@ -129,8 +129,10 @@ type FlowLog struct {
 	// committed counts the bytes of the batches WriteFlows committed (what
 	// went to the WAL): an open block is rewritten whole by each write.
 	committed int64
-	parts     map[int64]*partStat
-	tails     map[int64]*tail // open last blocks, by partition
+	// Partitions dropped by retention and by the disk cap (under mu).
+	droppedRet, droppedCap int64
+	parts                  map[int64]*partStat
+	tails                  map[int64]*tail // open last blocks, by partition
 }
 
 type partStat struct {
@@ -1020,6 +1022,7 @@ func (f *FlowLog) drop(now time.Time) (lo, hi int64, err error) {
 			drop++
 		}
 	}
+	byRetention := drop
 	if f.opt.MaxDiskBytes > 0 {
 		for drop < len(ps) && total > f.opt.MaxDiskBytes {
 			total -= f.parts[ps[drop]].bytes
@@ -1040,6 +1043,8 @@ func (f *FlowLog) drop(now time.Time) (lo, hi int64, err error) {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, 0, fmt.Errorf("enforce flow retention: %w", err)
 	}
+	f.droppedRet += int64(byRetention)
+	f.droppedCap += int64(drop - byRetention)
 	var freed, recs int64
 	for _, p := range ps[:drop] {
 		freed += f.parts[p].bytes
@@ -1061,13 +1066,15 @@ type FlowStats struct {
 	// Committed is the bytes of the write batches committed since open
 	// (WAL bytes); see the flows.go comment for why it exceeds Bytes.
 	Committed int64
+	// Partitions dropped since open, by retention and by the disk cap.
+	DroppedRetention, DroppedDiskCap int64
 }
 
 // Stats returns the history's totals.
 func (f *FlowLog) Stats() FlowStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := FlowStats{Partitions: len(f.parts), Committed: f.committed}
+	s := FlowStats{Partitions: len(f.parts), Committed: f.committed, DroppedRetention: f.droppedRet, DroppedDiskCap: f.droppedCap}
 	for _, p := range f.parts {
 		s.Blocks += p.blocks
 		s.Records += p.records

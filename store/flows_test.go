@@ -492,7 +492,11 @@ func TestFlowRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	f2 := openLog(t, db, FlowOptions{Retention: 3 * time.Hour})
-	st.Committed = 0
+	if st.DroppedRetention != 7 || st.DroppedDiskCap != 0 {
+		t.Fatalf("dropped by retention %d, by the disk cap %d; want 7, 0", st.DroppedRetention, st.DroppedDiskCap)
+	}
+	// Counted since open: the reopened history has dropped nothing.
+	st.Committed, st.DroppedRetention = 0, 0
 	if f2.Stats() != st {
 		t.Fatalf("reopened stats %+v, want %+v", f2.Stats(), st)
 	}

@@ -90,7 +90,11 @@ func (s *Store) dropPartition(p int64, why string) error {
 		s.partList = slices.Delete(s.partList, i, i+1)
 	}
 	s.mu.Unlock()
-	s.dropped.Add(1)
+	if why == "retention" {
+		s.droppedRet.Add(1)
+	} else {
+		s.droppedCap.Add(1)
+	}
 	s.log.Info("store dropped partition", "why", why,
 		"start", time.UnixMilli(p*s.span).UTC().Format(time.RFC3339))
 	if err := s.db.Compact(context.Background(), lo, hi, false); err != nil {

@@ -39,8 +39,9 @@ func TestRetentionDropsExpiredPartitions(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if st.PartitionsDropped != uint64(wantDropped) {
-		t.Errorf("dropped %d partitions, want %d", st.PartitionsDropped, wantDropped)
+	if st.PartitionsDropped != uint64(wantDropped) || st.DroppedRetention != uint64(wantDropped) || st.DroppedDiskCap != 0 {
+		t.Errorf("dropped %d partitions (%d by retention, %d by the disk cap), want %d by retention",
+			st.PartitionsDropped, st.DroppedRetention, st.DroppedDiskCap, wantDropped)
 	}
 	s.mu.RLock()
 	got := append([]int64(nil), s.partList...)
@@ -125,8 +126,8 @@ func TestDiskCap(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if st.PartitionsDropped == 0 {
-		t.Fatalf("no partition dropped; series tables %d bytes", st.SeriesBytes)
+	if st.PartitionsDropped == 0 || st.DroppedDiskCap != st.PartitionsDropped {
+		t.Fatalf("dropped %d partitions, %d by the disk cap; series tables %d bytes", st.PartitionsDropped, st.DroppedDiskCap, st.SeriesBytes)
 	}
 	total := dirBytes(t, fs, "/db")
 	if testing.Verbose() {

@@ -210,8 +210,11 @@ func TestOpenRefusesForeign(t *testing.T) {
 			rawPebble(fs, func(db *pebble.DB) { db.Set(metaMagic, []byte("someone-else1"), pebble.Sync) })
 		}, "bad format marker"},
 		{"newer version", func(fs vfs.FS) {
-			rawPebble(fs, func(db *pebble.DB) { db.Set(metaMagic, append([]byte(magic), 2), pebble.Sync) })
-		}, "format version 2"},
+			rawPebble(fs, func(db *pebble.DB) { db.Set(metaMagic, append([]byte(magic), formatVersion+1), pebble.Sync) })
+		}, fmt.Sprintf("format version %d", formatVersion+1)},
+		{"version 0", func(fs vfs.FS) {
+			rawPebble(fs, func(db *pebble.DB) { db.Set(metaMagic, append([]byte(magic), 0), pebble.Sync) })
+		}, "format version 0"},
 		{"garbage series", func(fs vfs.FS) {
 			s, _ := Open("/db", Options{FS: fs})
 			s.Close()

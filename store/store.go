@@ -22,7 +22,11 @@ type Options struct {
 	Interval     time.Duration // sampling interval; timestamps are aligned to it (default 5 s)
 	Retention    time.Duration // storage.retention_days (default 30 days)
 	MaxDiskBytes int64         // storage.max_disk_mb << 20; 0: no cap
-	Logger       *slog.Logger  // nil: discard
+	// HeadBytes bounds the head buffers (the open window's samples, 16
+	// bytes each); when they would pass it, the window so far is written
+	// as chunks. 0: DefaultHeadBytes.
+	HeadBytes int64
+	Logger    *slog.Logger // nil: discard
 }
 
 // Defaults.
@@ -34,8 +38,11 @@ const (
 	PartitionSpan = 2 * time.Hour
 	// MaxInterval is the longest sampling interval.
 	MaxInterval = 30 * time.Minute
+	// DefaultHeadBytes is the head buffers' default bound: a 2 h window at
+	// 5 s of about 360 series.
+	DefaultHeadBytes = 8 << 20
 	// chunkTarget is the number of samples a chunk window aims at.
-	chunkTarget = 720
+	chunkTarget = 1440
 )
 
 // ErrOutOfOrder is returned by Append for a tick at or before the last one.
@@ -62,9 +69,16 @@ var (
 	metaCut   = []byte{keyMeta, 'C'} // 8 bytes: every tick before it is chunked
 )
 
+// Format versions: 1 wrote chunks in the modes XOR, integer delta, integer
+// delta of delta and constant; 2 adds the decimal mode (chunk_dec.go) and
+// 2 h chunk windows at 5 s. This build reads both: a version 1 store is
+// upgraded in place when it opens (its marker says 2, its old chunks stay
+// and are read as they are); a build that reads only version 1 refuses a
+// version 2 store with a clear error.
 const (
-	magic         = "netsentry-tsdb"
-	formatVersion = 1
+	magic             = "netsentry-tsdb"
+	formatVersion     = 2
+	oldFormatVersions = 1 // the versions before formatVersion this build upgrades: 1..oldFormatVersions
 )
 
 func orderedInt(v int64) uint64  { return uint64(v) ^ 1<<63 }
@@ -129,9 +143,12 @@ type Store struct {
 
 	samples    atomic.Uint64
 	chunks     atomic.Uint64
-	dropped    atomic.Uint64
+	droppedRet atomic.Uint64 // partitions dropped by retention
+	droppedCap atomic.Uint64 // partitions dropped by the disk cap
 	rejected   atomic.Uint64
+	appendErr  atomic.Uint64
 	enforceErr atomic.Uint64
+	headAlloc  int64 // bytes of the head buffers' capacity (under mu)
 }
 
 type staged struct {
@@ -158,11 +175,14 @@ func Open(dir string, opt Options) (*Store, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.HeadBytes == 0 {
+		opt.HeadBytes = DefaultHeadBytes
+	}
 	if opt.Interval < time.Millisecond || opt.Interval > MaxInterval {
 		return nil, fmt.Errorf("open store %s: interval %s out of range [1ms, %s]", dir, opt.Interval, MaxInterval)
 	}
-	if opt.Retention < 0 || opt.MaxDiskBytes < 0 {
-		return nil, fmt.Errorf("open store %s: negative retention or disk cap", dir)
+	if opt.Retention < 0 || opt.MaxDiskBytes < 0 || opt.HeadBytes < 0 {
+		return nil, fmt.Errorf("open store %s: negative retention, disk cap or head bound", dir)
 	}
 	fs := opt.FS
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
@@ -186,15 +206,15 @@ func Open(dir string, opt Options) (*Store, error) {
 	// A sensor's store is small and written in ticks: a small block cache
 	// and small memtables keep pebble's memory to about 8 MiB (the memory
 	// test counts it in the store's overhead, docs/memory.md).
-	cache := pebble.NewCache(2 << 20)
+	cache := pebble.NewCache(pebbleCacheBytes)
 	defer cache.Unref()
 	popt := &pebble.Options{
 		FS:                          fs,
 		ErrorIfNotExists:            !fresh,
 		Logger:                      pebbleLogger{opt.Logger},
 		Cache:                       cache,
-		MemTableSize:                2 << 20,
-		MemTableStopWritesThreshold: 2,
+		MemTableSize:                pebbleMemTableBytes,
+		MemTableStopWritesThreshold: pebbleMemTables,
 	}
 	popt.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
 	db, err := openPebble(dir, popt)
@@ -221,6 +241,29 @@ func Open(dir string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	return s, nil
+}
+
+// The store's memory (MemoryBytes): pebble's block cache and memtables
+// (at most pebbleMemTables, one written while the other is flushed), and the
+// chunk zstd coders (measured 4.4 MiB: encoder and decoder, shared by every
+// Store).
+const (
+	pebbleCacheBytes    = 2 << 20
+	pebbleMemTableBytes = 2 << 20
+	pebbleMemTables     = 2
+	chunkCoderBytes     = 5 << 20
+)
+
+// MemoryBytes is what a Store opened with HeadBytes headBytes (0: the
+// default) holds at most besides query results: pebble's block cache and
+// memtables, the head buffers, the chunk coders. The flow history
+// (FlowLog) shares the pebble database and holds its own coders and open
+// blocks besides.
+func MemoryBytes(headBytes int64) int64 {
+	if headBytes == 0 {
+		headBytes = DefaultHeadBytes
+	}
+	return pebbleCacheBytes + pebbleMemTables*pebbleMemTableBytes + headBytes + chunkCoderBytes
 }
 
 // chunkWindow is the largest divisor of span that holds about chunkTarget
@@ -300,8 +343,14 @@ func (s *Store) load(fresh bool) error {
 		return errors.New("not a netsentry store: no format marker")
 	case len(m) != len(magic)+1 || string(m[:len(magic)]) != magic:
 		return fmt.Errorf("not a netsentry store: bad format marker %q", m)
+	case m[len(magic)] >= 1 && m[len(magic)] <= oldFormatVersions:
+		v := append([]byte(magic), formatVersion)
+		if err := s.db.Set(metaMagic, v, pebble.Sync); err != nil {
+			return fmt.Errorf("upgrade format marker: %w", err)
+		}
+		s.log.Info("store format upgraded", "dir", s.dir, "from", m[len(magic)], "to", formatVersion)
 	case m[len(magic)] != formatVersion:
-		return fmt.Errorf("store format version %d, this build reads %d", m[len(magic)], formatVersion)
+		return fmt.Errorf("store format version %d, this build reads 1 to %d", m[len(magic)], formatVersion)
 	}
 	_, dirty, err := s.get(metaDirty)
 	if err != nil {
@@ -377,6 +426,9 @@ func (s *Store) load(fresh bool) error {
 	if err != nil {
 		return err
 	}
+	for _, sr := range s.idx.byID {
+		s.headAlloc += int64(cap(sr.ts)+cap(sr.vs)) * headSampleBytes / 2
+	}
 	if s.cutEnd != math.MinInt64 && s.lastT < s.cutEnd-1 {
 		s.lastT = s.cutEnd - 1
 	}
@@ -443,18 +495,24 @@ func (s *Store) loadHead() (ticks, samples int, first, last int64, err error) {
 	return ticks, samples, first, last, nil
 }
 
-// Close marks the store cleanly closed and closes the database. The open
-// window stays in its tick records and is reloaded by the next Open.
+// Close writes the open window's samples as chunks, marks the store cleanly
+// closed and closes the database.
 func (s *Store) Close() error {
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
+	if s.closed.Load() {
+		return nil
+	}
+	err := s.seal()
 	s.mu.Lock()
 	if s.closed.Swap(true) {
 		s.mu.Unlock()
 		return nil
 	}
 	s.mu.Unlock()
-	err := s.db.Delete(metaDirty, pebble.Sync)
+	if derr := s.db.Delete(metaDirty, pebble.Sync); err == nil {
+		err = derr
+	}
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
@@ -482,6 +540,14 @@ func (s *Store) DB() *pebble.DB { return s.db }
 func (s *Store) Append(ts time.Time, samples []Sample) error {
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
+	err := s.appendTick(ts, samples)
+	if err != nil {
+		s.appendErr.Add(1)
+	}
+	return err
+}
+
+func (s *Store) appendTick(ts time.Time, samples []Sample) error {
 	if s.closed.Load() {
 		return fmt.Errorf("append tick: %w", ErrClosed)
 	}
@@ -497,28 +563,9 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 	defer b.Close()
 	var nchunks uint64
 	if cut {
-		for _, sr := range s.idx.byID {
-			if len(sr.ts) == 0 {
-				continue
-			}
-			k := chunkKey(nil, floorDiv(sr.ts[0], s.span), sr.id, sr.ts[0])
-			if err := b.Set(k, encodeChunk(sr.ts, sr.vs), nil); err != nil {
-				return fmt.Errorf("append tick: write chunk: %w", err)
-			}
-			if s.storesRollups() {
-				s.aggs = aggregate(sr.ts, sr.vs, rollupRes[storedRollup].Milliseconds(), math.MinInt64, math.MaxInt64, s.aggs[:0])
-				k = rollupKey(k[:0], floorDiv(sr.ts[0], s.span), sr.id, storedRollup, sr.ts[0])
-				if err := b.Set(k, encodeRollup(s.aggs), nil); err != nil {
-					return fmt.Errorf("append tick: write rollup: %w", err)
-				}
-			}
-			nchunks++
-		}
-		if err := b.DeleteRange([]byte{keyHead}, headKey(t), nil); err != nil {
-			return fmt.Errorf("append tick: delete head: %w", err)
-		}
-		if err := b.Set(metaCut, appendInt(nil, s.headWin+s.window), nil); err != nil {
-			return fmt.Errorf("append tick: write cut marker: %w", err)
+		var err error
+		if nchunks, err = s.writeChunks(b, t, s.headWin+s.window); err != nil {
+			return fmt.Errorf("append tick: %w", err)
 		}
 	}
 
@@ -608,23 +655,25 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 		s.mu.Lock()
 	}
 	if cut {
-		for _, sr := range s.idx.byID {
-			sr.ts, sr.vs = sr.ts[:0], sr.vs[:0]
-		}
+		s.resetHead()
 		s.cutEnd = s.headWin + s.window
 		s.headWin = noWin
 	}
 	for _, sr := range s.newOrder {
 		s.idx.add(sr, string(appendSeriesKey(s.keyBuf[:0], sr.name, sr.labels)))
 	}
+	full := false
 	for _, st := range s.staged {
 		if cap(st.s.ts) == 0 {
-			// A window's worth, so that the buffers never grow.
-			n := s.window/s.interval + 1
+			// Sized once (the buffers do not grow): a window's worth, or
+			// the series' share of HeadBytes if that is less.
+			n := s.headCap()
 			st.s.ts, st.s.vs = make([]int64, 0, n), make([]float64, 0, n)
+			s.headAlloc += int64(n) * headSampleBytes
 		}
 		st.s.ts = append(st.s.ts, t)
 		st.s.vs = append(st.s.vs, st.v)
+		full = full || len(st.s.ts) == cap(st.s.ts)
 	}
 	if s.headWin == noWin {
 		s.headWin = win
@@ -646,6 +695,98 @@ func (s *Store) Append(ts time.Time, samples []Sample) error {
 			s.log.Error("store retention", "err", err)
 		}
 	}
+	if full || s.headAlloc > s.opt.HeadBytes {
+		// The head's memory bound: the window so far becomes chunks (the
+		// tick itself is stored already).
+		if err := s.seal(); err != nil {
+			s.log.Error("store: seal head at its memory bound", "err", err)
+		}
+	}
+	return nil
+}
+
+// headSampleBytes is what a buffered sample costs: its timestamp and value.
+const headSampleBytes = 16
+
+// headCap is the capacity of a series' head buffers: a window's worth, or
+// the series' share of HeadBytes among the interned series if less (at
+// least 16 samples).
+func (s *Store) headCap() int {
+	n := s.window/s.interval + 1
+	if share := s.opt.HeadBytes / headSampleBytes / int64(max(len(s.idx.byID), 1)); share < n {
+		n = max(share, 16)
+	}
+	return int(n)
+}
+
+// resetHead empties the head buffers once they are chunked: those of the
+// size headCap gives now are kept, the others (and those of series that
+// had no samples) are released; s.mu is locked.
+func (s *Store) resetHead() {
+	c := s.headCap()
+	s.headAlloc = 0
+	for _, sr := range s.idx.byID {
+		if len(sr.ts) == 0 || cap(sr.ts) != c || cap(sr.vs) != c {
+			sr.ts, sr.vs = nil, nil
+			continue
+		}
+		sr.ts, sr.vs = sr.ts[:0], sr.vs[:0]
+		s.headAlloc += int64(c) * headSampleBytes
+	}
+}
+
+// writeChunks adds to b the chunks (and rollups) of the head buffers, the
+// deletion of the head records before headEnd and the cut marker cutEnd.
+func (s *Store) writeChunks(b *pebble.Batch, headEnd, cutEnd int64) (uint64, error) {
+	var nchunks uint64
+	for _, sr := range s.idx.byID {
+		if len(sr.ts) == 0 {
+			continue
+		}
+		k := chunkKey(nil, floorDiv(sr.ts[0], s.span), sr.id, sr.ts[0])
+		if err := b.Set(k, encodeChunk(sr.ts, sr.vs), nil); err != nil {
+			return 0, fmt.Errorf("write chunk: %w", err)
+		}
+		if s.storesRollups() {
+			s.aggs = aggregate(sr.ts, sr.vs, rollupRes[storedRollup].Milliseconds(), math.MinInt64, math.MaxInt64, s.aggs[:0])
+			k = rollupKey(k[:0], floorDiv(sr.ts[0], s.span), sr.id, storedRollup, sr.ts[0])
+			if err := b.Set(k, encodeRollup(s.aggs), nil); err != nil {
+				return 0, fmt.Errorf("write rollup: %w", err)
+			}
+		}
+		nchunks++
+	}
+	if err := b.DeleteRange([]byte{keyHead}, headKey(headEnd), nil); err != nil {
+		return 0, fmt.Errorf("delete head: %w", err)
+	}
+	if err := b.Set(metaCut, appendInt(nil, cutEnd), nil); err != nil {
+		return 0, fmt.Errorf("write cut marker: %w", err)
+	}
+	return nchunks, nil
+}
+
+// seal writes the open window's samples as chunks (a clean Close): a day
+// that ends mid-window is stored compressed, not as raw tick records. The
+// next Append in the same window starts a second chunk of it.
+func (s *Store) seal() error {
+	if s.headWin == noWin {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	n, err := s.writeChunks(b, s.lastT+1, s.lastT+1)
+	if err != nil {
+		return fmt.Errorf("seal head: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("seal head: commit: %w", err)
+	}
+	s.resetHead()
+	s.cutEnd = s.lastT + 1
+	s.headWin = noWin
+	s.chunks.Add(n)
 	return nil
 }
 
@@ -672,9 +813,10 @@ func bitSet(bs []uint64, id uint64) []uint64 {
 }
 
 // Select returns the series that have samples in [mint, maxt] (ms) and match
-// every matcher, in the order they were first appended. Time is checked at
-// partition granularity: a series is returned if it has samples in a
-// partition that overlaps the range.
+// every matcher, in the order they were first appended. Time is exact: a
+// series is returned only if it has a sample inside the range (partitions
+// inside the range say so by their members; at its edges, chunk headers and
+// the head do).
 func (s *Store) Select(matchers []Matcher, mint, maxt int64) ([]SeriesInfo, error) {
 	var out []SeriesInfo
 	err := s.selectSeries(matchers, mint, maxt, func(sr *series) { out = append(out, sr.info()) })
@@ -695,22 +837,45 @@ func (s *Store) selectSeries(matchers []Matcher, mint, maxt int64, fn func(*seri
 		return nil
 	}
 	var sets [][]uint64
+	var setParts []int64
 	lo, hi := floorDiv(mint, s.span), floorDiv(maxt, s.span)
 	i, _ := slices.BinarySearch(s.partList, lo)
 	for ; i < len(s.partList) && s.partList[i] <= hi; i++ {
 		sets = append(sets, s.parts[s.partList[i]])
+		setParts = append(setParts, s.partList[i])
 	}
 	if len(sets) == 0 {
 		return nil
 	}
+	var tc timeCheck
+	defer tc.close()
+	var checkErr error
 	check := func(sr *series) {
+		if checkErr != nil {
+			return
+		}
 		for i := range ms {
 			if !ms[i].matches(sr.label(ms[i].Name)) {
 				return
 			}
 		}
-		for _, bs := range sets {
-			if bitHas(bs, sr.id) {
+		for j, bs := range sets {
+			if !bitHas(bs, sr.id) {
+				continue
+			}
+			// A partition inside [mint, maxt] holds a sample of each of
+			// its members; at the range's edges the samples are looked at.
+			p := setParts[j]
+			if p*s.span >= mint && (p+1)*s.span-1 <= maxt {
+				fn(sr)
+				return
+			}
+			ok, err := s.hasSamples(&tc, sr, p, max(mint, p*s.span), min(maxt, (p+1)*s.span-1))
+			if err != nil {
+				checkErr = fmt.Errorf("select series: series %d: %w", sr.id, err)
+				return
+			}
+			if ok {
 				fn(sr)
 				return
 			}
@@ -721,12 +886,77 @@ func (s *Store) selectSeries(matchers []Matcher, mint, maxt int64, fn func(*seri
 		for _, sr := range s.idx.byID {
 			check(sr)
 		}
-		return nil
+		return checkErr
 	}
 	for _, id := range ids {
 		check(s.idx.get(id))
 	}
-	return nil
+	return checkErr
+}
+
+// timeCheck is the iterator hasSamples reuses over one selectSeries.
+type timeCheck struct {
+	it *pebble.Iterator
+	kb []byte
+}
+
+func (tc *timeCheck) close() {
+	if tc.it != nil {
+		tc.it.Close()
+	}
+}
+
+// hasSamples says whether sr has a sample in [lo, hi], a range inside
+// partition p: from the head buffers, then from the chunk headers (the
+// timestamps of an irregular chunk are decoded). s.mu is read-locked.
+func (s *Store) hasSamples(tc *timeCheck, sr *series, p, lo, hi int64) (bool, error) {
+	if i, _ := slices.BinarySearch(sr.ts, lo); i < len(sr.ts) && sr.ts[i] <= hi {
+		return true, nil
+	}
+	if tc.it == nil {
+		var err error
+		if tc.it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyChunk}, UpperBound: []byte{keyChunk + 1}}); err != nil {
+			return false, err
+		}
+	}
+	tc.kb = chunkKey(tc.kb[:0], p, sr.id, p*s.span)
+	prefix := tc.kb[:17]
+	for ok := tc.it.SeekGE(tc.kb); ok; ok = tc.it.Next() {
+		k := tc.it.Key()
+		if len(k) != 25 || string(k[:17]) != string(prefix) {
+			break
+		}
+		if fromOrdered(binary.BigEndian.Uint64(k[17:])) > hi {
+			break
+		}
+		v, err := tc.it.ValueAndErr()
+		if err != nil {
+			return false, err
+		}
+		h, err := parseChunkHeader(v)
+		if err != nil {
+			return false, fmt.Errorf("chunk at %d: %w", fromOrdered(binary.BigEndian.Uint64(k[17:])), err)
+		}
+		if h.tsMode == tsRegular {
+			// Samples at t0 + i*step, i < n: the first at or after lo.
+			i := int64(0)
+			if lo > h.t0 {
+				i = (lo - h.t0 + h.step - 1) / max(h.step, 1)
+			}
+			if i < int64(h.n) && h.t0+i*h.step <= hi {
+				return true, nil
+			}
+			continue
+		}
+		pts, err := decodeChunk(v, lo, hi, nil)
+		if err != nil {
+			return false, fmt.Errorf("chunk at %d: %w", fromOrdered(binary.BigEndian.Uint64(k[17:])), err)
+		}
+		if len(pts) > 0 {
+			return true, nil
+		}
+	}
+	return false, tc.it.Error()
 }
 
 // Points appends to dst the samples of series ref in [mint, maxt] (ms), in
@@ -850,25 +1080,34 @@ type Stats struct {
 	Samples           uint64 // samples appended since Open
 	Chunks            uint64 // chunks written since Open
 	PartitionsDropped uint64 // by retention or the disk cap, since Open
+	DroppedRetention  uint64 // of which by retention
+	DroppedDiskCap    uint64 // of which by the disk cap
 	Rejected          uint64 // samples skipped: empty name, bad labels
+	AppendErrors      uint64 // Append calls that returned an error (out of order, closed, a failed commit)
 	EnforceErrors     uint64 // failed retention or disk-cap passes
+	Compactions       int64  // pebble compactions since Open (the whole database)
 }
 
 // Stats returns the current counters.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		Samples:           s.samples.Load(),
-		Chunks:            s.chunks.Load(),
-		PartitionsDropped: s.dropped.Load(),
-		Rejected:          s.rejected.Load(),
-		EnforceErrors:     s.enforceErr.Load(),
+		Samples:          s.samples.Load(),
+		Chunks:           s.chunks.Load(),
+		DroppedRetention: s.droppedRet.Load(),
+		DroppedDiskCap:   s.droppedCap.Load(),
+		Rejected:         s.rejected.Load(),
+		AppendErrors:     s.appendErr.Load(),
+		EnforceErrors:    s.enforceErr.Load(),
 	}
+	st.PartitionsDropped = st.DroppedRetention + st.DroppedDiskCap
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st.Series = len(s.idx.byID)
 	st.Partitions = len(s.partList)
 	if !s.closed.Load() {
-		st.DiskBytes = int64(s.db.Metrics().DiskSpaceUsage())
+		m := s.db.Metrics()
+		st.DiskBytes = int64(m.DiskSpaceUsage())
+		st.Compactions = m.Compact.Count
 		st.SeriesBytes = s.seriesBytes()
 	}
 	return st

@@ -63,6 +63,8 @@ var (
 	// counters aside); 0: count it from -metrics-url or skip the line.
 	netsentry = flag.String("netsentry", "", "NetSentry binary: run it (default configuration, capturing on lo of a namespace of its own) to count the series of its default collection; empty: no MB/day line for it")
 	keep      = flag.Bool("keep", false, "keep the work directory")
+	peers     = flag.Bool("peers", true, "also measure Prometheus and VictoriaMetrics (false: ours only, for quick iterations)")
+	dataFile  = flag.String("data", "", "read the readings from this file if it exists, else take them and write them there (the same data across runs)")
 )
 
 // series is one generated series: its labels (name first) and its values,
@@ -87,7 +89,7 @@ func main() {
 	}
 	ticks := int(*span / *interval)
 	fmt.Printf("reading /proc %d times, %v apart...\n", *readings, *every)
-	ss := generate(record(*readings, *every), ticks)
+	ss := generate(readingsFrom(*dataFile), ticks)
 	start := time.Now().Add(-*span - time.Hour).Truncate(*interval)
 	nsamples := len(ss) * ticks
 	fmt.Printf("data: %d series x %d ticks at %v = %d samples, from %s\n\n", len(ss), ticks, *interval, nsamples, start.UTC().Format(time.RFC3339))
@@ -142,7 +144,10 @@ func main() {
 		cpu := selfCPU() - cpu0
 		st, err = store.Open(dir, store.Options{Interval: *interval, Retention: 30 * 24 * time.Hour})
 		check(err)
-		r := result{name: "netsentry store", bytes: dirBytes(dir, nil), cpu: cpu}
+		// After compaction, as the peers are measured (pebble compacts on
+		// its own in time; here at once).
+		check(st.DB().Compact(context.Background(), []byte{0}, []byte{0xff}, true))
+		r := result{name: "netsentry store", cpu: cpu}
 		eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
 		q := store.NewQueryable(st)
 		for _, e := range countExprs {
@@ -176,11 +181,18 @@ func main() {
 			r.pointsFirst = append(r.pointsFirst, n)
 		}
 		check(st.Close())
+		// Measured closed: pebble deletes the files a compaction made
+		// obsolete in the background, and is done with them at Close.
+		r.bytes = dirBytes(dir, nil)
+		r.note = fmt.Sprintf("tables %d bytes, WAL %d bytes, the rest %d bytes",
+			dirBytes(dir, func(rel string) bool { return !strings.HasSuffix(rel, ".sst") }),
+			dirBytes(dir, func(rel string) bool { return !strings.HasSuffix(rel, ".log") }),
+			dirBytes(dir, func(rel string) bool { return strings.HasSuffix(rel, ".sst") || strings.HasSuffix(rel, ".log") }))
 		results = append(results, r)
 	}
 
 	// Prometheus: promtool backfill, then a server compacts and answers.
-	{
+	if *peers {
 		om := filepath.Join(work, "data.om")
 		writeText(om, ss, start, ticks, true)
 		blocks := filepath.Join(work, "prom")
@@ -219,7 +231,7 @@ func main() {
 	}
 
 	// VictoriaMetrics.
-	{
+	if *peers {
 		dir := filepath.Join(work, "vm")
 		port := freePort()
 		srv := exec.Command("victoria-metrics", "-storageDataPath="+dir, "-httpListenAddr=127.0.0.1:"+port,
@@ -287,6 +299,34 @@ func main() {
 
 // reading is one read of every source: series key -> value.
 type reading map[string]float64
+
+// readingsFrom takes -readings readings, or reads them from path if it
+// exists (written there the first time, with which keys are counters).
+func readingsFrom(path string) []reading {
+	if path != "" {
+		if b, err := os.ReadFile(path); err == nil {
+			var d struct {
+				Readings []reading
+				Counters map[string]bool
+			}
+			check(json.Unmarshal(b, &d))
+			for k, v := range d.Counters {
+				counterKey[k] = v
+			}
+			return d.Readings
+		}
+	}
+	rs := record(*readings, *every)
+	if path != "" {
+		b, err := json.Marshal(struct {
+			Readings []reading
+			Counters map[string]bool
+		}{rs, counterKey})
+		check(err)
+		check(os.WriteFile(path, b, 0o644))
+	}
+	return rs
+}
 
 // counterKey marks counters among the keys (the rest are gauges).
 var counterKey = map[string]bool{}

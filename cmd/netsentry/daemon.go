@@ -263,7 +263,7 @@ func (d *daemon) apiOptions(addr string) httpd.Options {
 	cfg := d.Config()
 	opt := httpd.Options{Listen: addr, Token: cfg.APIToken, ReadToken: cfg.APIReadToken, Version: version, GoVersion: goVersion(),
 		Sensor: d.sensor, Config: d, Host: d.hostMetrics(), Protocols: appProtocols(), Logger: d.log, Geo: d.o.geo,
-		Query: store.NewQueryable(d.hist.Store), Flows: d.hist.Flows}
+		Query: store.NewQueryable(d.hist.Store), Flows: d.hist.Flows, StoreMetrics: d.hist}
 	if d.hist.Remote != nil {
 		opt.Remote = d.hist.Remote
 	}

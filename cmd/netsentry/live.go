@@ -10,6 +10,7 @@ import (
 	"github.com/netsentry/netsentry/configs"
 	"github.com/netsentry/netsentry/engine"
 	"github.com/netsentry/netsentry/flowtable"
+	"github.com/netsentry/netsentry/store"
 )
 
 // runtimeSlackMB is the room the Go runtime's soft memory limit leaves above
@@ -19,9 +20,17 @@ import (
 const runtimeSlackMB = 16
 
 // tablesMB is what performance.memory_limit_mb leaves the tables once the
-// capture rings are taken out.
+// capture rings and the local store are taken out.
 func tablesMB(p configs.Performance) int {
-	return max(p.MemoryLimitMB-ringMB(p), configs.MinMemoryLimitMB)
+	return max(p.MemoryLimitMB-ringMB(p)-storeMB(), configs.MinMemoryLimitMB)
+}
+
+// storeMB is the local store's share of performance.memory_limit_mb: what
+// the store sensor.OpenHistory opens holds at most (pebble's block cache and
+// memtables, the head buffers, the chunk coders; store.MemoryBytes), in
+// whole MiB. The daemon always opens it.
+func storeMB() int {
+	return int((store.MemoryBytes(store.DefaultHeadBytes) + 1<<20 - 1) >> 20)
 }
 
 // liveBudget is the tables' budget of a live capture with cfg.
@@ -36,13 +45,13 @@ func liveBudget(cfg configs.Config) flowtable.Budget {
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit from the tables'
-// budget, so that garbage is collected before the heap passes it (unless
+// budget and the store's share, so that garbage is collected before the heap passes it (unless
 // GOMEMLIMIT is set). The rings are not Go memory and are left out.
 func setMemoryLimit(cfg configs.Config) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	debug.SetMemoryLimit(int64(tablesMB(cfg.Performance)+runtimeSlackMB) << 20)
+	debug.SetMemoryLimit(int64(tablesMB(cfg.Performance)+storeMB()+runtimeSlackMB) << 20)
 }
 
 // ringShare is the part of performance.memory_limit_mb given to the capture
