@@ -396,8 +396,14 @@ func (d *daemon) checkTokensLocked(c configs.Config) error {
 // does, the rest is reported (and logged) as needing a restart.
 func (d *daemon) applyLocked(c configs.Config) httpd.ApplyResult {
 	var res httpd.ApplyResult
+	// A key the new configuration warns about (e.g. storage.remote_url
+	// with storage.type local) is not acted on, by a restart either.
+	warned := map[string]bool{}
+	for _, w := range c.Warnings() {
+		warned[w.Key] = true
+	}
 	for _, k := range configs.Diff(d.cfg, c) {
-		if configs.Inert(k) {
+		if configs.Inert(k) || warned[k] {
 			res.NotActedOn = append(res.NotActedOn, k) // nothing to restart: no feature reads it yet
 			continue
 		}

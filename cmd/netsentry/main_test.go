@@ -226,9 +226,10 @@ func TestReplayMissingGeoDB(t *testing.T) {
 	}
 }
 
-// A configuration change to a key of an unbuilt feature is reported as not
-// acted on, not as waiting for a restart; a storage key and web_port (the
-// dashboard listens from the start) wait for one.
+// A configuration change to a key that is not acted on (storage.remote_url
+// with storage.type local, which sends nothing) is reported as such, not as
+// waiting for a restart; a storage key and web_port (the dashboard listens
+// from the start) wait for one.
 func TestApplyNotActedOn(t *testing.T) {
 	d := &daemon{cfg: configs.Default(), level: new(slog.LevelVar), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	c := configs.Default()
