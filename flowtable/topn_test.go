@@ -76,6 +76,7 @@ func queries(recs []flowtable.Record) []flowtable.FlowQuery {
 }
 
 // TestTopFlows: the bounded selection a shard makes on its live entries
+// (with their whole detection state, as the API shows it)
 // gives exactly what a full snapshot of its open flows, filtered and sorted,
 // gives (the snapshot is the path the tshark cross-checks hold), and
 // merging shards' selections gives the selection over all their flows.
@@ -85,7 +86,7 @@ func TestTopFlows(t *testing.T) {
 	var all [][]flowtable.Record
 	for _, name := range files {
 		sh := fill(t, name)
-		recs := sh.Snapshot(nil, false)
+		recs := sh.Snapshot(nil, true)
 		if len(recs) < 2 {
 			t.Fatalf("%s: %d open flows", name, len(recs))
 		}
@@ -133,7 +134,7 @@ func same(a, b []flowtable.Record) bool {
 // TestTopFlowsAllocs: a selection allocates its heap and nothing per flow.
 func TestTopFlowsAllocs(t *testing.T) {
 	sh := fill(t, "ndpi-1kxun.pcap")
-	n := len(sh.Snapshot(nil, false))
+	n := len(sh.Snapshot(nil, true))
 	for _, q := range []flowtable.FlowQuery{{Limit: 100}, {Limit: 10, App: "DNS", Proto: "udp"}, {Limit: 1000, By: flowtable.ByDuration}} {
 		dst := make([]flowtable.Record, 0, q.Limit)
 		if a := testing.AllocsPerRun(5, func() { sh.TopFlows(&q, dst[:0]) }); a > 1 {

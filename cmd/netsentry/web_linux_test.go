@@ -363,6 +363,14 @@ alerts:
 	if pps < 1 {
 		t.Errorf("packets/s chart has %d points", pps)
 	}
+	// The per-queue drops chart (polled every 2 s) has one series per capture
+	// queue and gains points too.
+	if q := evalJS[int](t, ctx, `window.nsStats.points['queue-drops'] || 0`); q < 1 {
+		t.Errorf("drops per queue chart has %d points after %v", q, 2500*time.Millisecond)
+	}
+	if n := evalJS[int](t, ctx, `document.querySelectorAll('#live-queue-drops .u-legend .u-series').length`); n < 2 {
+		t.Errorf("drops per queue chart has %d legend rows; want the x axis and a row per queue", n)
+	}
 
 	// Stop and start.
 	run("stop", chromedp.Click(chromedp.ID("capture-toggle")),

@@ -42,7 +42,7 @@ export function mount(el) {
   const defs = [
     ['pps', 'Packets/s', ['packets/s'], fmt.rate],
     ['bps', 'Bytes/s', ['bytes/s'], fmt.bytes],
-    ['drops', 'Drops/s', ['drops/s'], fmt.rate],
+    ['drops', 'Drops/s (all queues)', ['drops/s'], fmt.rate],
     ['flows', 'Active flows', ['flows'], fmt.count],
     ['cpu', 'CPU', ['cpu %'], fmt.percent],
     ['mem', 'Memory and disk', ['memory %', 'disk %'], fmt.percent],
@@ -134,7 +134,40 @@ export function mount(el) {
       c.reason ? h('p', { class: 'warn' }, c.reason) : null,
       btn, msg].filter(Boolean));
   }
+  // Drops/s per queue, live: from the queue counters polled below (the
+  // stream carries the total only). The chart is made when the queues are
+  // known, and again when their number changes (a restarted capture).
+  let qchart = null, qseries = null, qprev = null, qbox = null;
+  function pushQueueDrops(st) {
+    const qs = st.queues || [];
+    if (!qs.length) return;
+    const t = Date.now() / 1000;
+    if (!qchart || qseries.length !== qs.length + 1) {
+      if (qchart) qchart.destroy();
+      if (!qbox) {
+        qbox = h('div', { class: 'card chart', id: 'live-queue-drops', role: 'img', 'aria-label': 'Drops/s per queue, live chart' });
+        live.append(qbox);
+      }
+      qbox.replaceChildren();
+      qchart = makeChart(qbox, 'Drops/s per queue', qs.map((q) => 'queue ' + q.queue), fmt.rate, 300);
+      qseries = [[]].concat(qs.map(() => []));
+      qprev = null;
+    }
+    if (qprev && t > qprev.t) {
+      qseries[0].push(t);
+      qs.forEach((q, i) => {
+        const b = qprev.drops[i];
+        qseries[i + 1].push(b === undefined || q.drops < b ? null : (q.drops - b) / (t - qprev.t));
+      });
+      if (qseries[0].length > MAX_POINTS) qseries.forEach((a) => a.shift());
+      qchart.setData(qseries);
+      window.nsStats.points['queue-drops'] = qseries[0].length;
+    }
+    qprev = { t, drops: qs.map((q) => q.drops) };
+  }
+  cleanups.push(() => { if (qchart) qchart.destroy(); });
   function renderQueues(st) {
+    pushQueueDrops(st);
     const rows = (st.queues || []).map((q) => h('tr', {},
       h('td', {}, q.queue), h('td', {}, q.cpu ?? '–'), h('td', { class: 'num' }, fmtNum(q.packets)), h('td', { class: 'num' }, fmtBytes(q.bytes)),
       h('td', { class: 'num ' + (q.drops ? 'error' : '') }, fmtNum(q.drops)), h('td', { class: 'num' }, fmtNum(q.freezes))));
@@ -145,7 +178,7 @@ export function mount(el) {
       h('tbody', {}, rows)) : h('p', { class: 'muted' }, 'No capture queues (capture stopped).'));
   }
   refreshCapture();
-  const qt = setInterval(refreshCapture, 5000);
+  const qt = setInterval(refreshCapture, 2000);
   cleanups.push(() => clearInterval(qt));
 
   // History.
