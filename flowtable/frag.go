@@ -59,7 +59,7 @@ type fragSlot struct {
 	bytes   uint64
 	ipBytes uint64
 	first   int64
-	last  int64
+	last    int64
 	// Reassembly progress: the byte ranges received, and the datagram's
 	// length once its last fragment came. The IP layers inside the datagram
 	// (and an IPv6 fragmented layer itself) count for their hosts once, on

@@ -77,7 +77,7 @@ type Record struct {
 	// (decode.Packet.IPLen: no link-layer header, no Ethernet padding; the
 	// inner header of a tunnelled flow), as IPFIX octetDeltaCount counts.
 	IPBytesTx, IPBytesRx uint64
-	First, Last      int64 // packet timestamps, Unix nanoseconds
+	First, Last          int64 // packet timestamps, Unix nanoseconds
 	// App is the flow's application-protocol detection state (a copy); in a
 	// light snapshot (Shard.Snapshot) it is empty and AppLabel names the
 	// protocol instead.
