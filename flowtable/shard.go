@@ -66,8 +66,8 @@ func DefaultConfig() Config {
 }
 
 // EntrySize is the size in bytes of one flow in a shard's slabs: its
-// entry (two cache lines, aligned) and its expiry-queue links (a slab of
-// their own: the packet path does not touch them).
+// entry (two cache lines, aligned) and its link (expiry-queue links, index
+// hash, free-list link: a slab of their own the packet path does not touch).
 const EntrySize = int(unsafe.Sizeof(entry{})) + int(unsafe.Sizeof(link{}))
 
 // entry is the part of a flow the packet path reads and writes: key,
