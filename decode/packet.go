@@ -148,6 +148,15 @@ type Packet struct {
 	// NumIP is how many entries of IP are filled, outermost first.
 	NumIP uint8
 	IP    [MaxIPLayers]IPLayer
+	// IPLen[i] is the length of IP[i] as its header gives it: IPv4's total
+	// length, IPv6's payload length plus the 40-byte header (a fragment:
+	// its own length). A header that gives none (a total or payload length
+	// of 0, as segmentation offload and jumbograms leave; an IPv4 total
+	// length shorter than its header) counts the bytes from the header to
+	// the frame's end on the wire instead. Ethernet padding after the
+	// packet is not in it. Flow records' IP bytes (IPFIX octetDeltaCount)
+	// add these up.
+	IPLen [MaxIPLayers]uint32
 
 	// PayloadOff and PayloadLen locate Flow's transport payload in the frame,
 	// bounded by both the captured length and the IP header's length.

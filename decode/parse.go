@@ -44,6 +44,8 @@ type parser struct {
 	fragInner  uint16
 	fragOuter  bool
 	fragMarked bool
+	// head: b is a datagram's head (ParseFragmentHead), not the frame.
+	head bool
 }
 
 // Parse decodes frame, captured on a link of type link with original length
@@ -163,7 +165,7 @@ func ParseFragmentHead(head []byte, p *Packet) {
 	p.HasFlow, p.NeedPorts, p.TinyFragment = false, false, false
 	p.TCPFlags, p.ICMPType, p.ICMPCode = 0, 0, 0
 	p.Flow = Tuple{Src: l.Src, Dst: l.Dst, IPVersion: l.IPVersion}
-	d := parser{p: p, b: head}
+	d := parser{p: p, b: head, head: true}
 	if l.IPVersion == 6 {
 		d.ipv6Chain(0, len(head), len(head), p.FragProto)
 	} else {
@@ -358,8 +360,9 @@ func (d *parser) nflog() {
 	}
 }
 
-// addIP records one IP header's addresses for host accounting.
-func (d *parser) addIP(src, dst []byte, version uint8) {
+// addIP records one IP header's addresses for host accounting and its
+// length n, or (n 0) the bytes from off to the end of the frame on the wire.
+func (d *parser) addIP(src, dst []byte, version uint8, off, n int) {
 	p := d.p
 	if p.NumIP >= MaxIPLayers {
 		p.Err = ReasonTooManyLayers
@@ -369,6 +372,13 @@ func (d *parser) addIP(src, dst []byte, version uint8) {
 	copy(l.Src[:], src)
 	copy(l.Dst[:], dst)
 	l.IPVersion = version
+	if n == 0 {
+		n = len(d.b) - off
+		if !d.head && p.WireLen > p.CapLen {
+			n += int(p.WireLen - p.CapLen)
+		}
+	}
+	p.IPLen[p.NumIP] = uint32(max(n, 0))
 	p.NumIP++
 }
 
@@ -398,12 +408,16 @@ func (d *parser) ipv4(off int) {
 		p.Err = ReasonTooManyLayers
 		return
 	}
-	d.addIP(b[off+12:off+16], b[off+16:off+20], 4)
 	// The IP packet ends at its total length, or where the capture ends.
 	// A total length of 0 (segmentation offload) or one shorter than the
 	// header is not trusted.
 	end := len(b)
-	if total := int(be16(b[off+2:])); total >= ihl && off+total < end {
+	total := int(be16(b[off+2:]))
+	if total < ihl {
+		total = 0
+	}
+	d.addIP(b[off+12:off+16], b[off+16:off+20], 4, off, total)
+	if total > 0 && off+total < end {
 		end = off + total
 	}
 	fo := be16(b[off+6:])
@@ -463,7 +477,11 @@ func (d *parser) ipv6(off int) {
 		p.Err = ReasonTooManyLayers
 		return
 	}
-	d.addIP(b[off+8:off+24], b[off+24:off+40], 6)
+	ipLen := int(be16(b[off+4:]))
+	if ipLen != 0 {
+		ipLen += 40
+	}
+	d.addIP(b[off+8:off+24], b[off+24:off+40], 6, off, ipLen)
 	end := len(b)
 	if plen := int(be16(b[off+4:])); plen != 0 && off+40+plen < end {
 		end = off + 40 + plen

@@ -114,11 +114,13 @@ func TestCrossCheckGopacket(t *testing.T) {
 				continue
 			}
 			var want Tuple
+			var wantLen uint32
 			switch n := gp.NetworkLayer().(type) {
 			case *layers.IPv4:
 				if n.Flags&layers.IPv4MoreFragments != 0 || n.FragOffset != 0 {
 					continue
 				}
+				wantLen = uint32(n.Length)
 				want.IPVersion = 4
 				copy(want.Src[:], n.SrcIP.To4())
 				copy(want.Dst[:], n.DstIP.To4())
@@ -126,6 +128,7 @@ func TestCrossCheckGopacket(t *testing.T) {
 				if gp.Layer(layers.LayerTypeIPv6Fragment) != nil {
 					continue
 				}
+				wantLen = uint32(n.Length) + 40
 				want.IPVersion = 6
 				copy(want.Src[:], n.SrcIP.To16())
 				copy(want.Dst[:], n.DstIP.To16())
@@ -150,6 +153,9 @@ func TestCrossCheckGopacket(t *testing.T) {
 			}
 			if p.WireLen != r.wireLen {
 				t.Errorf("%s frame %d: wire length %d, want %d", name, i+1, p.WireLen, r.wireLen)
+			}
+			if got := p.IPLen[p.NumIP-1]; wantLen > 40 && got != wantLen {
+				t.Errorf("%s frame %d: IP length %d, gopacket's header says %d", name, i+1, got, wantLen)
 			}
 			if l, ok := gp.TransportLayer().(*layers.UDP); ok && int(l.Length) == 8+len(l.LayerPayload()) {
 				if got := p.Payload(r.data); string(got) != string(l.LayerPayload()) {
@@ -440,6 +446,11 @@ func FuzzParse(f *testing.F) {
 		if p.NumIP > MaxIPLayers || p.Err >= NumReasons {
 			t.Fatalf("bad packet state %+v", p)
 		}
+		for i, n := range p.IPLen {
+			if i >= int(p.NumIP) && n != 0 || n > 0xffff+40 && n > p.WireLen {
+				t.Fatalf("IP length %d of layer %d (%d layers, wire %d)", n, i, p.NumIP, p.WireLen)
+			}
+		}
 		if p.WireLen < uint32(len(data)) {
 			t.Fatalf("wire length %d below captured %d", p.WireLen, len(data))
 		}
@@ -511,5 +522,47 @@ func BenchmarkParse(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		r := &all[i%len(all)]
 		Parse(r.data, r.wireLen, r.link, &p)
+	}
+}
+
+// TestIPLen: each IP layer's length is its header's (IPv4 total length,
+// IPv6 payload length + 40), not the frame's: Ethernet padding, a VLAN tag
+// and a tunnel's outer headers are not in the inner layer's; a header
+// that gives no length (0, as segmentation offload leaves) counts the
+// bytes to the end of the frame on the wire.
+func TestIPLen(t *testing.T) {
+	ip := innerIP(t) // 20 + 20 + 5 bytes, and 1 byte of Ethernet padding (gopacket pads to 60)
+	v6 := serialize(t, eth(layers.EthernetTypeIPv6), &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP,
+		SrcIP: net.ParseIP("2001:db8::1"), DstIP: net.ParseIP("2001:db8::2")}, udp(53, 5353), gopacket.Payload("abc"))
+	tso := append([]byte(nil), innerTCP(t)...)
+	tso[14+2], tso[14+3] = 0, 0
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		wire  uint32
+		want  []uint32
+	}{
+		{"padded", cat(innerTCP(t), make([]byte, 15)), 0, []uint32{45}},
+		{"vlan", cat(ethHdr(layers.EthernetTypeDot1Q), []byte{0, 10, 0x08, 0}, ip), 0, []uint32{45}},
+		{"ipv6", v6, 0, []uint32{40 + 8 + 3}},
+		{"gre", serialize(t, eth(layers.EthernetTypeIPv4), ip4("10.0.0.1", "10.0.0.2", layers.IPProtocolGRE), gopacket.Payload(cat([]byte{0, 0, 0x08, 0}, ip))), 0, []uint32{20 + 4 + 46, 45}},
+		{"total length 0, snapped", tso[:40], uint32(len(tso)) + 100, []uint32{46 + 100}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wire := tc.wire
+			if wire == 0 {
+				wire = uint32(len(tc.frame))
+			}
+			var p Packet
+			Parse(tc.frame, wire, LinkEthernet, &p)
+			if int(p.NumIP) != len(tc.want) {
+				t.Fatalf("%d IP layers (err %v), want %d", p.NumIP, p.Err, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if p.IPLen[i] != w {
+					t.Errorf("layer %d: IP length %d, want %d", i, p.IPLen[i], w)
+				}
+			}
+		})
 	}
 }

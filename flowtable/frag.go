@@ -55,10 +55,11 @@ type fragSlot struct {
 	flow      decode.Tuple
 	outer     decode.Tuple
 	// fragments held while the datagram's flow is not known
-	pkts  uint32
-	bytes uint64
-	first int64
-	last  int64
+	pkts    uint32
+	bytes   uint64
+	ipBytes uint64
+	first   int64
+	last    int64
 	// Reassembly progress: the byte ranges received, and the datagram's
 	// length once its last fragment came. The IP layers inside the datagram
 	// (and an IPv6 fragmented layer itself) count for their hosts once, on
@@ -123,7 +124,7 @@ func (s *Shard) fragment(p *decode.Packet, frame []byte, ts int64, outerLayer, f
 		// A UDP tunnel outside the fragmented layer is in every
 		// fragment's frame: its outer flow counts the frame now.
 		if p.HasOuter && p.OuterLayer < p.FragLayer {
-			s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, 0, p.WireLen, ts, outerLayer >= 0)
+			s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, 0, p.WireLen, p.IPLen[p.OuterLayer], ts, outerLayer >= 0)
 		}
 		s.frags.later(p, frame, ts, s)
 		return true
@@ -135,7 +136,7 @@ func (s *Shard) fragment(p *decode.Packet, frame []byte, ts int64, outerLayer, f
 	// layers Packet left to p's own flows count for their hosts here; an
 	// outer UDP tunnel outside the datagram counts in its outer flow.
 	if p.HasOuter && p.OuterLayer < p.FragLayer {
-		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, 0, p.WireLen, ts, outerLayer >= 0)
+		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, 0, p.WireLen, p.IPLen[p.OuterLayer], ts, outerLayer >= 0)
 	} else if outerLayer >= 0 && outerLayer != flowLayer {
 		l := &p.IP[outerLayer]
 		s.hosts.add(&l.Src, &l.Dst, l.IPVersion, p.WireLen)
@@ -185,7 +186,7 @@ func (f *fragTable) first(p *decode.Packet, frame []byte, ts int64, s *Shard) bo
 			f.complete(sl, p, s)
 			return false
 		}
-		f.apply(sl, 1, uint64(p.WireLen), ts, ts, 0, s)
+		f.apply(sl, 1, uint64(p.WireLen), uint64(flowIPLen(p)), ts, ts, 0, s)
 		f.complete(sl, p, s)
 		return true
 	}
@@ -211,12 +212,13 @@ func (f *fragTable) later(p *decode.Packet, frame []byte, ts int64, s *Shard) {
 	}
 	f.progress(sl, p, frame, s)
 	if sl.resolved {
-		f.apply(sl, 1, uint64(p.WireLen), ts, ts, 0, s)
+		f.apply(sl, 1, uint64(p.WireLen), uint64(flowIPLen(p)), ts, ts, 0, s)
 		f.complete(sl, p, s)
 		return
 	}
 	sl.pkts++
 	sl.bytes += uint64(p.WireLen)
+	sl.ipBytes += uint64(flowIPLen(p))
 	sl.first = min(sl.first, ts)
 	sl.last = max(sl.last, ts)
 	if !sl.headTried {
@@ -254,9 +256,9 @@ func (f *fragTable) resolveHead(sl *fragSlot, p *decode.Packet, s *Shard) {
 // the datagram's TCP flags.
 func (f *fragTable) applyHeld(sl *fragSlot, flags uint8, s *Shard) {
 	if sl.pkts > 0 {
-		f.apply(sl, sl.pkts, sl.bytes, sl.first, sl.last, flags, s)
+		f.apply(sl, sl.pkts, sl.bytes, sl.ipBytes, sl.first, sl.last, flags, s)
 	}
-	sl.pkts, sl.bytes = 0, 0
+	sl.pkts, sl.bytes, sl.ipBytes = 0, 0, 0
 }
 
 // deferredLayers returns the index of p's first IP layer whose hosts are
@@ -439,12 +441,12 @@ func (f *fragTable) complete(sl *fragSlot, p *decode.Packet, s *Shard) {
 	f.release(sl, s)
 }
 
-func (f *fragTable) apply(sl *fragSlot, pkts uint32, bytes uint64, first, last int64, flags uint8, s *Shard) {
+func (f *fragTable) apply(sl *fragSlot, pkts uint32, bytes, ipBytes uint64, first, last int64, flags uint8, s *Shard) {
 	if sl.hasOuter {
-		s.updateMany(&sl.outer, sl.vlan, sl.inner, decode.TunnelNone, 0, pkts, bytes, first, last)
+		s.updateMany(&sl.outer, sl.vlan, sl.inner, decode.TunnelNone, 0, pkts, bytes, ipBytes, first, last)
 	}
 	if sl.hasFlow {
-		s.updateMany(&sl.flow, sl.vlan, sl.inner, sl.tun, flags, pkts, bytes, first, last)
+		s.updateMany(&sl.flow, sl.vlan, sl.inner, sl.tun, flags, pkts, bytes, ipBytes, first, last)
 	}
 }
 
@@ -471,7 +473,7 @@ func (f *fragTable) release(sl *fragSlot, s *Shard) {
 			s.stats.FragEvicted++
 		}
 		t := decode.Tuple{Src: sl.key.src, Dst: sl.key.dst, Proto: sl.key.proto, IPVersion: sl.key.ipVersion}
-		s.updateMany(&t, sl.vlan, sl.inner, decode.TunnelNone, 0, sl.pkts, sl.bytes, sl.first, sl.last)
+		s.updateMany(&t, sl.vlan, sl.inner, decode.TunnelNone, 0, sl.pkts, sl.bytes, sl.ipBytes, sl.first, sl.last)
 	}
 	if sl.used {
 		f.live--

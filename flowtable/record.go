@@ -73,7 +73,11 @@ type Record struct {
 	PacketsRx        uint64
 	BytesTx          uint64 // wire bytes of whole frames, initiator to responder
 	BytesRx          uint64
-	First, Last      int64 // packet timestamps, Unix nanoseconds
+	// IPBytesTx and IPBytesRx add up the IP lengths of the packets
+	// (decode.Packet.IPLen: no link-layer header, no Ethernet padding; the
+	// inner header of a tunnelled flow), as IPFIX octetDeltaCount counts.
+	IPBytesTx, IPBytesRx uint64
+	First, Last          int64 // packet timestamps, Unix nanoseconds
 	// App is the flow's application-protocol detection state (a copy); in a
 	// light snapshot (Shard.Snapshot) it is empty and AppLabel names the
 	// protocol instead.

@@ -66,15 +66,16 @@ func DefaultConfig() Config {
 }
 
 // EntrySize is the size in bytes of one flow in a shard's slabs: its
-// entry (two cache lines, aligned) and its expiry-queue links (a slab of
-// their own: the packet path does not touch them).
+// entry (two cache lines, aligned) and its link (expiry-queue links, index
+// hash, free-list link: a slab of their own the packet path does not touch).
 const EntrySize = int(unsafe.Sizeof(entry{})) + int(unsafe.Sizeof(link{}))
 
 // entry is the part of a flow the packet path reads and writes: key,
 // counters, clocks and state, in 128 bytes (two cache lines; the slab's
 // chunks are page-aligned, so an entry never straddles a third line).
-// Direction 0 is A to B. The expiry-queue links are in the link slab, the
-// detection state in the detection slab.
+// Direction 0 is A to B. The expiry-queue links, the index hash and the
+// free-list link are in the link slab, the detection state in the
+// detection slab.
 type entry struct {
 	key   Key
 	flags [2]uint8 // TCP flags seen, per direction
@@ -90,22 +91,25 @@ type entry struct {
 	// ep is each side's connection state (see epInactive ...): Zeek's
 	// endpoint state for TCP, "sent a packet" for UDP.
 	ep    [2]uint8
+	det   uint32 // detection state number+1, 0 when the flow has none
 	pkts  [2]uint64
-	bytes [2]uint64
-	first int64
-	last  int64
-	hash  uint32
-	det   uint32    // detection state number+1, 0 when the flow has none
-	host  [2]uint32 // host-table slab indices of A and B (0: not in the table)
-	next  uint32    // free list
-	_     [4]byte
+	bytes [2]uint64 // wire (frame) bytes
+	// ipBytes are the IP lengths of the flow's packets (decode.Packet.IPLen
+	// of the header the flow's tuple comes from; a fragment: its own).
+	ipBytes [2]uint64
+	first   int64
+	last    int64
+	host    [2]uint32 // host-table slab indices of A and B (0: not in the table)
 }
 
-// link is a flow's place in its expiry queue, kept apart from the entry:
-// only arming, re-arming and expiry touch it.
+// link is a flow's place in its expiry queue and the index, kept apart
+// from the entry: only creating, arming, re-arming, expiry and removal
+// touch it.
 type link struct {
 	due          int64  // when the expiry queue looks at the flow again
 	qprev, qnext uint32 // expiry queue links (slot numbers, 0 at the ends)
+	hash         uint32 // the key's hash, to take the flow out of the index
+	next         uint32 // free list (a free slot)
 }
 
 // queue is an expiry queue: a doubly linked list through the link slab, in
@@ -448,7 +452,7 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 		return
 	}
 	if p.HasOuter {
-		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, 0, p.WireLen, ts, outerLayer >= 0)
+		s.update(&p.Outer, p.VLAN, p.InnerVLAN, decode.TunnelNone, 0, 0, p.WireLen, p.IPLen[p.OuterLayer], ts, outerLayer >= 0)
 	}
 	if !p.HasFlow {
 		return
@@ -457,7 +461,7 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 	if p.PayloadLen > 0 {
 		seg |= segData
 	}
-	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, seg, p.WireLen, ts, flowLayer >= 0)
+	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, seg, p.WireLen, flowIPLen(p), ts, flowLayer >= 0)
 	if i := s.last; i != 0 && s.cfg.Detect && (p.Flow.Proto == 6 || p.Flow.Proto == 17) {
 		if e := s.slot(i); !e.appDone {
 			// A state is taken with the first payload: until then the port
@@ -487,12 +491,26 @@ const (
 	segData                     // the segment carries payload
 )
 
-// update adds one packet of n wire bytes, seen at ts, to the flow of t.
+// flowIPLen returns the IP length p counts in its flow: that of the IP
+// header its tuple comes from (the innermost), or for a fragment the
+// fragmented layer's own (a fragment of a tunnel's outer datagram counts
+// the outer fragment's length, as its later fragments can show no other).
+func flowIPLen(p *decode.Packet) uint32 {
+	if p.IsFragment {
+		return p.IPLen[p.FragLayer]
+	}
+	if p.NumIP == 0 {
+		return 0
+	}
+	return p.IPLen[p.NumIP-1]
+}
+
+// update adds one packet of n wire bytes (ipn IP bytes), seen at ts, to the flow of t.
 // The flow's counters are folded into its two hosts when it ends; with
 // hosts false the frame must not count for them (its IP layer is counted
 // otherwise), so a negative adjustment is made now.
-func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags, seg uint8, n uint32, ts int64, hosts bool) {
-	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, 1, uint64(n), ts, ts)
+func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags, seg uint8, n, ipn uint32, ts int64, hosts bool) {
+	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, 1, uint64(n), uint64(ipn), ts, ts)
 	s.lastFromInit = srcIsB == e.initB
 	if !hosts {
 		s.uncount(e, srcIsB, 1, uint64(n))
@@ -508,23 +526,23 @@ func (s *Shard) uncount(e *entry, srcIsB bool, pkts, n uint64) {
 	s.hosts.count(a, b, -pkts, -n)
 }
 
-// updateMany adds pkts packets of bytes wire bytes, seen from first to last,
+// updateMany adds pkts packets of bytes wire bytes (ipBytes IP bytes), seen from first to last,
 // to the flow of t (fragments held back until their datagram's ports were known).
 // Their IP layers were counted for hosts when they arrived.
-func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, pkts uint32, bytes uint64, first, last int64) {
+func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags uint8, pkts uint32, bytes, ipBytes uint64, first, last int64) {
 	var seg uint8
 	if flags != 0 {
 		seg = segHeader // the datagram's head was read: its TCP flags are valid
 	}
-	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, uint64(pkts), bytes, first, last)
+	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, uint64(pkts), bytes, ipBytes, first, last)
 	s.uncount(e, srcIsB, uint64(pkts), bytes)
 }
 
-// add accounts pkts packets of bytes wire bytes (seen from first to ts) to
+// add accounts pkts packets of bytes wire bytes and ipBytes IP bytes (seen from first to ts) to
 // the flow of t. flags are the TCP flags and seg says (segHeader, segData)
 // whether they are valid and the segment carried payload; fragments held
 // back pass 0.
-func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags, seg uint8, pkts, bytes uint64, first, ts int64) (*entry, bool) {
+func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags, seg uint8, pkts, bytes, ipBytes uint64, first, ts int64) (*entry, bool) {
 	k := &s.key
 	srcIsB := makeKey(t, vlan, inner, k)
 	h := k.hash()
@@ -570,6 +588,7 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 	s.last = i
 	e.pkts[dir] += pkts
 	e.bytes[dir] += bytes
+	e.ipBytes[dir] += ipBytes
 	if ts > e.last {
 		e.last = ts
 	}
@@ -679,7 +698,7 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 	var i uint32
 	if s.free != 0 {
 		i = s.free
-		s.free = s.slot(i).next
+		s.free = s.lnk(i).next
 	} else {
 		i = s.used
 		if int(i>>chunkBits) >= len(s.chunks) {
@@ -691,7 +710,8 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 		s.used++
 	}
 	e := s.slot(i)
-	*e = entry{key: *k, hash: h, first: ts, last: ts, q: queueNone}
+	*e = entry{key: *k, first: ts, last: ts, q: queueNone}
+	s.lnk(i).hash = h
 	e.host[0] = s.hosts.lookup(&k.A, k.IPVersion)
 	e.host[1] = s.hosts.lookup(&k.B, k.IPVersion)
 	s.place(i, h)
@@ -762,6 +782,7 @@ func (e *entry) record(r *Record, end EndReason) {
 	}
 	r.PacketsTx, r.PacketsRx = e.pkts[a], e.pkts[b]
 	r.BytesTx, r.BytesRx = e.bytes[a], e.bytes[b]
+	r.IPBytesTx, r.IPBytesRx = e.ipBytes[a], e.ipBytes[b]
 	r.FlagsTx, r.FlagsRx = e.flags[a], e.flags[b]
 }
 
@@ -799,7 +820,7 @@ func (s *Shard) deliver() {
 // in the same slot, keeping the connection's key, initiator and state.
 func (s *Shard) cut(i uint32, e *entry, end EndReason, ts int64) {
 	s.emit(i, e, end)
-	e.pkts, e.bytes = [2]uint64{}, [2]uint64{}
+	e.pkts, e.bytes, e.ipBytes = [2]uint64{}, [2]uint64{}, [2]uint64{}
 	e.first, e.last = ts, ts
 	e.end = EndNone
 }
@@ -807,10 +828,11 @@ func (s *Shard) cut(i uint32, e *entry, end EndReason, ts int64) {
 // remove exports e with reason end and frees its slot.
 func (s *Shard) remove(i uint32, e *entry, end EndReason) {
 	s.emit(i, e, end)
-	s.unplace(i, e.hash)
+	lk := s.lnk(i)
+	s.unplace(i, lk.hash)
 	s.unqueue(i, e)
 	s.freeApp(e)
-	e.next = s.free
+	lk.next = s.free
 	s.free = i
 	s.stats.Active--
 }

@@ -37,6 +37,7 @@ func benchPackets(n int, flood bool) []decode.Packet {
 		*p = decode.Packet{WireLen: 60, HasFlow: true, TCPFlags: flags, NumIP: 1}
 		p.Flow = decode.Tuple{Src: src, Dst: dst, SrcPort: sp, DstPort: dp, Proto: proto, IPVersion: 4}
 		p.IP[0] = decode.IPLayer{Src: src, Dst: dst, IPVersion: 4}
+		p.IPLen[0] = 46
 	}
 	return ps
 }

@@ -204,7 +204,7 @@ func TestSchemaChecker(t *testing.T) {
 	o := loadOpenAPI(t)
 	s := map[string]any{"$ref": "#/components/schemas/Connection"}
 	good := map[string]any{"source_ip": "10.0.0.1", "source_port": 1.0, "dest_ip": "10.0.0.2", "dest_port": 80.0,
-		"protocol": "TCP", "bytes_tx": 1.0, "bytes_rx": 2.0, "packets_tx": 1.0, "packets_rx": 1.0, "duration_sec": 0.5,
+		"protocol": "TCP", "bytes_tx": 1.0, "bytes_rx": 2.0, "ip_bytes_tx": 1.0, "ip_bytes_rx": 1.0, "packets_tx": 1.0, "packets_rx": 1.0, "duration_sec": 0.5,
 		"state": "ESTABLISHED", "conn_state": "S1", "application_protocol": "HTTP", "app": map[string]any{}}
 	if errs := o.validate(s, good, "$"); len(errs) > 0 {
 		t.Fatalf("good connection rejected: %v", errs)

@@ -558,6 +558,7 @@ func appendRecord(b []byte, r *flowtable.Record, prevLast int64) []byte {
 	if r.AppLabelGuess {
 		fl |= 2
 	}
+	fl |= 4 // IP bytes follow the frame bytes (records stored before carry none: 0)
 	b = append(b, fl, r.IPVersion)
 	if short {
 		b = append(b, r.Src[:4]...)
@@ -575,6 +576,8 @@ func appendRecord(b []byte, r *flowtable.Record, prevLast int64) []byte {
 	b = binary.AppendUvarint(b, r.PacketsRx)
 	b = binary.AppendUvarint(b, r.BytesTx)
 	b = binary.AppendUvarint(b, r.BytesRx)
+	b = binary.AppendUvarint(b, r.IPBytesTx)
+	b = binary.AppendUvarint(b, r.IPBytesRx)
 	b = binary.AppendVarint(b, r.Last-prevLast)
 	b = binary.AppendVarint(b, r.Last-r.First)
 	b = r.App.AppendResult(b)
@@ -633,6 +636,9 @@ func (f *FlowLog) decodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Rec
 			flowtable.ConnState(h[3]), flowtable.EndReason(h[4]), h[5], h[6]
 		setUint8(&x.Tunnel, h[1])
 		x.PacketsTx, x.PacketsRx, x.BytesTx, x.BytesRx = r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
+		if fl&4 != 0 {
+			x.IPBytesTx, x.IPBytesRx = r.uvarint(), r.uvarint()
+		}
 		x.Last = prev + r.varint()
 		x.First = x.Last - r.varint()
 		prev = x.Last
@@ -646,7 +652,7 @@ func (f *FlowLog) decodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Rec
 		r.b = rest
 		x.AppLabel = string(r.bytes(r.len()))
 		x.AppLabelGuess = fl&2 != 0
-		if r.bad || fl > 3 {
+		if r.bad || fl > 7 {
 			break
 		}
 		dst = append(dst, x)

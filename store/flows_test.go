@@ -329,6 +329,7 @@ func synth(id uint64, n int, last func(i int) int64) []flowtable.Record {
 		r.Proto = []uint8{6, 17, 1}[(id+uint64(i))%3]
 		r.PacketsTx = id<<20 | uint64(i)
 		r.PacketsRx, r.BytesTx, r.BytesRx = uint64(i), uint64(i)*60, id
+		r.IPBytesTx, r.IPBytesRx = uint64(i)*46, id*3+uint64(i)
 		r.Last = last(i)
 		r.First = r.Last - int64(i)*1e6
 		r.End = flowtable.EndIdle

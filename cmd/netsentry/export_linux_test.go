@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/netsentry/netsentry/engine/ipfix"
+	"github.com/netsentry/netsentry/internal/testcorpus"
 )
 
 // IPFIX export end to end: the sensor replays a corpus capture with
@@ -28,7 +29,9 @@ import (
 // tcpdump) of both transports. The flows must carry the packet counts of
 // tshark's conversation tables per conversation and direction, and the
 // frame bytes (layer2OctetDeltaCount) of the same tables, judged by the
-// shared compare_flows.py on tshark's decode.
+// shared compare_flows.py on tshark's decode; and nfdump's bytes (it reads
+// octetDeltaCount) must be the IP bytes tshark sums from the capture
+// (testcorpus.TsharkIPBytes) per conversation and direction.
 
 var exportPcaps = []string{"ndpi-http_ipv6.pcap", "zeek-http-bro.org.pcap", "gopacket-test_dns.pcap", "zeek-smtp.pcap"}
 
@@ -257,6 +260,7 @@ func exportOne(t *testing.T, transport, name string) {
 		t.Fatalf("nfdump shows %d flows, the sensor wrote %d", len(nf), want)
 	}
 	got := map[convKey]map[string]uint64{}
+	gotIP := map[testcorpus.Direction]uint64{}
 	for _, r := range nf {
 		proto := uint8(num(r["proto"]))
 		if proto != 6 && proto != 17 {
@@ -270,6 +274,19 @@ func exportOne(t *testing.T, transport, name string) {
 		}
 		got[k][a] += uint64(num(r["in_packets"]))
 		got[k][b] += uint64(num(r["out_packets"]))
+		gotIP[testcorpus.Direction{Proto: proto, Src: a, Dst: b}] += uint64(num(r["in_bytes"]))
+		gotIP[testcorpus.Direction{Proto: proto, Src: b, Dst: a}] += uint64(num(r["out_bytes"]))
+	}
+	wantIP := testcorpus.TsharkIPBytes(t, pcap)
+	for d, n := range wantIP {
+		if gotIP[d] != n {
+			t.Errorf("nfdump %v: %d bytes, tshark's IP bytes %d", d, gotIP[d], n)
+		}
+	}
+	for d, n := range gotIP {
+		if _, ok := wantIP[d]; !ok && n != 0 {
+			t.Errorf("nfdump %v: %d bytes in a direction tshark does not show", d, n)
+		}
 	}
 	wantConv := oracleConv(t, oracle)
 	for k, w := range wantConv {

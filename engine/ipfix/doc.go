@@ -13,15 +13,19 @@
 //	flowStartMilliseconds(152), flowEndMilliseconds(153) first and last packet
 //	flowEndReason(136)                                   see EndReason
 //	packetDeltaCount(2), reverse (PEN 29305, 2)          per direction
+//	octetDeltaCount(1), reverse (PEN 29305, 1)           IP bytes per direction
 //	layer2OctetDeltaCount(352), reverse (PEN 29305, 352) frame bytes per direction
 //	tcpControlBits(6), reverse (PEN 29305, 6)            flags seen, 2 bytes (RFC 7125)
 //	applicationName(96), variable length                 e.g. "HTTPS", "DNS", "Unknown"
 //	serverName (PEN 32473, 1), variable length           TLS/QUIC SNI, DNS query, HTTP Host
 //
-// Bytes are frame bytes (the link-layer header included, as the flow
-// records and tshark's conversation tables count them), so they go in
-// layer2OctetDeltaCount; octetDeltaCount (IP bytes) is not sent, since
-// the flow table does not count IP bytes apart. The server name is an
+// Two byte counts go per direction: octetDeltaCount is the IP bytes (the
+// IP total length of each packet, IPv6's payload length plus 40; of the
+// inner header for a tunnelled flow; without Ethernet padding: the
+// records' IPBytesTx/Rx), which collectors such as nfdump read as the
+// flow's bytes; layer2OctetDeltaCount is the frame bytes (the link-layer
+// header included, as the records' BytesTx/Rx and tshark's conversation
+// tables count them). The server name is an
 // enterprise-specific element: no IANA element means "the name the client
 // asked for"; 32473 is the enterprise number RFC 5612 sets aside for
 // documentation, used until NetSentry has its own (ServerNamePEN).

@@ -40,6 +40,7 @@ type Field struct {
 
 // IANA information element IDs used here.
 const (
+	ieOctetDeltaCount        = 1
 	iePacketDeltaCount       = 2
 	ieProtocolIdentifier     = 4
 	ieTCPControlBits         = 6
@@ -77,6 +78,8 @@ func Template(id uint16) []Field {
 		{ID: ieFlowEndReason, Length: 1},
 		{ID: iePacketDeltaCount, Length: 8},
 		{ID: iePacketDeltaCount, PEN: ReversePEN, Length: 8},
+		{ID: ieOctetDeltaCount, Length: 8},
+		{ID: ieOctetDeltaCount, PEN: ReversePEN, Length: 8},
 		{ID: ieLayer2OctetDeltaCount, Length: 8},
 		{ID: ieLayer2OctetDeltaCount, PEN: ReversePEN, Length: 8},
 		{ID: ieTCPControlBits, Length: 2},
@@ -90,9 +93,9 @@ func Template(id uint16) []Field {
 // variable-length fields.
 func fixedLen(id uint16) int {
 	if id == TemplateIPv6 {
-		return 16 + 16 + 2 + 2 + 1 + 2 + 1 + 8 + 8 + 1 + 8*4 + 2 + 2
+		return 16 + 16 + 2 + 2 + 1 + 2 + 1 + 8 + 8 + 1 + 8*6 + 2 + 2
 	}
-	return 4 + 4 + 2 + 2 + 1 + 2 + 1 + 8 + 8 + 1 + 8*4 + 2 + 2
+	return 4 + 4 + 2 + 2 + 1 + 2 + 1 + 8 + 8 + 1 + 8*6 + 2 + 2
 }
 
 // EndReason maps a flow record's end reason to flowEndReason (RFC 7270
@@ -243,6 +246,8 @@ func (e *encoder) record(r *flowtable.Record, id uint16, app, name []byte) {
 	b = append(b, EndReason(r.End))
 	b = binary.BigEndian.AppendUint64(b, r.PacketsTx)
 	b = binary.BigEndian.AppendUint64(b, r.PacketsRx)
+	b = binary.BigEndian.AppendUint64(b, r.IPBytesTx)
+	b = binary.BigEndian.AppendUint64(b, r.IPBytesRx)
 	b = binary.BigEndian.AppendUint64(b, r.BytesTx)
 	b = binary.BigEndian.AppendUint64(b, r.BytesRx)
 	var ftx, frx uint8

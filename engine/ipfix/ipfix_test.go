@@ -22,6 +22,7 @@ func testRecords(n int) []flowtable.Record {
 		r := flowtable.Record{Src: addr4(10, 0, 0, byte(i)), Dst: addr4(192, 0, 2, 1), SrcPort: uint16(40000 + i), DstPort: 443,
 			Proto: 6, IPVersion: 4, VLAN: 42, End: flowtable.EndFin, FlagsTx: 0x1b, FlagsRx: 0x12,
 			PacketsTx: uint64(i + 1), PacketsRx: uint64(2*i + 1), BytesTx: uint64(100 * (i + 1)), BytesRx: uint64(1000 * (i + 1)),
+			IPBytesTx: uint64(86 * (i + 1)), IPBytesRx: uint64(958*(i+1) + 3),
 			First: 1_700_000_000_123_456_789, Last: 1_700_000_005_987_654_321, AppLabel: "HTTPS"}
 		if i%3 == 1 {
 			r.IPVersion = 6
@@ -57,6 +58,7 @@ func check(t *testing.T, got *Record, want *flowtable.Record) {
 		{0, ieProtocolIdentifier, uint64(want.Proto)}, {0, ieVlanID, uint64(want.VLAN)},
 		{0, iePacketDeltaCount, want.PacketsTx}, {ReversePEN, iePacketDeltaCount, want.PacketsRx},
 		{0, ieLayer2OctetDeltaCount, want.BytesTx}, {ReversePEN, ieLayer2OctetDeltaCount, want.BytesRx},
+		{0, ieOctetDeltaCount, want.IPBytesTx}, {ReversePEN, ieOctetDeltaCount, want.IPBytesRx},
 		{0, ieFlowStartMilliseconds, uint64(want.First / 1e6)}, {0, ieFlowEndMilliseconds, uint64(want.Last / 1e6)},
 		{0, ieFlowEndReason, uint64(EndReason(want.End))}, {0, ieBiflowDirection, 1},
 	} {
