@@ -221,9 +221,19 @@ func (c *topCache) selectFlows(ctx context.Context, q flowtable.FlowQuery) ([]fl
 	start := time.Now()
 	recs, err := c.src.TopFlows(ctx, q)
 	took := time.Since(start)
-	c.next = time.Now().Add((dutyCycle - 1) * took)
+	if err == nil {
+		// A failed selection (workers of a capture that stopped, a timeout)
+		// cost the workers nothing to speak of: it spaces nothing, else one
+		// stalled request would hold every query back for dutyCycle times
+		// its timeout. maxSpacing keeps a slow one from doing the same.
+		c.next = time.Now().Add(min((dutyCycle-1)*took, maxSpacing))
+	}
 	return recs, took, err
 }
+
+// maxSpacing bounds the pause after one selection, below the requests'
+// own deadline, so that the next request can still be answered.
+const maxSpacing = 2 * time.Second
 
 // reset forgets every answer (the capture started or stopped).
 func (c *topCache) reset() {

@@ -387,6 +387,24 @@ alerts:
 	// (the stored history keeps the earlier ones).
 	sendFile(ns, filepath.Join(corpus, webPcap), 0)
 	time.Sleep(1500 * time.Millisecond)
+	// The pages below read the API's answers, which are refreshed at most
+	// every second (snapshot) and shared between requests: wait until the
+	// API has the replay's connections and hosts, so that the checks judge
+	// the pages and not the refresh's timing.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		_, cb := api.do("GET", "/api/v1/network/connections?limit=10", nil)
+		_, hb := api.do("GET", "/api/v1/network/hosts?limit=10", nil)
+		var c struct{ Connections []any }
+		var h struct{ Hosts []any }
+		json.Unmarshal(cb, &c)
+		json.Unmarshal(hb, &h)
+		if len(c.Connections) >= 2 && len(h.Hosts) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("15 s after the second replay the API has %d connections and %d hosts: %s %s", len(c.Connections), len(h.Hosts), cb, hb)
+		}
+	}
 	shoot(t, ctx, shots, "overview")
 	// The other theme, as the button sets it.
 	run("theme", chromedp.Click(chromedp.ID("theme")), chromedp.Sleep(300*time.Millisecond))
