@@ -258,19 +258,19 @@ func testOptions(backend, url, sensor string) Options {
 }
 
 // Each backend is stopped mid-run and started again: no sample is lost,
-// the queue drains. Prometheus is down for a minute (15 s with -short);
-// VictoriaMetrics and InfluxDB for 20 s, with a restart of the sensor
-// while they are down. The three run at once.
+// the queue drains. Each is down for a minute (15 s with -short);
+// VictoriaMetrics and InfluxDB with a restart of the sensor while they are
+// down. The three run at once.
 func TestBackendOutage(t *testing.T) {
-	promOutage := 60 * time.Second
+	outage := 60 * time.Second
 	if testing.Short() {
-		promOutage = 15 * time.Second
+		outage = 15 * time.Second
 	}
 	t.Run("prometheus", func(t *testing.T) {
 		t.Parallel()
 		srv := startPrometheus(t)
 		sensor := "prom-sensor"
-		outageRun(t, srv, testOptions(Prometheus, srv.base, sensor), promOutage, false, func(r *sensorRun) map[string][]pt {
+		outageRun(t, srv, testOptions(Prometheus, srv.base, sensor), outage, false, func(r *sensorRun) map[string][]pt {
 			return promSeries(t, srv.base, sensor, time.UnixMilli(r.last), time.Duration(r.last-r.first+1000)*time.Millisecond)
 		})
 	})
@@ -278,7 +278,7 @@ func TestBackendOutage(t *testing.T) {
 		t.Parallel()
 		srv := startVictoriaMetrics(t)
 		sensor := "vm-sensor"
-		outageRun(t, srv, testOptions(VictoriaMetrics, srv.base, sensor), 20*time.Second, true, func(r *sensorRun) map[string][]pt {
+		outageRun(t, srv, testOptions(VictoriaMetrics, srv.base, sensor), outage, true, func(r *sensorRun) map[string][]pt {
 			return vmSeries(t, srv.base, sensor)
 		})
 	})
@@ -288,7 +288,7 @@ func TestBackendOutage(t *testing.T) {
 		sensor := "influx-sensor"
 		opt := testOptions(InfluxDB, srv.base, sensor)
 		opt.InfluxDatabase = "netsentry"
-		outageRun(t, srv, opt, 20*time.Second, true, func(r *sensorRun) map[string][]pt {
+		outageRun(t, srv, opt, outage, true, func(r *sensorRun) map[string][]pt {
 			return influxSeries(t, srv.base, "netsentry", sensor)
 		})
 	})
