@@ -22,7 +22,16 @@ export function mount(el) {
         ['Flows evicted (table full)', fmtNum(f.evicted)], ['Non-IP frames', fmtNum(st.non_ip_frames)],
       ];
       for (const [k, v] of Object.entries(st.decode_errors || {})) rows.push(['Decode errors: ' + k, fmtNum(v)]);
-      if (st.degraded || st.degraded_modes) rows.push(['Degraded', JSON.stringify(st.degraded || st.degraded_modes)]);
+      const d = st.degraded;
+      if (d) {
+        // The overload degradation (docs/architecture.md, "Overload"): the
+        // level now and what each step has shed so far.
+        rows.push(['Degraded mode now', d.mode || 'normal'],
+          ['New flows without detection (overload)', fmtNum(d.detection_skipped)],
+          ['Connections not sampled by the scan tracker', fmtNum(d.scan_skipped)],
+          ['Flows ended early (emergency timeouts)', fmtNum(d.emergency_evicted)]);
+        for (const [k, v] of Object.entries(d.entered || {})) rows.push(['Times entered: ' + k, fmtNum(v)]);
+      }
       body.push(h('table', { id: 'health-table', class: 'kv' }, h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', { class: 'num' }, v))))));
     } catch (e) { body.push(errorBox(e)); }
     try {
