@@ -168,7 +168,7 @@ func (c *tcpCollector) fail(err error) {
 
 func TestIPFIXExport(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("captures the export on loopback with tcpdump: needs root")
+		t.Fatal("this test needs root: it captures the export on loopback with tcpdump (run make test as root)")
 	}
 	needTools(t, "nfcapd", "nfdump", "tshark", "tcpdump", "python3")
 	for _, transport := range []string{"udp", "tcp"} {

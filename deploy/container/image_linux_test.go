@@ -54,7 +54,7 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 func TestImage(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("builds an image with podman and captures in a network namespace: needs root")
+		t.Fatal("this test needs root: it builds an image with podman and captures in a network namespace (run make test as root)")
 	}
 	for _, tool := range []string{"podman", "setcap", "getcap", "make", "tcpreplay", "ip", "setpriv", "curl", "python3", "tshark"} {
 		if _, err := exec.LookPath(tool); err != nil {
