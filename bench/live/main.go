@@ -8,7 +8,9 @@
 //   - steady: 65,536 recurring 5-tuples per protocol (TCP ACKs and UDP).
 //
 // The capturers: NetSentry (full decoding, flow tracking and detection,
-// default config but one worker), `tcpdump -w /dev/null`, softflowd and
+// default config but one worker: ended flows go to the store's flow
+// history, as by default; -flows-out FILE adds the JSON lines sink too),
+// `tcpdump -w /dev/null`, softflowd and
 // argus (flow meters, the nearest peers), all with the same ring/buffer
 // memory, alternating, -runs times each. For each run it measures the
 // frames the veth delivered, the frames the capturer captured and the
@@ -70,6 +72,8 @@ var (
 	only      = flag.String("only", "", "comma-separated capturers to run (default all)")
 	baseline  = flag.String("baseline", "", "a second NetSentry binary (e.g. the previous build) measured as netsentry-base in the same runs")
 	shapesArg = flag.String("shapes", "flood,steady", "traffic shapes to run")
+	flowsOut  = flag.String("flows-out", "", "also give NetSentry --flows-out FILE (e.g. /dev/null: the JSON lines sink's cost)")
+	profDir   = flag.String("cpuprofile", "", "a directory: every NetSentry run writes its CPU profile there (netsentry-SHAPE-RUN.pprof)")
 )
 
 const ns = "nsbenchlive"
@@ -125,7 +129,7 @@ func main() {
 	sender, capCPU := cpus()
 	ctl := filepath.Join(dir, "softflowd.ctl")
 	all := []capturer{
-		{"netsentry", []string{bin, "--interface", "c0", "--config", cfg, "--flows-out", "/dev/null"}},
+		{"netsentry", nsArgs(bin, cfg)},
 		{"tcpdump", []string{"tcpdump", "-i", "c0", "-w", "/dev/null", "-n", "-B", strconv.Itoa(*ringMB << 10)}},
 		// softflowd: full tracking, exporting NetFlow v9 to a port nobody
 		// listens on inside the namespace; up to 1M flows.
@@ -139,7 +143,7 @@ func main() {
 		if err != nil {
 			fatal("%v", err)
 		}
-		all = append(all[:1], append([]capturer{{"netsentry-base", []string{base, "--interface", "c0", "--config", cfg, "--flows-out", "/dev/null"}}}, all[1:]...)...)
+		all = append(all[:1], append([]capturer{{"netsentry-base", nsArgs(base, cfg)}}, all[1:]...)...)
 	}
 	var capturers []capturer
 	for _, c := range all {
@@ -174,6 +178,16 @@ func main() {
 		}
 		report(shape, res, order)
 	}
+}
+
+// nsArgs is a NetSentry command line: the interface, the run's
+// configuration and, with -flows-out, the JSON lines sink.
+func nsArgs(bin, cfg string) []string {
+	a := []string{bin, "--interface", "c0", "--config", cfg}
+	if *flowsOut != "" {
+		a = append(a, "--flows-out", *flowsOut)
+	}
+	return a
 }
 
 func known(r result, v uint64) string {
@@ -249,6 +263,8 @@ func configFile() string {
 	return p
 }
 
+var profRun int
+
 func measure(c capturer, tg, ctl, sender, capCPU string) (result, error) {
 	var res result
 	var stdout, stderr bytes.Buffer
@@ -257,6 +273,10 @@ func measure(c capturer, tg, ctl, sender, capCPU string) (result, error) {
 		if a == "CONFIG" {
 			args[i] = configFile()
 		}
+	}
+	if *profDir != "" && strings.HasPrefix(c.name, "netsentry") {
+		profRun++
+		args = append(args, "--cpuprofile", filepath.Join(*profDir, fmt.Sprintf("%s-%d.pprof", c.name, profRun)))
 	}
 	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
