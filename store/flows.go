@@ -12,8 +12,12 @@
 //	0x21 part maxLast seq [segno]    a block's (or segment's) summary: count, min/max
 //	                                 last_seen, the protocols (bitmap), application
 //	                                 protocols, the sorted distinct ports and addresses
+//	                                 (version 2: ports and IPv4 addresses delta-coded)
 //	0x22 part seq [segno]            the block (segment): its records in a compact
-//	                                 binary encoding, zstd-compressed as one value
+//	                                 binary encoding, compressed as one value (version
+//	                                 2: the fields in streams, each record's app result
+//	                                 against the previous one's, S2; version 1, still
+//	                                 read: record after record, zstd)
 //	0x23 part                        the partition's totals: bytes, records, values
 //
 // Every value is written with its summary and the partition's totals in one
@@ -27,6 +31,12 @@
 // small writes still make blocks of BlockRecords records, and each record is
 // rewritten a few times rather than once per write (measured WAL bytes per
 // record: TestFlowBytesPerRecord).
+//
+// Blocks are S2, not zstd: under a flood of new flows (every ended flow a
+// one-packet flow with random ports) zstd was most of the write's CPU, and
+// with the fields in streams S2 stores the flood in as many bytes as zstd
+// did record after record (BenchmarkFlowWriteFlood); real captures take
+// about 15 % more (TestFlowBytesPerRecord).
 //
 // Query walks summaries newest first (reverse key order is maxLast order),
 // skips blocks whose summary rules the filter out, decompresses the others,
@@ -52,6 +62,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sort"
@@ -61,6 +72,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/netsentry/netsentry/flowtable"
@@ -124,6 +136,8 @@ type FlowLog struct {
 	enc    *zstd.Encoder
 	dec    *zstd.Decoder
 	mu     sync.Mutex
+	sc     scratch              // under mu
+	spare  [][]flowtable.Record // record buffers of finished tails, for new ones (under mu)
 	closed bool
 	seq    uint64 // next block sequence number
 	// committed counts the bytes of the batches WriteFlows committed (what
@@ -312,6 +326,7 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 			}
 			delete(f.tails, p)
 			delete(touched, p)
+			f.release(t)
 		}
 	}
 	for p, t := range touched {
@@ -339,6 +354,16 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 	return nil
 }
 
+// release keeps the record buffer of a tail that is done for the next
+// one.
+func (f *FlowLog) release(t *tail) {
+	if len(f.spare) < maxOpenTails && cap(t.recs) == f.opt.BlockRecords {
+		clear(t.recs) // no label strings kept alive
+		f.spare = append(f.spare, t.recs[:0])
+	}
+	t.recs = nil
+}
+
 // reset brings the in-memory state back to what is on disk after a failed
 // write.
 func (f *FlowLog) reset() {
@@ -362,6 +387,11 @@ func (f *FlowLog) newTail(p int64, touched map[int64]*tail) *tail {
 		}
 	}
 	t := &tail{seq: f.seq}
+	if n := len(f.spare); n > 0 {
+		t.recs, f.spare = f.spare[n-1], f.spare[:n-1]
+	} else {
+		t.recs = make([]flowtable.Record, 0, f.opt.BlockRecords)
+	}
 	f.seq++
 	f.tails[p] = t
 	return t
@@ -388,7 +418,7 @@ func (f *FlowLog) putTail(b *pebble.Batch, p int64, t *tail, dirty map[int64]str
 		_, maxLast := lastRange(fresh)
 		vkey := binary.BigEndian.AppendUint16(append(partKey(keyFlowBlock, p), be64(t.seq)...), t.nextSeg)
 		skey := binary.BigEndian.AppendUint16(append(append(partKey(keyFlowSummary, p), flip(maxLast)...), be64(t.seq)...), t.nextSeg)
-		sum := summarize(t.seq, fresh)
+		sum := f.summarize(t.seq, fresh)
 		if err := errors.Join(b.Set(vkey, val, nil), b.Set(skey, sum, nil)); err != nil {
 			return err
 		}
@@ -404,7 +434,7 @@ func (f *FlowLog) putTail(b *pebble.Batch, p int64, t *tail, dirty map[int64]str
 	_, maxLast := lastRange(t.recs)
 	vkey := append(partKey(keyFlowBlock, p), be64(t.seq)...)
 	skey := append(append(partKey(keyFlowSummary, p), flip(maxLast)...), be64(t.seq)...)
-	sum := summarize(t.seq, t.recs)
+	sum := f.summarize(t.seq, t.recs)
 	var err error
 	if t.baseSum != nil && !bytes.Equal(t.baseSum, skey) {
 		err = b.Delete(t.baseSum, nil)
@@ -426,18 +456,103 @@ func (f *FlowLog) putTail(b *pebble.Batch, p int64, t *tail, dirty map[int64]str
 	return nil
 }
 
+// Block value versions: 1 (records one after the other, the app result
+// whole, zstd) and 2 (a codec byte, then the records' fields in streams;
+// see encodeBlock). This build writes 2 and reads both.
+const (
+	blockV1 = 1
+	blockV2 = 2
+	// codecs of a version 2 block
+	codecZstd = 1
+	codecS2   = 2
+)
+
+// blockCodec is the codec this build writes (a variable for the
+// benchmarks' comparison).
+var blockCodec byte = codecS2
+
+// Streams of a version 2 block: the fields of every record, stream by
+// stream, so that the codec finds the constant fields (flags, versions,
+// destination, counters of one-packet flows) as long runs and the random
+// ones (source addresses, ports) side by side.
+const (
+	stFlags = iota // flags byte, IP version, protocol, tunnel, state, conn state, end, TCP flags ×2 (9 bytes), VLAN, inner VLAN (uvarints)
+	stAddr         // source and destination, 4 bytes each if flags&1, else 16
+	stPorts        // source and destination port, big-endian
+	stCount        // packets, bytes, IP bytes, each Tx then Rx (uvarints)
+	stTime         // Last minus the previous record's Last, Last minus First (varints)
+	stApp          // app result (appendAppDiff)
+	stLabel        // app label: length, bytes
+	numStreams
+)
+
 // encodeBlock encodes recs as a block value whose first record has index
-// start in its block.
+// start in its block: version 2, the codec, the count and start
+// (uvarints), then, compressed, the lengths of the streams (uvarints) and
+// the streams. The result is in f's scratch space, valid until the next
+// call.
 func (f *FlowLog) encodeBlock(recs []flowtable.Record, start int) []byte {
-	v := binary.AppendUvarint([]byte{1}, uint64(len(recs)))
+	codec := blockCodec
+	v := append(f.sc.val[:0], blockV2, codec)
+	v = binary.AppendUvarint(v, uint64(len(recs)))
 	v = binary.AppendUvarint(v, uint64(start))
-	var raw []byte
-	var prev int64
-	for i := range recs {
-		raw = appendRecord(raw, &recs[i], prev)
-		prev = recs[i].Last
+	st := &f.sc.st
+	for i := range st {
+		st[i] = st[i][:0]
 	}
-	return f.enc.EncodeAll(raw, v)
+	var prev int64
+	prevApp, curApp := f.sc.prevApp[:0], f.sc.curApp
+	for i := range recs {
+		r := &recs[i]
+		var fl byte
+		short := r.IPVersion == 4 && allZero(r.Src[4:]) && allZero(r.Dst[4:])
+		if short {
+			fl |= 1
+		}
+		if r.AppLabelGuess {
+			fl |= 2
+		}
+		b := append(st[stFlags], fl, r.IPVersion, r.Proto, byte(r.Tunnel), byte(r.State), byte(r.ConnState), byte(r.End), r.FlagsTx, r.FlagsRx)
+		b = binary.AppendUvarint(b, uint64(r.VLAN))
+		st[stFlags] = binary.AppendUvarint(b, uint64(r.InnerVLAN))
+		if short {
+			st[stAddr] = append(append(st[stAddr], r.Src[:4]...), r.Dst[:4]...)
+		} else {
+			st[stAddr] = append(append(st[stAddr], r.Src[:]...), r.Dst[:]...)
+		}
+		st[stPorts] = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(st[stPorts], r.SrcPort), r.DstPort)
+		b = binary.AppendUvarint(st[stCount], r.PacketsTx)
+		b = binary.AppendUvarint(b, r.PacketsRx)
+		b = binary.AppendUvarint(b, r.BytesTx)
+		b = binary.AppendUvarint(b, r.BytesRx)
+		b = binary.AppendUvarint(b, r.IPBytesTx)
+		st[stCount] = binary.AppendUvarint(b, r.IPBytesRx)
+		st[stTime] = binary.AppendVarint(binary.AppendVarint(st[stTime], r.Last-prev), r.Last-r.First)
+		prev = r.Last
+		curApp = r.App.AppendResult(curApp[:0])
+		st[stApp] = appendAppDiff(st[stApp], prevApp, curApp)
+		prevApp, curApp = curApp, prevApp
+		label := r.AppLabel[:min(len(r.AppLabel), maxAppLabel)]
+		st[stLabel] = append(binary.AppendUvarint(st[stLabel], uint64(len(label))), label...)
+	}
+	f.sc.prevApp, f.sc.curApp = prevApp, curApp
+	raw := f.sc.raw[:0]
+	for i := range st {
+		raw = binary.AppendUvarint(raw, uint64(len(st[i])))
+	}
+	for i := range st {
+		raw = append(raw, st[i]...)
+	}
+	switch codec {
+	case codecS2:
+		n := len(v)
+		v = slices.Grow(v, s2.MaxEncodedLen(len(raw)))
+		v = v[:n+len(s2.Encode(v[n:cap(v)], raw))]
+	default:
+		v = f.enc.EncodeAll(raw, v)
+	}
+	f.sc.raw, f.sc.val = raw, v
+	return v
 }
 
 func lastRange(recs []flowtable.Record) (lo, hi int64) {
@@ -449,24 +564,41 @@ func lastRange(recs []flowtable.Record) (lo, hi int64) {
 }
 
 // summarize encodes what Query needs to skip the block (or segment) of
-// recs.
-func summarize(seq uint64, recs []flowtable.Record) []byte {
+// recs (summary version 2: the sorted distinct ports and IPv4 addresses as
+// deltas, a byte or two each instead of two and four). The result is in
+// f's scratch space, valid until the next call (pebble's Batch.Set copies
+// it).
+func (f *FlowLog) summarize(seq uint64, recs []flowtable.Record) []byte {
 	var protos [32]byte
-	var apps []string
-	ports := make([]uint16, 0, 2*len(recs))
-	ips := make(map[netip.Addr]struct{}, 2*len(recs))
+	apps := f.sc.apps[:0]
+	ip4 := f.sc.ip4[:0]
+	ip16 := f.sc.ip16[:0]
+	pm := &f.sc.portSet
+	var lastApp string
+	var lastSrc, lastDst uint32
 	for i := range recs {
 		r := &recs[i]
 		protos[r.Proto>>3] |= 1 << (r.Proto & 7)
-		if a := r.AppName(); !slices.Contains(apps, a) {
+		if a := r.AppName(); (i == 0 || a != lastApp) && !slices.Contains(apps, a) {
 			apps = append(apps, a)
+			lastApp = a
 		}
-		ports = append(ports, r.SrcPort, r.DstPort)
-		ips[flowtable.IP(&r.Src, r.IPVersion)] = struct{}{}
-		ips[flowtable.IP(&r.Dst, r.IPVersion)] = struct{}{}
+		pm[r.SrcPort>>6] |= 1 << (r.SrcPort & 63)
+		pm[r.DstPort>>6] |= 1 << (r.DstPort & 63)
+		if r.IPVersion == 4 {
+			// consecutive repeats (a busy server) sorted once
+			if a := binary.BigEndian.Uint32(r.Src[:4]); i == 0 || a != lastSrc {
+				ip4, lastSrc = append(ip4, a), a
+			}
+			if a := binary.BigEndian.Uint32(r.Dst[:4]); i == 0 || a != lastDst {
+				ip4, lastDst = append(ip4, a), a
+			}
+		} else {
+			ip16 = append(ip16, r.Src, r.Dst)
+		}
 	}
 	minLast, maxLast := lastRange(recs)
-	s := []byte{1}
+	s := append(f.sc.sum[:0], summaryV2)
 	s = binary.AppendUvarint(s, seq)
 	s = binary.AppendUvarint(s, uint64(len(recs)))
 	s = binary.AppendVarint(s, minLast)
@@ -477,30 +609,58 @@ func summarize(seq uint64, recs []flowtable.Record) []byte {
 		s = binary.AppendUvarint(s, uint64(len(a)))
 		s = append(s, a...)
 	}
-	slices.Sort(ports)
-	ports = slices.Compact(ports)
-	s = binary.AppendUvarint(s, uint64(len(ports)))
-	for _, p := range ports {
-		s = binary.BigEndian.AppendUint16(s, p)
-	}
-	var ip4, ip16 [][]byte
-	for a := range ips {
-		if a.Is4() {
-			v := a.As4()
-			ip4 = append(ip4, v[:])
-		} else {
-			v := a.As16()
-			ip16 = append(ip16, v[:])
+	d := f.sc.deltas[:0]
+	var prev uint64
+	for w := range pm {
+		for x := pm[w]; x != 0; x &= x - 1 {
+			p := uint64(w)<<6 | uint64(bits.TrailingZeros64(x))
+			d = binary.AppendUvarint(d, p-prev)
+			prev = p
 		}
+		pm[w] = 0
 	}
-	for _, l := range [][][]byte{ip4, ip16} {
-		slices.SortFunc(l, bytes.Compare)
-		s = binary.AppendUvarint(s, uint64(len(l)))
-		for _, a := range l {
-			s = append(s, a...)
-		}
+	s = append(binary.AppendUvarint(s, uint64(len(d))), d...)
+	slices.Sort(ip4)
+	ip4 = slices.Compact(ip4)
+	d, prev = d[:0], 0
+	for _, a := range ip4 {
+		d = binary.AppendUvarint(d, uint64(a)-prev)
+		prev = uint64(a)
 	}
+	s = append(binary.AppendUvarint(s, uint64(len(d))), d...)
+	slices.SortFunc(ip16, func(a, b decode16) int { return bytes.Compare(a[:], b[:]) })
+	ip16 = slices.Compact(ip16)
+	s = binary.AppendUvarint(s, uint64(len(ip16)))
+	for i := range ip16 {
+		s = append(s, ip16[i][:]...)
+	}
+	clear(apps) // no label strings kept alive
+	f.sc.apps, f.sc.ip4, f.sc.ip16, f.sc.sum, f.sc.deltas = apps[:0], ip4, ip16, s, d
 	return s
+}
+
+// Summary versions: 1 (ports and IPv4 addresses as sorted 2- and 4-byte
+// entries), 2 (the same sorted lists as uvarint deltas after their byte
+// length). This build writes 2 and reads both.
+const (
+	summaryV1 = 1
+	summaryV2 = 2
+)
+
+// decode16 is a 16-byte address as a record holds it.
+type decode16 = [16]byte
+
+// scratch is the FlowLog's reused buffers for encoding blocks and
+// summaries (under mu).
+type scratch struct {
+	raw, val, sum   []byte
+	prevApp, curApp []byte // app results, encodeBlock
+	st              [numStreams][]byte
+	deltas          []byte
+	apps            []string
+	portSet         [1 << 10]uint64 // a bit per port, zero between calls
+	ip4             []uint32
+	ip16            []decode16
 }
 
 // summary is a decoded block summary; its slices alias the value.
@@ -510,15 +670,19 @@ type summary struct {
 	minLast, maxLast int64
 	protos           []byte // 32 bytes
 	apps             [][]byte
-	ports            []byte // 2 bytes each, sorted
-	ip4, ip16        []byte // 4 and 16 bytes each, sorted
+	// ports and ip4 are sorted 2- and 4-byte entries (version 1) or
+	// uvarint deltas (delta set, version 2); ip16 is sorted 16-byte entries.
+	ports, ip4 []byte
+	ip16       []byte
+	delta      bool
 }
 
 func decodeSummary(v []byte) (summary, error) {
 	var s summary
-	if len(v) == 0 || v[0] != 1 {
+	if len(v) == 0 || (v[0] != summaryV1 && v[0] != summaryV2) {
 		return s, errors.New("decode block summary: unknown version")
 	}
+	s.delta = v[0] == summaryV2
 	r := rd{b: v[1:]}
 	s.seq = r.uvarint()
 	s.count = int(min(r.uvarint(), maxBlockRecords+1))
@@ -531,13 +695,36 @@ func decodeSummary(v []byte) (summary, error) {
 	for i := uint64(0); i < n && !r.bad; i++ {
 		s.apps = append(s.apps, r.bytes(r.len()))
 	}
-	s.ports = r.bytes(r.len() * 2)
-	s.ip4 = r.bytes(r.len() * 4)
+	if s.delta {
+		s.ports = r.bytes(r.len())
+		s.ip4 = r.bytes(r.len())
+	} else {
+		s.ports = r.bytes(r.len() * 2)
+		s.ip4 = r.bytes(r.len() * 4)
+	}
 	s.ip16 = r.bytes(r.len() * 16)
 	if r.bad || len(r.b) != 0 || s.count < 1 || s.count > maxBlockRecords || s.minLast > s.maxLast {
 		return summary{}, errors.New("decode block summary: malformed")
 	}
 	return s, nil
+}
+
+// hasDelta reports whether the sorted list of uvarint deltas l holds x (a
+// malformed list holds everything: the block is read, not skipped).
+func hasDelta(l []byte, x uint64) bool {
+	var v uint64
+	for len(l) > 0 {
+		d, n := binary.Uvarint(l)
+		if n <= 0 {
+			return true
+		}
+		v += d
+		if v >= x {
+			return v == x
+		}
+		l = l[n:]
+	}
+	return false
 }
 
 // has reports whether the sorted list of w-byte entries l holds x.
@@ -547,43 +734,84 @@ func has(l []byte, w int, x []byte) bool {
 	return i < n && bytes.Equal(l[i*w:i*w+w], x)
 }
 
-// appendRecord appends the binary encoding of r; prevLast is the previous
-// record's Last in the block (0 for the first).
-func appendRecord(b []byte, r *flowtable.Record, prevLast int64) []byte {
-	var fl byte
-	short := r.IPVersion == 4 && allZero(r.Src[4:]) && allZero(r.Dst[4:])
-	if short {
-		fl |= 1
+// App result codes in a version 2 record: the bytes of the previous
+// record's result again, this result whole (length, bytes), or this result
+// as the previous one's with some runs replaced (same length: pairs of
+// equal-run and replaced-run lengths, each replaced run's bytes after its
+// length, until the end). A flood of short flows has results that differ
+// in their ports alone: a dozen bytes instead of ninety.
+const (
+	appSame  = 0
+	appWhole = 1
+	appDiff  = 2
+)
+
+func appendAppDiff(b, prev, cur []byte) []byte {
+	if len(prev) != len(cur) || len(cur) == 0 {
+		b = append(b, appWhole)
+		b = binary.AppendUvarint(b, uint64(len(cur)))
+		return append(b, cur...)
 	}
-	if r.AppLabelGuess {
-		fl |= 2
+	if bytes.Equal(prev, cur) {
+		return append(b, appSame)
 	}
-	fl |= 4 // IP bytes follow the frame bytes (records stored before carry none: 0)
-	b = append(b, fl, r.IPVersion)
-	if short {
-		b = append(b, r.Src[:4]...)
-		b = append(b, r.Dst[:4]...)
-	} else {
-		b = append(b, r.Src[:]...)
-		b = append(b, r.Dst[:]...)
+	b = append(b, appDiff)
+	for i := 0; i < len(cur); {
+		j := i
+		for j+8 <= len(cur) && binary.LittleEndian.Uint64(cur[j:]) == binary.LittleEndian.Uint64(prev[j:]) {
+			j += 8
+		}
+		for j < len(cur) && cur[j] == prev[j] {
+			j++
+		}
+		k := j
+		for k < len(cur) && cur[k] != prev[k] {
+			k++
+		}
+		b = binary.AppendUvarint(b, uint64(j-i))
+		b = binary.AppendUvarint(b, uint64(k-j))
+		b = append(b, cur[j:k]...)
+		i = k
 	}
-	b = binary.BigEndian.AppendUint16(b, r.SrcPort)
-	b = binary.BigEndian.AppendUint16(b, r.DstPort)
-	b = binary.AppendUvarint(b, uint64(r.VLAN))
-	b = binary.AppendUvarint(b, uint64(r.InnerVLAN))
-	b = append(b, r.Proto, byte(r.Tunnel), byte(r.State), byte(r.ConnState), byte(r.End), r.FlagsTx, r.FlagsRx)
-	b = binary.AppendUvarint(b, r.PacketsTx)
-	b = binary.AppendUvarint(b, r.PacketsRx)
-	b = binary.AppendUvarint(b, r.BytesTx)
-	b = binary.AppendUvarint(b, r.BytesRx)
-	b = binary.AppendUvarint(b, r.IPBytesTx)
-	b = binary.AppendUvarint(b, r.IPBytesRx)
-	b = binary.AppendVarint(b, r.Last-prevLast)
-	b = binary.AppendVarint(b, r.Last-r.First)
-	b = r.App.AppendResult(b)
-	label := r.AppLabel[:min(len(r.AppLabel), maxAppLabel)]
-	b = binary.AppendUvarint(b, uint64(len(label)))
-	return append(b, label...)
+	return b
+}
+
+// readAppDiff reads an app result coded by appendAppDiff into buf, given
+// the previous record's result prev (which may alias buf), and returns it.
+func readAppDiff(r *rd, prev, buf []byte) []byte {
+	switch r.byte() {
+	case appSame:
+		if len(prev) == 0 {
+			r.bad = true
+		}
+		return append(buf[:0], prev...)
+	case appWhole:
+		return append(buf[:0], r.bytes(r.len())...)
+	case appDiff:
+		if len(prev) == 0 {
+			r.bad = true
+			return buf[:0]
+		}
+		out := append(buf[:0], prev...)
+		for i := 0; i < len(out) && !r.bad; {
+			eq := r.uvarint()
+			if eq > uint64(len(out)-i) {
+				r.bad = true
+				break
+			}
+			i += int(eq)
+			n := r.uvarint()
+			if n > uint64(len(out)-i) || (eq == 0 && n == 0) {
+				r.bad = true
+				break
+			}
+			copy(out[i:], r.bytes(int(n)))
+			i += int(n)
+		}
+		return out
+	}
+	r.bad = true
+	return buf[:0]
 }
 
 func allZero(b []byte) bool {
@@ -599,21 +827,55 @@ func allZero(b []byte) bool {
 // appended to dst, and returns the index in its block of the first. Garbage
 // is an error, never a panic.
 func (f *FlowLog) decodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Record, int, error) {
-	if len(v) == 0 || v[0] != 1 {
+	if len(v) < 2 || (v[0] != blockV1 && v[0] != blockV2) {
 		return dst, 0, errors.New("decode flow block: unknown version")
 	}
+	v2 := v[0] == blockV2
 	h := rd{b: v[1:]}
+	codec := byte(codecZstd)
+	if v2 {
+		codec = h.byte()
+	}
 	n, start := h.uvarint(), h.uvarint()
 	if h.bad || n == 0 || n > maxBlockRecords || start >= maxBlockRecords {
 		return dst, 0, errors.New("decode flow block: bad record count")
 	}
-	raw, err := f.dec.DecodeAll(h.b, nil)
+	var raw []byte
+	var err error
+	switch codec {
+	case codecZstd:
+		raw, err = f.dec.DecodeAll(h.b, nil)
+	case codecS2:
+		var l int
+		if l, err = s2.DecodedLen(h.b); err == nil {
+			if l > int(n)*maxRecordBytes {
+				return dst, 0, errors.New("decode flow block: longer than its records can be")
+			}
+			raw, err = s2.Decode(nil, h.b)
+		}
+	default:
+		err = errors.New("unknown codec")
+	}
 	if err != nil {
 		return dst, 0, fmt.Errorf("decode flow block: %w", err)
 	}
 	if len(raw) > int(n)*maxRecordBytes {
 		return dst, 0, errors.New("decode flow block: longer than its records can be")
 	}
+	if v2 {
+		dst, err = decodeV2(raw, int(n), dst)
+	} else {
+		dst, err = decodeV1(raw, int(n), dst)
+	}
+	if err != nil {
+		return dst, 0, err
+	}
+	return dst, int(start), nil
+}
+
+// decodeV1 decodes the n records of a version 1 block, one after the
+// other.
+func decodeV1(raw []byte, n int, dst []flowtable.Record) ([]flowtable.Record, error) {
 	r := rd{b: raw}
 	var prev int64
 	for range n {
@@ -647,7 +909,7 @@ func (f *FlowLog) decodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Rec
 		}
 		rest, err := x.App.DecodeResult(r.b)
 		if err != nil {
-			return dst, 0, fmt.Errorf("decode flow block: %w", err)
+			return dst, fmt.Errorf("decode flow block: %w", err)
 		}
 		r.b = rest
 		x.AppLabel = string(r.bytes(r.len()))
@@ -658,9 +920,79 @@ func (f *FlowLog) decodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Rec
 		dst = append(dst, x)
 	}
 	if r.bad || len(r.b) != 0 {
-		return dst, 0, errors.New("decode flow block: malformed record")
+		return dst, errors.New("decode flow block: malformed record")
 	}
-	return dst, int(start), nil
+	return dst, nil
+}
+
+// decodeV2 decodes the n records of a version 2 block from its streams.
+func decodeV2(raw []byte, n int, dst []flowtable.Record) ([]flowtable.Record, error) {
+	h := rd{b: raw}
+	var st [numStreams]rd
+	var lens [numStreams]int
+	for i := range lens {
+		lens[i] = h.len()
+	}
+	for i := range st {
+		st[i].b = h.bytes(lens[i])
+	}
+	if h.bad || len(h.b) != 0 {
+		return dst, errors.New("decode flow block: malformed streams")
+	}
+	fr, ar, pr, cr, tr, apr, lr := &st[stFlags], &st[stAddr], &st[stPorts], &st[stCount], &st[stTime], &st[stApp], &st[stLabel]
+	var prev int64
+	var prevApp, curApp []byte
+	bad := false
+	for range n {
+		var x flowtable.Record
+		h := fr.bytes(9)
+		if fr.bad || h[0] > 3 {
+			bad = true
+			break
+		}
+		fl := h[0]
+		x.IPVersion, x.Proto = h[1], h[2]
+		setUint8(&x.Tunnel, h[3])
+		x.State, x.ConnState, x.End, x.FlagsTx, x.FlagsRx = flowtable.State(h[4]), flowtable.ConnState(h[5]), flowtable.EndReason(h[6]), h[7], h[8]
+		x.VLAN, x.InnerVLAN = uint16(fr.uvarint()), uint16(fr.uvarint())
+		al := 16
+		if fl&1 != 0 {
+			al = 4
+		}
+		copy(x.Src[:], ar.bytes(al))
+		copy(x.Dst[:], ar.bytes(al))
+		x.SrcPort, x.DstPort = pr.u16(), pr.u16()
+		x.PacketsTx, x.PacketsRx, x.BytesTx, x.BytesRx = cr.uvarint(), cr.uvarint(), cr.uvarint(), cr.uvarint()
+		x.IPBytesTx, x.IPBytesRx = cr.uvarint(), cr.uvarint()
+		x.Last = prev + tr.varint()
+		x.First = x.Last - tr.varint()
+		prev = x.Last
+		curApp = readAppDiff(apr, prevApp, curApp)
+		if apr.bad {
+			bad = true
+			break
+		}
+		rest, err := x.App.DecodeResult(curApp)
+		if err == nil && len(rest) != 0 {
+			err = errors.New("app result longer than its content")
+		}
+		if err != nil {
+			return dst, fmt.Errorf("decode flow block: %w", err)
+		}
+		prevApp, curApp = curApp, prevApp
+		x.AppLabel = string(lr.bytes(lr.len()))
+		x.AppLabelGuess = fl&2 != 0
+		dst = append(dst, x)
+	}
+	for i := range st {
+		if st[i].bad || len(st[i].b) != 0 {
+			bad = true
+		}
+	}
+	if bad {
+		return dst, errors.New("decode flow block: malformed record")
+	}
+	return dst, nil
 }
 
 // rd reads the flow encodings; a read past the end sets bad and returns
@@ -856,16 +1188,22 @@ func (p *plan) skip(s *summary) bool {
 	if p.app != "" && !slices.ContainsFunc(s.apps, func(a []byte) bool { return strings.EqualFold(string(a), p.app) }) {
 		return true
 	}
-	if p.port >= 0 && !has(s.ports, 2, p.portb[:]) {
-		return true
-	}
-	if p.ip.IsValid() {
-		if p.ip4 {
+	if s.delta {
+		if p.port >= 0 && !hasDelta(s.ports, uint64(p.port)) {
+			return true
+		}
+		if p.ip.IsValid() && p.ip4 {
+			return !hasDelta(s.ip4, uint64(binary.BigEndian.Uint32(p.ipb)))
+		}
+	} else {
+		if p.port >= 0 && !has(s.ports, 2, p.portb[:]) {
+			return true
+		}
+		if p.ip.IsValid() && p.ip4 {
 			return !has(s.ip4, 4, p.ipb)
 		}
-		return !has(s.ip16, 16, p.ipb)
 	}
-	return false
+	return p.ip.IsValid() && !p.ip4 && !has(s.ip16, 16, p.ipb)
 }
 
 // match reports whether r passes the filters (not the cursor).

@@ -95,8 +95,10 @@ func FuzzFlowCursor(f *testing.F) {
 // FuzzFlowBlock feeds garbage and mutated real blocks and summaries to the
 // decoders: an error or records that render, never a panic.
 func FuzzFlowBlock(f *testing.F) {
-	log, _ := fuzzLog(f)
+	log, recs := fuzzLog(f)
 	replay(f, "zeek-http-bro.org.pcap", openLog(f, log.db, FlowOptions{})) // blocks with app metadata
+	f.Add(legacyBlockV1(f, recs[:min(len(recs), 20)], 0))                  // the version 1 encodings
+	f.Add(legacySummaryV1(1, recs[:min(len(recs), 20)]))
 	it, err := log.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyFlowSummary}, UpperBound: []byte{keyFlowBlock + 1}})
 	if err != nil {
 		f.Fatal(err)
