@@ -139,7 +139,11 @@ type Store struct {
 	staged   []staged
 	newKeys  map[string]*series
 	newOrder []*series
-	aggs     []Aggregate
+	// prevSeries is the series of each sample of the last tick committed
+	// (nil: rejected), curSeries the tick's being appended (Append's
+	// goroutine only).
+	prevSeries, curSeries []*series
+	aggs                  []Aggregate
 
 	samples    atomic.Uint64
 	chunks     atomic.Uint64
@@ -582,8 +586,20 @@ func (s *Store) appendTick(ts time.Time, samples []Sample) error {
 	nextID := uint64(len(s.idx.byID)) + 1
 	members := s.parts[part]
 	membersChanged := false
+	cur := s.curSeries[:0]
 	for i := range samples {
 		smp := &samples[i]
+		// The sensor sends the same series in the same order every tick:
+		// the series at this place in the last tick, if it is this one,
+		// saves the checks, the key and the map lookup.
+		if i < len(s.prevSeries) {
+			if sr := s.prevSeries[i]; sr != nil && sr.name == smp.Name && slices.Equal(sr.labels, smp.Labels) {
+				cur = append(cur, sr)
+				s.stage(sr, smp.Value, &members, &membersChanged)
+				continue
+			}
+		}
+		cur = append(cur, nil)
 		if smp.Name == "" {
 			s.rejected.Add(1)
 			continue
@@ -613,20 +629,10 @@ func (s *Store) appendTick(ts time.Time, samples []Sample) error {
 				return fmt.Errorf("append tick: write series: %w", err)
 			}
 		}
-		if sr.tickGen == s.gen {
-			s.staged[sr.tickIdx].v = smp.Value
-			continue
-		}
-		sr.tickGen, sr.tickIdx = s.gen, len(s.staged)
-		s.staged = append(s.staged, staged{sr, smp.Value})
-		if !bitHas(members, sr.id) {
-			if !membersChanged {
-				members = slices.Clone(members)
-				membersChanged = true
-			}
-			members = bitSet(members, sr.id)
-		}
+		cur[i] = sr
+		s.stage(sr, smp.Value, &members, &membersChanged)
 	}
+	s.curSeries = cur
 	if membersChanged {
 		v := make([]byte, 0, 8*len(members))
 		for _, w := range members {
@@ -655,8 +661,10 @@ func (s *Store) appendTick(ts time.Time, samples []Sample) error {
 		if cut {
 			s.mu.Unlock()
 		}
+		s.prevSeries = s.prevSeries[:0] // its new series are not interned
 		return fmt.Errorf("append tick: commit: %w", err)
 	}
+	s.prevSeries, s.curSeries = s.curSeries, s.prevSeries
 	if !cut {
 		s.mu.Lock()
 	}
@@ -709,6 +717,24 @@ func (s *Store) appendTick(ts time.Time, samples []Sample) error {
 		}
 	}
 	return nil
+}
+
+// stage adds the tick's value v of sr (the last one wins if a tick names a
+// series twice) and sr to the partition's members.
+func (s *Store) stage(sr *series, v float64, members *[]uint64, changed *bool) {
+	if sr.tickGen == s.gen {
+		s.staged[sr.tickIdx].v = v
+		return
+	}
+	sr.tickGen, sr.tickIdx = s.gen, len(s.staged)
+	s.staged = append(s.staged, staged{sr, v})
+	if !bitHas(*members, sr.id) {
+		if !*changed {
+			*members = slices.Clone(*members)
+			*changed = true
+		}
+		*members = bitSet(*members, sr.id)
+	}
 }
 
 // headSampleBytes is what a buffered sample costs: its timestamp and value.

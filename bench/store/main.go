@@ -39,6 +39,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -64,6 +65,7 @@ var (
 	netsentry = flag.String("netsentry", "", "NetSentry binary: run it (default configuration, capturing on lo of a namespace of its own) to count the series of its default collection; empty: no MB/day line for it")
 	keep      = flag.Bool("keep", false, "keep the work directory")
 	peers     = flag.Bool("peers", true, "also measure Prometheus and VictoriaMetrics (false: ours only, for quick iterations)")
+	cpuProf   = flag.String("cpuprofile", "", "write a CPU profile of our store's ingest (the Appends and the Close) to this file")
 	dataFile  = flag.String("data", "", "read the readings from this file if it exists, else take them and write them there (the same data across runs)")
 )
 
@@ -127,6 +129,11 @@ func main() {
 	// Ours.
 	{
 		dir := filepath.Join(work, "ours")
+		if *cpuProf != "" {
+			f, err := os.Create(*cpuProf)
+			check(err)
+			check(pprof.StartCPUProfile(f))
+		}
 		cpu0 := selfCPU()
 		st, err := store.Open(dir, store.Options{Interval: *interval, Retention: 30 * 24 * time.Hour})
 		check(err)
@@ -142,6 +149,9 @@ func main() {
 		}
 		check(st.Close())
 		cpu := selfCPU() - cpu0
+		if *cpuProf != "" {
+			pprof.StopCPUProfile()
+		}
 		st, err = store.Open(dir, store.Options{Interval: *interval, Retention: 30 * 24 * time.Hour})
 		check(err)
 		// After compaction, as the peers are measured (pebble compacts on
