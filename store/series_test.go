@@ -353,3 +353,57 @@ func TestIntervalChange(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendSeriesByPlace: an Append resolves a sample through the series
+// at its place in the last tick only when name and labels are that
+// series'; reordered samples, labels changed in place (the caller reuses
+// its slices), a rejected sample and a new series at a known place all
+// land in the right series.
+func TestAppendSeriesByPlace(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), Options{})
+	defer s.Close()
+	step := DefaultInterval
+	lab := []Label{{"x", "1"}}
+	ticks := [][]Sample{
+		{{Name: "a", Labels: lab, Value: 1}, {Name: "b", Value: 2}, {Name: "", Value: 9}},
+		{{Name: "b", Value: 3}, {Name: "a", Labels: lab, Value: 4}, {Name: "c", Value: 5}},
+		{{Name: "b", Value: 6}, {Name: "a", Labels: lab, Value: 7}, {Name: "c", Labels: []Label{{"y", "2"}, {"x", "1"}}, Value: 8}},
+	}
+	for k, tick := range ticks {
+		if k == 2 {
+			lab[0].Value = "2" // in place: a{x="2"} is a new series
+		}
+		if err := s.Append(t0.Add(time.Duration(k)*step), tick); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string][]float64{`a{x="1"}`: {1, 4}, `b`: {2, 3, 6}, `c`: {5}, `a{x="2"}`: {7}, `c{x="1",y="2"}`: {8}}
+	infos, err := s.Select(nil, math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != len(want) {
+		t.Fatalf("%d series, want %d: %+v", len(infos), len(want), infos)
+	}
+	for _, in := range infos {
+		name := in.Name
+		if len(in.Labels) > 0 {
+			var ls []string
+			for _, l := range in.Labels {
+				ls = append(ls, fmt.Sprintf("%s=%q", l.Name, l.Value))
+			}
+			name += "{" + strings.Join(ls, ",") + "}"
+		}
+		pts, err := s.Points(in.Ref, math.MinInt64, math.MaxInt64, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []float64
+		for _, p := range pts {
+			got = append(got, p.V)
+		}
+		if !slices.Equal(got, want[name]) {
+			t.Errorf("%s: %v, want %v", name, got, want[name])
+		}
+	}
+}
