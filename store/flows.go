@@ -70,6 +70,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/klauspost/compress/s2"
@@ -126,15 +127,13 @@ type FlowOptions struct {
 	BlockRecords int
 }
 
-// FlowLog keeps ended flow records in time-partitioned zstd blocks in db
+// FlowLog keeps ended flow records in time-partitioned compressed blocks in db
 // (keys 0x20..0x2f). It is an engine.Sink.
 type FlowLog struct {
 	db     *pebble.DB
 	opt    FlowOptions
 	part   int64 // partition length, ns
 	log    *slog.Logger
-	enc    *zstd.Encoder
-	dec    *zstd.Decoder
 	mu     sync.Mutex
 	sc     scratch              // under mu
 	spare  [][]flowtable.Record // record buffers of finished tails, for new ones (under mu)
@@ -194,15 +193,6 @@ func OpenFlowLog(db *pebble.DB, opt FlowOptions) (*FlowLog, error) {
 	f := &FlowLog{db: db, opt: opt, log: opt.Logger}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
-	}
-	var err error
-	f.enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderLevel(zstd.SpeedDefault))
-	if err != nil {
-		return nil, fmt.Errorf("open flow log: %w", err)
-	}
-	f.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxBlockRecords*maxRecordBytes))
-	if err != nil {
-		return nil, fmt.Errorf("open flow log: %w", err)
 	}
 	stored, err := getUvarint(db, []byte{keyFlowMeta, 'p'})
 	if err != nil {
@@ -357,7 +347,7 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 // release keeps the record buffer of a tail that is done for the next
 // one.
 func (f *FlowLog) release(t *tail) {
-	if len(f.spare) < maxOpenTails && cap(t.recs) == f.opt.BlockRecords {
+	if len(f.spare)+len(f.tails) < maxOpenTails && cap(t.recs) == f.opt.BlockRecords {
 		clear(t.recs) // no label strings kept alive
 		f.spare = append(f.spare, t.recs[:0])
 	}
@@ -467,6 +457,47 @@ const (
 	codecS2   = 2
 )
 
+// The flow history's zstd coders, made at first use and shared by every
+// FlowLog (EncodeAll and DecodeAll may be called concurrently): this
+// build writes S2, so the encoder serves the benchmarks' comparison alone
+// and the decoder a history written before block version 2.
+var (
+	flowEnc = sync.OnceValue(func() *zstd.Encoder {
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		if err != nil {
+			panic("BUG: flow zstd encoder: " + err.Error())
+		}
+		return e
+	})
+	flowDec = sync.OnceValue(func() *zstd.Decoder {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxBlockRecords*maxRecordBytes))
+		if err != nil {
+			panic("BUG: flow zstd decoder: " + err.Error())
+		}
+		return d
+	})
+)
+
+// FlowMemoryBytes is what a FlowLog with blocks of blockRecords records (0:
+// the default) holds at most besides query results: the record buffers of
+// its open blocks and of the ones kept for reuse (maxOpenTails in all,
+// each a block of flowtable.Record), and the scratch space of one block's
+// encoding (its streams, the whole and the compressed value, each at most
+// maxRecordBytes a record) and summary. A write whose records span more
+// than maxOpenTails partitions opens one more block per partition while it
+// runs; reading a history written before block version 2 adds a zstd
+// decoder of about a block's size.
+func FlowMemoryBytes(blockRecords int) int64 {
+	if blockRecords == 0 {
+		blockRecords = defaultBlockRecords
+	}
+	n := int64(blockRecords)
+	recs := maxOpenTails * n * int64(unsafe.Sizeof(flowtable.Record{}))
+	enc := 3 * n * maxRecordBytes
+	sum := n*(2*4+2*16+4*8) + 8<<10 // address and delta lists, the port set
+	return recs + enc + sum
+}
+
 // blockCodec is the codec this build writes (a variable for the
 // benchmarks' comparison).
 var blockCodec byte = codecS2
@@ -549,7 +580,7 @@ func (f *FlowLog) encodeBlock(recs []flowtable.Record, start int) []byte {
 		v = slices.Grow(v, s2.MaxEncodedLen(len(raw)))
 		v = v[:n+len(s2.Encode(v[n:cap(v)], raw))]
 	default:
-		v = f.enc.EncodeAll(raw, v)
+		v = flowEnc().EncodeAll(raw, v)
 	}
 	f.sc.raw, f.sc.val = raw, v
 	return v
@@ -844,7 +875,7 @@ func (f *FlowLog) decodeBlock(v []byte, dst []flowtable.Record) ([]flowtable.Rec
 	var err error
 	switch codec {
 	case codecZstd:
-		raw, err = f.dec.DecodeAll(h.b, nil)
+		raw, err = flowDec().DecodeAll(h.b, nil)
 	case codecS2:
 		var l int
 		if l, err = s2.DecodedLen(h.b); err == nil {

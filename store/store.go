@@ -265,15 +265,15 @@ const (
 )
 
 // MemoryBytes is what a Store opened with HeadBytes headBytes (0: the
-// default) holds at most besides query results: pebble's block cache and
-// memtables, the head buffers, the chunk coders. The flow history
-// (FlowLog) shares the pebble database and holds its own coders and open
-// blocks besides.
+// default) and the flow history in its database (a FlowLog with the
+// default block size) hold at most besides query results: pebble's block
+// cache and memtables, the head buffers, the chunk coders, and
+// FlowMemoryBytes.
 func MemoryBytes(headBytes int64) int64 {
 	if headBytes == 0 {
 		headBytes = DefaultHeadBytes
 	}
-	return pebbleCacheBytes + pebbleMemTables*pebbleMemTableBytes + headBytes + chunkCoderBytes
+	return pebbleCacheBytes + pebbleMemTables*pebbleMemTableBytes + headBytes + chunkCoderBytes + FlowMemoryBytes(0)
 }
 
 // chunkWindow is the largest divisor of span that holds about chunkTarget
