@@ -3,6 +3,7 @@ package flowtable
 import (
 	"encoding/binary"
 	"sort"
+	"unsafe"
 
 	"github.com/netsentry/netsentry/decode"
 )
@@ -63,6 +64,7 @@ func (h *Hosts) init(max int) {
 	h.used = 1
 	n := hostIndexSize(max)
 	h.index = make([]uint32, n)
+	adviseHuge(unsafe.Pointer(&h.index[0]), uintptr(n)*4)
 	h.mask = uint32(n - 1)
 }
 

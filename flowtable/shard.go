@@ -240,6 +240,7 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	// garbage): pages the hashes have not touched cost no memory.
 	nb := bucketCount(cfg.MaxFlows)
 	s.index = make([]bucket, nb)
+	adviseHuge(unsafe.Pointer(&s.index[0]), uintptr(nb)*unsafe.Sizeof(s.index[0]))
 	s.mask = uint32(nb - 1)
 	s.used = 1
 	s.ended = make([]Record, 0, s.endBuffer)
@@ -706,6 +707,8 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 			n := min(chunkSize, s.cfg.MaxFlows+1-len(s.chunks)*chunkSize)
 			s.chunks = append(s.chunks, make([]entry, n))
 			s.links = append(s.links, make([]link, n))
+			c := s.chunks[len(s.chunks)-1]
+			adviseHuge(unsafe.Pointer(&c[0]), uintptr(n)*unsafe.Sizeof(c[0]))
 		}
 		s.used++
 	}
