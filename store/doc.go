@@ -31,10 +31,15 @@
 // # Durability
 //
 // Each Append writes its tick's raw samples as one head record in one pebble
-// batch committed with pebble.Sync, before it returns. When a window closes,
-// its chunks are written and its head records deleted in one synced batch.
-// Queries read chunks and the in-memory head. Open replays the head records,
-// so nothing Append returned nil for is lost by kill -9 or power loss; a
+// batch; when a window closes, its chunks are written and its head records
+// deleted in the same batch. The batch is committed with pebble.Sync when
+// Append's last sync is at least SyncEvery (250 ms) old: at the sensor's
+// interval (default 5 s) every tick is synced before Append returns. Ticks
+// appended faster than that (a backfill, bench-store) share a sync: their
+// commits reach the WAL in order, so a crash keeps a prefix of them, and a
+// query that could read a tick not yet synced syncs the WAL first. Queries
+// read chunks and the in-memory head. Open replays the head records, so
+// nothing a query returned is lost by kill -9 or power loss; a
 // marker key tells a clean Close from a crash, and Recovered says what was
 // replayed. A directory that is not a store (no pebble database, no or a
 // wrong format marker, a version this build does not read) is an error.

@@ -204,6 +204,9 @@ func (s *Store) Rollup(ref uint64, res time.Duration, mint, maxt int64, dst []Ag
 	if s.closed.Load() {
 		return dst, fmt.Errorf("read rollup: %w", ErrClosed)
 	}
+	if err := s.syncForRead(); err != nil {
+		return dst, fmt.Errorf("read rollup: %w", err)
+	}
 	sr := s.idx.get(ref)
 	if sr == nil || mint > maxt {
 		return dst, nil

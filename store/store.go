@@ -123,14 +123,20 @@ type Store struct {
 	recovered string
 	closed    atomic.Bool
 
-	appendMu sync.Mutex   // held by Append and Close: Close never closes the database under an Append
-	mu       sync.RWMutex // guards what queries read: idx, parts, partList, series heads
-	idx      *index
-	parts    map[int64][]uint64 // partition -> member bitset by id
-	partList []int64            // sorted partitions
-	headWin  int64              // start of the open chunk window; noWin: none
-	lastT    int64              // last tick appended
-	cutEnd   int64              // every tick before it is chunked
+	appendMu sync.Mutex // held by Append and Close: Close never closes the database under an Append
+	// Sync sharing (see Append): appendSeq counts Append's commits,
+	// syncedSeq the last of them known synced; syncMu serialises the syncs
+	// queries make. lastSync is Append's.
+	appendSeq, syncedSeq atomic.Uint64
+	syncMu               sync.Mutex
+	lastSync             time.Time
+	mu                   sync.RWMutex // guards what queries read: idx, parts, partList, series heads
+	idx                  *index
+	parts                map[int64][]uint64 // partition -> member bitset by id
+	partList             []int64            // sorted partitions
+	headWin              int64              // start of the open chunk window; noWin: none
+	lastT                int64              // last tick appended
+	cutEnd               int64              // every tick before it is chunked
 
 	// Appender scratch, used by Append only.
 	gen      uint64
@@ -541,9 +547,13 @@ func (s *Store) Recovered() string { return s.recovered }
 func (s *Store) DB() *pebble.DB { return s.db }
 
 // Append stores one tick: every sample shares ts (aligned down to Interval).
-// Samples are buffered per series and written as compressed chunks; what
-// Append returned nil for is durable (synced to the pebble WAL) before
-// Append returns. A series given twice in one tick keeps its last value.
+// Samples are buffered per series and written as compressed chunks. Append
+// syncs its commit to the pebble WAL when the last sync is at least
+// SyncEvery old, so at the sensor's interval (1 s and more) every tick is
+// synced before Append returns; ticks appended faster (a backfill, the
+// benchmark) share one sync, and a query that would read a tick not yet
+// synced syncs first (syncForRead): what a query returned is durable. A
+// series given twice in one tick keeps its last value.
 // Samples with an empty name or bad labels are skipped and counted in
 // Stats.Rejected. Append is meant for one goroutine (the tick loop); calls
 // from several are serialized.
@@ -657,12 +667,25 @@ func (s *Store) appendTick(ts time.Time, samples []Sample) error {
 	if cut {
 		s.mu.Lock()
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	now := time.Now()
+	sync := now.Sub(s.lastSync) >= SyncEvery
+	opts := pebble.NoSync
+	if sync {
+		opts = pebble.Sync
+	}
+	if err := b.Commit(opts); err != nil {
 		if cut {
 			s.mu.Unlock()
 		}
 		s.prevSeries = s.prevSeries[:0] // its new series are not interned
 		return fmt.Errorf("append tick: commit: %w", err)
+	}
+	// Counted before the tick is published (s.mu below): a query that sees
+	// it sees the count.
+	seq := s.appendSeq.Add(1)
+	if sync {
+		s.lastSync = now
+		s.markSynced(seq)
 	}
 	s.prevSeries, s.curSeries = s.curSeries, s.prevSeries
 	if !cut {
@@ -855,6 +878,40 @@ func (s *Store) Select(matchers []Matcher, mint, maxt int64) ([]SeriesInfo, erro
 	return out, err
 }
 
+// SyncEvery is how old Append's last WAL sync must be for Append to sync
+// again (see Append).
+const SyncEvery = 250 * time.Millisecond
+
+func (s *Store) markSynced(seq uint64) {
+	s.syncMu.Lock()
+	if seq > s.syncedSeq.Load() {
+		s.syncedSeq.Store(seq)
+	}
+	s.syncMu.Unlock()
+}
+
+// syncForRead makes every tick a query can see durable: called with s.mu
+// read-held (no tick is published meanwhile), it syncs the WAL if a commit
+// that may be visible was not synced.
+func (s *Store) syncForRead() error {
+	seq := s.appendSeq.Load()
+	if seq <= s.syncedSeq.Load() {
+		return nil
+	}
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if seq <= s.syncedSeq.Load() {
+		return nil
+	}
+	// A log-only record committed with Sync syncs the WAL up to it, and
+	// so every commit before it.
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("sync the store's log before a read: %w", err)
+	}
+	s.syncedSeq.Store(seq)
+	return nil
+}
+
 func (s *Store) selectSeries(matchers []Matcher, mint, maxt int64, fn func(*series)) error {
 	ms, err := compileMatchers(matchers)
 	if err != nil {
@@ -864,6 +921,9 @@ func (s *Store) selectSeries(matchers []Matcher, mint, maxt int64, fn func(*seri
 	defer s.mu.RUnlock()
 	if s.closed.Load() {
 		return fmt.Errorf("select series: %w", ErrClosed)
+	}
+	if err := s.syncForRead(); err != nil {
+		return fmt.Errorf("select series: %w", err)
 	}
 	if mint > maxt {
 		return nil
@@ -998,6 +1058,9 @@ func (s *Store) Points(ref uint64, mint, maxt int64, dst []Point) ([]Point, erro
 	defer s.mu.RUnlock()
 	if s.closed.Load() {
 		return dst, fmt.Errorf("read points: %w", ErrClosed)
+	}
+	if err := s.syncForRead(); err != nil {
+		return dst, fmt.Errorf("read points: %w", err)
 	}
 	sr := s.idx.get(ref)
 	if sr == nil || mint > maxt {
