@@ -60,7 +60,7 @@ func benchLive(b *testing.B, ps []decode.Packet, steady bool) {
 			touched += v
 		}
 		for j := range n {
-			touched += s.PrefetchEntry(hs[j])
+			touched += s.PrefetchEntry(&ps[k+j], hs[j])
 		}
 		for j := range n {
 			s.Packet(&ps[k+j], nil, ts)

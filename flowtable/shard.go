@@ -620,8 +620,8 @@ func (s *Shard) started(e *entry, ts int64) {
 			return
 		}
 	}
-	s.scan.Connection(src, k.IPVersion, dst, dport, k.Proto, ts)
-	s.changes.touch(src, k.IPVersion) // for the alert feed (scanfeed.go)
+	slot := s.scan.connection(src, k.IPVersion, dst, dport, k.Proto, ts)
+	s.changes.touch(src, k.IPVersion, slot) // for the alert feed (scanfeed.go)
 }
 
 // ScanTop returns the n sources with the most connections, distinct
@@ -854,6 +854,30 @@ func (s *Shard) evict() {
 	}
 	s.stats.FlowsEvicted++
 	s.remove(victim, s.slot(victim), EndEviction)
+	s.prefetchVictims()
+}
+
+// prefetchVictims starts loading what the next evictions read: for each
+// expiry queue's head (the candidates; its lines were prefetched by the
+// previous eviction) the slab entries of its hosts, which its record is
+// folded into, and the entry and link of the flow behind it.
+func (s *Shard) prefetchVictims() {
+	for q := range s.queues {
+		h := s.queues[q].head
+		if h == 0 {
+			continue
+		}
+		e := s.slot(h)
+		for _, j := range e.host {
+			if j != 0 {
+				prefetch(uintptr(unsafe.Pointer(s.hosts.at(j))))
+			}
+		}
+		if n := s.lnk(h).qnext; n != 0 {
+			prefetch(uintptr(unsafe.Pointer(s.slot(n))))
+			prefetch(uintptr(unsafe.Pointer(s.lnk(n))))
+		}
+	}
 }
 
 // Expire ends every flow whose timeout passed by now (Unix nanoseconds; the
