@@ -64,13 +64,14 @@ func hostBuckets(max int) int {
 
 // Hosts is a shard's host table. Host entries live in a chunked slab and
 // never move, so a flow keeps the slab index of its two hosts; the host
-// index (above) finds a host by address. A packet
-// costs the host table nothing when its flow carries its IP layer: the
-// flow's counters are folded into its hosts when the flow's record is
-// written, and a snapshot adds the open flows. Only IP layers no flow
-// carries (a GRE packet's outer header, a frame without transport header)
-// are counted per packet. At MaxHosts new hosts are not added; their
-// updates are counted as overflow.
+// index (above) finds a host by address. A packet whose flow carries its
+// IP layer counts for the flow's two hosts through the slab indices the
+// flow keeps (no lookup; a new flow's host lines were prefetched with its
+// batch), so the table is always current and a snapshot is one copy of
+// it, whatever the number of open flows. IP layers no flow carries (a GRE
+// packet's outer header, a frame without transport header) are looked up.
+// At MaxHosts new hosts are not added; their updates are counted as
+// overflow.
 type Hosts struct {
 	chunks   [][]hostSlot
 	used     uint32 // slab slots handed out (slot 0 is never used)
@@ -192,6 +193,22 @@ func (h *Hosts) count(src, dst uint32, pkts, n uint64) {
 		sl.BytesRx += n
 	} else {
 		h.overflow++
+	}
+}
+
+// credit adds pkts frames of n bytes sent by host src to host dst (slab
+// indices; 0, a host that did not fit, is skipped: the flow's end counts
+// it as overflow, as count would have).
+func (h *Hosts) credit(src, dst uint32, pkts, n uint64) {
+	if src != 0 {
+		sl := h.at(src)
+		sl.PacketsTx += pkts
+		sl.BytesTx += n
+	}
+	if dst != 0 {
+		sl := h.at(dst)
+		sl.PacketsRx += pkts
+		sl.BytesRx += n
 	}
 }
 

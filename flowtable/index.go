@@ -113,7 +113,8 @@ func (s *Shard) Prefetch(p *decode.Packet) (h, touched uint32) {
 // PrefetchEntry, after Prefetch brought the buckets of p's flow (hash h)
 // in, starts loading the entry of the first flow in h's home bucket whose
 // tag matches; when none does (a new flow, most likely) it starts loading
-// what a new flow touches instead: the slab entries of its two hosts. It
+// what a new flow touches instead: the slab entries of its two hosts and
+// its source's scan-tracker index entry. It
 // changes nothing and returns 0 (kept for callers that summed a touched
 // word).
 func (s *Shard) PrefetchEntry(p *decode.Packet, h uint32) uint32 {
@@ -130,5 +131,6 @@ func (s *Shard) PrefetchEntry(p *decode.Packet, h uint32) uint32 {
 	t := &p.Flow
 	s.hosts.prefetchSlot(&t.Src, t.IPVersion)
 	s.hosts.prefetchSlot(&t.Dst, t.IPVersion)
+	s.scan.prefetchIndex(&t.Src, t.IPVersion) // the initiator's, most likely
 	return 0
 }

@@ -598,6 +598,24 @@ func (t *ScanTracker) pickVictim() uint32 {
 	return victim
 }
 
+// prefetchSource starts loading the lines of slot i that counting it reads
+// (its scanSource; ScanChanges).
+func (t *ScanTracker) prefetchSource(i uint32) {
+	if i < t.used {
+		s := uintptr(unsafe.Pointer(t.at(i)))
+		prefetch(s)
+		prefetch(s + 64)
+		prefetch(s + unsafe.Sizeof(scanSource{}) - 1)
+	}
+}
+
+// prefetchIndex starts loading the index entry of (src, v) (batch pass 2,
+// for a new flow).
+func (t *ScanTracker) prefetchIndex(src *decode.Addr, v uint8) {
+	h := uint32(t.addrHash(src, v) >> 32)
+	prefetch(uintptr(unsafe.Pointer(&t.index[h&t.mask])))
+}
+
 // prefetchSlot starts loading the lines of slot i that a new source in it
 // reads or writes: its scanSource and its exact entries.
 func (t *ScanTracker) prefetchSlot(i uint32) {

@@ -98,7 +98,14 @@ func (s *Shard) ScanChanges(dst []SourceStats) []SourceStats {
 	if c == nil {
 		return dst
 	}
+	const ahead = 4 // slots on their way while one is read
+	for i := range min(ahead, len(c.list)) {
+		s.scan.prefetchSource(c.list[i].slot)
+	}
 	for i := range c.list {
+		if i+ahead < len(c.list) {
+			s.scan.prefetchSource(c.list[i+ahead].slot)
+		}
 		r := &c.list[i]
 		if st, ok := s.scan.sourceAt(r.slot, &r.addr, r.v, s.now); ok {
 			dst = append(dst, st)

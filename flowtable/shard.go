@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -296,44 +297,36 @@ func (s *Shard) Stats() Stats {
 	return st
 }
 
-// HostSnapshot appends every host's counters to dst: those of ended flows
-// and of frames no flow carries, plus the open flows'.
+// HostSnapshot appends every host's counters (every frame so far, of open
+// and ended flows and of IP layers no flow carries) to dst, growing it at
+// most once; its cost is that of copying the host table.
 func (s *Shard) HostSnapshot(dst []HostCounters) []HostCounters {
 	h := &s.hosts
-	if s.stats.Active == 0 { // every flow is folded in already
-		for j := uint32(1); j < h.used; j++ {
-			if c := &h.at(j).HostCounters; c.PacketsTx+c.PacketsRx > 0 {
-				dst = append(dst, *c)
-			}
+	n := int(h.used) - 1
+	// The hosts count every frame as it comes (open flows' included): one
+	// copy of the slab, in place in dst (grown once to hold every host),
+	// then the hosts without a frame dropped, keeping slab order.
+	base := len(dst)
+	dst = slices.Grow(dst, n)[:base+n]
+	all := dst[base:]
+	for c := 0; c < len(h.chunks) && c*chunkSize < int(h.used); c++ {
+		ch := h.chunks[c]
+		lo := 0
+		if c == 0 {
+			lo = 1 // slot 0 is never used
 		}
-		return dst
-	}
-	all := make([]HostCounters, h.used)
-	for j := uint32(1); j < h.used; j++ {
-		all[j] = h.at(j).HostCounters
-	}
-	for i := uint32(1); i < s.used; i++ {
-		e := s.slot(i)
-		if e.q == queueNone {
-			continue
-		}
-		for side, j := range e.host {
-			if j == 0 {
-				continue
-			}
-			c := &all[j]
-			c.PacketsTx += e.pkts[side]
-			c.BytesTx += e.bytes[side]
-			c.PacketsRx += e.pkts[1-side]
-			c.BytesRx += e.bytes[1-side]
+		for k := lo; k < len(ch) && c*chunkSize+k < int(h.used); k++ {
+			all[c*chunkSize+k-1] = ch[k].HostCounters
 		}
 	}
-	for j := 1; j < len(all); j++ {
+	m := 0
+	for j := range all {
 		if all[j].PacketsTx+all[j].PacketsRx > 0 {
-			dst = append(dst, all[j])
+			all[m] = all[j]
+			m++
 		}
 	}
-	return dst
+	return dst[:base+m]
 }
 
 // HostCount returns the number of hosts in the host table.
@@ -505,25 +498,33 @@ func flowIPLen(p *decode.Packet) uint32 {
 	return p.IPLen[p.NumIP-1]
 }
 
-// update adds one packet of n wire bytes (ipn IP bytes), seen at ts, to the flow of t.
-// The flow's counters are folded into its two hosts when it ends; with
-// hosts false the frame must not count for them (its IP layer is counted
-// otherwise), so a negative adjustment is made now.
+// update adds one packet of n wire bytes (ipn IP bytes), seen at ts, to the flow of t
+// and, with hosts, to its two hosts (the flow keeps their slab indices, and
+// new flows had their slab lines prefetched); with hosts false the frame
+// must not count for them (its IP layer is counted otherwise).
 func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags, seg uint8, n, ipn uint32, ts int64, hosts bool) {
 	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, 1, uint64(n), uint64(ipn), ts, ts)
 	s.lastFromInit = srcIsB == e.initB
-	if !hosts {
-		s.uncount(e, srcIsB, 1, uint64(n))
+	if hosts {
+		a, b := e.host[0], e.host[1]
+		if srcIsB {
+			a, b = b, a
+		}
+		s.hosts.credit(a, b, 1, uint64(n))
+	} else {
+		s.uncounted(e)
 	}
 }
 
-// uncount takes pkts frames of n bytes back from e's hosts (see update).
-func (s *Shard) uncount(e *entry, srcIsB bool, pkts, n uint64) {
-	a, b := e.host[0], e.host[1]
-	if srcIsB {
-		a, b = b, a
+// uncounted counts, for a frame of e that its hosts do not count, the
+// hosts that did not fit in the table (Stats.HostsOverflow: one per side
+// without a host, as every host update of such a flow counts).
+func (s *Shard) uncounted(e *entry) {
+	for _, j := range e.host {
+		if j == 0 {
+			s.hosts.overflow++
+		}
 	}
-	s.hosts.count(a, b, -pkts, -n)
 }
 
 // updateMany adds pkts packets of bytes wire bytes (ipBytes IP bytes), seen from first to last,
@@ -534,8 +535,8 @@ func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunne
 	if flags != 0 {
 		seg = segHeader // the datagram's head was read: its TCP flags are valid
 	}
-	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, uint64(pkts), bytes, ipBytes, first, last)
-	s.uncount(e, srcIsB, uint64(pkts), bytes)
+	e, _ := s.add(t, vlan, inner, tun, flags, seg, uint64(pkts), bytes, ipBytes, first, last)
+	s.uncounted(e)
 }
 
 // add accounts pkts packets of bytes wire bytes and ipBytes IP bytes (seen from first to ts) to
@@ -801,9 +802,10 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 	s.appOf(i, e, &r.App)
 	s.protos.add(r.AppName(), r.App.Guess, 1, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
 	s.stats.FlowsEnded++
-	// Fold the record's counters into its hosts.
-	s.hosts.count(e.host[0], e.host[1], e.pkts[0], e.bytes[0])
-	s.hosts.count(e.host[1], e.host[0], e.pkts[1], e.bytes[1])
+	// Its hosts counted its frames as they came (update); a side without a
+	// host counts as overflow, twice (as sender and as receiver).
+	s.uncounted(e)
+	s.uncounted(e)
 	if len(s.ended) >= s.endBuffer {
 		s.deliver()
 	}
@@ -859,8 +861,8 @@ func (s *Shard) evict() {
 
 // prefetchVictims starts loading what the next evictions read: for each
 // expiry queue's head (the candidates; its lines were prefetched by the
-// previous eviction) the slab entries of its hosts, which its record is
-// folded into, and the entry and link of the flow behind it.
+// previous eviction) the slab entries of its hosts and its index bucket,
+// and the entry and link of the flow behind it.
 func (s *Shard) prefetchVictims() {
 	for q := range s.queues {
 		h := s.queues[q].head
@@ -873,7 +875,9 @@ func (s *Shard) prefetchVictims() {
 				prefetch(uintptr(unsafe.Pointer(s.hosts.at(j))))
 			}
 		}
-		if n := s.lnk(h).qnext; n != 0 {
+		lk := s.lnk(h)
+		prefetch(uintptr(unsafe.Pointer(&s.index[lk.hash&s.mask]))) // unplace
+		if n := lk.qnext; n != 0 {
 			prefetch(uintptr(unsafe.Pointer(s.slot(n))))
 			prefetch(uintptr(unsafe.Pointer(s.lnk(n))))
 		}

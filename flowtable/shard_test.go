@@ -362,3 +362,16 @@ func TestGuessKeptApart(t *testing.T) {
 		}
 	}
 }
+
+// TestHostSnapshotEmpty: a shard that saw no packet has no hosts (and its
+// snapshot appends nothing to what dst held).
+func TestHostSnapshotEmpty(t *testing.T) {
+	s, err := New(Config{MaxFlows: 1024, MaxHosts: 1024}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := []HostCounters{{IPVersion: 4}}
+	if got := s.HostSnapshot(dst); len(got) != 1 || got[0].IPVersion != 4 {
+		t.Fatalf("empty shard: HostSnapshot gave %v", got)
+	}
+}
