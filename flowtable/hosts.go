@@ -76,6 +76,7 @@ type Hosts struct {
 	chunks   [][]hostSlot
 	used     uint32 // slab slots handed out (slot 0 is never used)
 	index    []hostBucket
+	slotMem  []hostSlot // the slab's memory (chunks are cut from it), allocated at once for huge pages
 	mask     uint32
 	max      int
 	overflow uint64
@@ -86,6 +87,9 @@ func (h *Hosts) init(max int) {
 	h.used = 1
 	n := hostBuckets(max)
 	h.index = make([]hostBucket, n)
+	hugeSlice(h.index)
+	h.slotMem = make([]hostSlot, max+1)
+	hugeSlice(h.slotMem)
 	h.mask = uint32(n - 1)
 }
 
@@ -147,7 +151,9 @@ func (h *Hosts) create(bk *hostBucket, w int, a *decode.Addr, v uint8, key, flag
 	j := h.used
 	if int(j>>chunkBits) >= len(h.chunks) {
 		// The last chunk holds only what max leaves (slot 0 unused).
-		h.chunks = append(h.chunks, make([]hostSlot, min(chunkSize, h.max+1-len(h.chunks)*chunkSize)))
+		lo := len(h.chunks) * chunkSize
+		hi := lo + min(chunkSize, h.max+1-lo)
+		h.chunks = append(h.chunks, h.slotMem[lo:hi:hi])
 	}
 	h.used++
 	sl := h.at(j)

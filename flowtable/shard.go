@@ -177,11 +177,16 @@ type Stats struct {
 // Shard is one worker's flow table. It has a single owner: every method must
 // be called from the same goroutine, and none takes a lock.
 type Shard struct {
-	cfg       Config
-	timeouts  [numQueues]int64
-	active    int64
-	chunks    [][]entry
-	links     [][]link // parallel to chunks
+	cfg      Config
+	timeouts [numQueues]int64
+	active   int64
+	chunks   [][]entry
+	links    [][]link // parallel to chunks
+	// The slabs' memory, allocated at once (pages no flow touched cost
+	// nothing) so that it can be backed by huge pages; chunks are cut
+	// from it as flows arrive.
+	entryMem  []entry
+	linkMem   []link
 	used      uint32   // slots handed out so far (slot 0 is never used)
 	free      uint32   // head of the free list
 	index     []bucket // open addressing, bucketWays flows per cache line
@@ -241,7 +246,12 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	// garbage): pages the hashes have not touched cost no memory.
 	nb := bucketCount(cfg.MaxFlows)
 	s.index = make([]bucket, nb)
+	hugeSlice(s.index)
 	s.mask = uint32(nb - 1)
+	s.entryMem = make([]entry, cfg.MaxFlows+1)
+	s.linkMem = make([]link, cfg.MaxFlows+1)
+	hugeSlice(s.entryMem)
+	hugeSlice(s.linkMem)
 	s.used = 1
 	s.ended = make([]Record, 0, s.endBuffer)
 	s.frags.init(cfg.MaxFragments, int64(cfg.FragmentTimeout))
@@ -704,9 +714,10 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 		i = s.used
 		if int(i>>chunkBits) >= len(s.chunks) {
 			// The last chunk holds only what MaxFlows leaves (slot 0 unused).
-			n := min(chunkSize, s.cfg.MaxFlows+1-len(s.chunks)*chunkSize)
-			s.chunks = append(s.chunks, make([]entry, n))
-			s.links = append(s.links, make([]link, n))
+			lo := len(s.chunks) * chunkSize
+			hi := lo + min(chunkSize, s.cfg.MaxFlows+1-lo)
+			s.chunks = append(s.chunks, s.entryMem[lo:hi:hi])
+			s.links = append(s.links, s.linkMem[lo:hi:hi])
 		}
 		s.used++
 	}
