@@ -300,6 +300,28 @@ func Replay(ctx context.Context, rf *File, w *Worker, opt ReplayOptions) (Replay
 				}
 			}()
 		}
+		// A pcap's frames go to the worker BatchFrames at a time, as a ring
+		// block's do (HandleBatch's passes overlap their flows' cache
+		// misses); a group holds frames of one link type only. A pcapng's
+		// go one at a time (each is valid until the next read).
+		var (
+			frames  [BatchFrames][]byte
+			wires   [BatchFrames]uint32
+			stamps  [BatchFrames]int64
+			pending int
+			plink   uint16
+		)
+		flush := func() {
+			if pending == 0 {
+				return
+			}
+			w.HandleBatch(frames[:pending], wires[:pending], stamps[:pending], plink)
+			st.Packets += uint64(pending)
+			for _, n := range wires[:pending] {
+				st.Bytes += uint64(n)
+			}
+			pending = 0
+		}
 		for {
 			// A batch, like a ring block: records walked in place, none
 			// copied; the window moves (a buffered file's refill) only at
@@ -314,9 +336,10 @@ func Replay(ctx context.Context, rf *File, w *Worker, opt ReplayOptions) (Replay
 					break
 				}
 				if opt.RealTime {
-					if st.Packets == 0 {
+					if st.Packets == 0 && pending == 0 {
 						firstTS = ts
 					} else if wait := time.Duration(ts-firstTS) - time.Since(start); wait > time.Millisecond {
+						flush()
 						w.EndBatch(now)
 						select {
 						case <-ctx.Done():
@@ -329,10 +352,20 @@ func Replay(ctx context.Context, rf *File, w *Worker, opt ReplayOptions) (Replay
 				if ts > now {
 					now = ts
 				}
-				w.Handle(data, wirelen, link, ts)
-				st.Packets++
-				st.Bytes += uint64(wirelen)
+				if rf.pcap == nil {
+					// A pcapng frame is valid until the next read only.
+					w.Handle(data, wirelen, link, ts)
+					st.Packets++
+					st.Bytes += uint64(wirelen)
+					continue
+				}
+				if pending == BatchFrames || (pending > 0 && link != plink) {
+					flush()
+				}
+				frames[pending], wires[pending], stamps[pending], plink = data, wirelen, ts, link
+				pending++
 			}
+			flush()
 			w.EndBatch(now)
 			if err != nil {
 				break

@@ -2,5 +2,6 @@
 
 package flowtable
 
-// hugeSlice does nothing off Linux (see huge_linux.go).
-func hugeSlice[T any](s []T) {}
+import "unsafe"
+
+func adviseHuge(p unsafe.Pointer, size uintptr) {}

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strconv"
-	"time"
 
 	"github.com/netsentry/netsentry/decode"
 )
@@ -72,9 +71,9 @@ func (r *Record) AppendJSON(b []byte, extra func([]byte) []byte) []byte {
 	b = append(b, `,"ip_version":`...)
 	b = strconv.AppendUint(b, uint64(r.IPVersion), 10)
 	b = append(b, `,"first_seen":"`...)
-	b = time.Unix(0, r.First).UTC().AppendFormat(b, time.RFC3339Nano)
+	b = AppendRFC3339Nano(b, r.First)
 	b = append(b, `","last_seen":"`...)
-	b = time.Unix(0, r.Last).UTC().AppendFormat(b, time.RFC3339Nano)
+	b = AppendRFC3339Nano(b, r.Last)
 	b = append(b, '"')
 	if r.Proto == 6 {
 		b = append(b, `,"tcp_flags":"`...)
@@ -157,4 +156,60 @@ func communityOrdered(a, b []byte, pa, pb uint16) bool {
 		}
 	}
 	return pa <= pb
+}
+
+// AppendRFC3339Nano appends the UTC time ns nanoseconds after the Unix epoch
+// as time.RFC3339Nano formats it (trailing zeros of the fraction dropped,
+// no fraction for a whole second), without time's general layout walk:
+// a flood of one-packet flows writes two per record. An int64 of
+// nanoseconds spans the years 1677..2262, all four-digit.
+func AppendRFC3339Nano(b []byte, ns int64) []byte {
+	sec, frac := ns/1e9, ns%1e9
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e9
+	}
+	days, sod := sec/86400, sec%86400
+	if sod < 0 {
+		days, sod = days-1, sod+86400
+	}
+	// Civil date from days since 1970-01-01 (H. Hinnant's days_from_civil
+	// inverse, proleptic Gregorian).
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	if m <= 2 {
+		y++
+	}
+	var t [31]byte
+	t[0], t[1], t[2], t[3], t[4] = byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-'
+	t[5], t[6], t[7], t[8], t[9], t[10] = byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T'
+	h, mi, sc := sod/3600, sod/60%60, sod%60
+	t[11], t[12], t[13], t[14], t[15], t[16], t[17], t[18] = byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':', byte('0'+sc/10), byte('0'+sc%10)
+	n := 19
+	if frac != 0 {
+		t[19] = '.'
+		v := uint32(frac)
+		for i := 28; i >= 20; i-- {
+			t[i] = byte('0' + v%10)
+			v /= 10
+		}
+		n = 29
+		for t[n-1] == '0' {
+			n--
+		}
+	}
+	t[n] = 'Z'
+	return append(b, t[:n+1]...)
 }

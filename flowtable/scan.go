@@ -269,6 +269,7 @@ func NewScanTracker(cfg ScanConfig) *ScanTracker {
 	// pages no source hashed to cost nothing.
 	n := scanIndexSize(cfg.MaxSources)
 	t.index = make([]uint64, n)
+	hugeSlice(t.index)
 	t.mask = uint32(n - 1)
 	t.chunks = make([]scanChunk, 0, (cfg.MaxSources+scanChunkSize-1)/scanChunkSize)
 	t.skBlocks = make([][]scanSketch, 0, (t.maxSketch+scanSketchBlock-1)/scanSketchBlock)
@@ -706,6 +707,7 @@ func (t *ScanTracker) unindex(i, h uint32) {
 func (t *ScanTracker) grow() {
 	n := 2 * len(t.index)
 	t.index = make([]uint64, n)
+	hugeSlice(t.index)
 	t.mask = uint32(n - 1)
 	for i := range t.used {
 		if s := t.at(i); s.v != 0 {

@@ -44,6 +44,7 @@ var (
 	duration    = flag.Duration("duration", 10*time.Second, "wrk run length (each target)")
 	connections = flag.Int("connections", 32, "wrk connections")
 	threads     = flag.Int("threads", 2, "wrk threads")
+	cpuprofile  = flag.String("cpuprofile", "", "write the daemon's CPU profile to this file")
 )
 
 const (
@@ -91,7 +92,11 @@ flows:
   active_timeout: 2h
 `), 0o644)
 	// Its own store: the default path may be another daemon's.
-	d := exec.Command("ip", "netns", "exec", ns, *netsentry, "--config", cfg, "--storage-path", filepath.Join(dir, "store"))
+	dargs := []string{"netns", "exec", ns, *netsentry, "--config", cfg, "--storage-path", filepath.Join(dir, "store")}
+	if *cpuprofile != "" {
+		dargs = append(dargs, "--cpuprofile", *cpuprofile)
+	}
+	d := exec.Command("ip", dargs...)
 	var dlog strings.Builder
 	d.Stderr = &dlog
 	if err := d.Start(); err != nil {
