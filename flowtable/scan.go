@@ -600,13 +600,19 @@ func (t *ScanTracker) pickVictim() uint32 {
 }
 
 // prefetchSource starts loading the lines of slot i that counting it reads
-// (its scanSource; ScanChanges).
+// (its scanSource and its exact entries; ScanChanges).
 func (t *ScanTracker) prefetchSource(i uint32) {
 	if i < t.used {
 		s := uintptr(unsafe.Pointer(t.at(i)))
 		prefetch(s)
 		prefetch(s + 64)
 		prefetch(s + unsafe.Sizeof(scanSource{}) - 1)
+		if t.exact > 0 {
+			c := &t.chunks[i>>scanChunkBits]
+			off := int(i&scanChunkMask) * t.exact
+			prefetch(uintptr(unsafe.Pointer(&c.ports[off])))
+			prefetch(uintptr(unsafe.Pointer(&c.hosts[off])))
+		}
 	}
 }
 

@@ -405,11 +405,16 @@ func (s *Shard) freeApp(e *entry) {
 // appOf fills st with slot i's detection result (e's port guess when
 // it has no detection state).
 func (s *Shard) appOf(i uint32, e *entry, st *app.State) {
+	*st = app.State{}
+	s.appOfZeroed(e, st)
+}
+
+// appOfZeroed is appOf into a zeroed st.
+func (s *Shard) appOfZeroed(e *entry, st *app.State) {
 	if e.det != 0 {
 		*st = *s.app(e.det)
 		return
 	}
-	*st = app.State{}
 	k := &e.key
 	if k.Proto != 6 && k.Proto != 17 {
 		return
@@ -804,13 +809,15 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 	if e.pkts[0]+e.pkts[1] == 0 {
 		return
 	}
-	s.ended = append(s.ended, Record{})
+	// s.ended never grows past endBuffer (deliver below): extend it
+	// without zeroing; e.record writes the whole record, App zeroed.
+	s.ended = s.ended[:len(s.ended)+1]
 	r := &s.ended[len(s.ended)-1]
 	e.record(r, end)
 	if end != EndActive {
 		s.dropApp(e) // parse what a split message left collected
 	}
-	s.appOf(i, e, &r.App)
+	s.appOfZeroed(e, &r.App)
 	s.protos.add(r.AppName(), r.App.Guess, 1, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
 	s.stats.FlowsEnded++
 	// Its hosts counted its frames as they came (update); a side without a
