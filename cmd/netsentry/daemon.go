@@ -92,10 +92,13 @@ func live(ctx context.Context, cfg configs.Config, o options, stdout, stderr io.
 	// hold different batches, so the budget's batches are split among them.
 	d.exp = engine.NewExporter(max(liveBudget(cfg).ExportBatches/len(sinks), 2), false, sinks...)
 	setMemoryLimit(cfg)
-	// Hosts and scan signals are in every snapshot: the summary, the store
-	// and alerting read them each interval.
+	// Scan signals are in every snapshot: alerting reads them each
+	// interval. Every host's counters are copied only while a reader asks
+	// for them (the hosts API and page, the terminal summary): under a flood
+	// a copy and merge of every host each second was a tenth of the
+	// daemon's CPU.
 	d.sensor, err = sensor.New(sensor.Options{Config: d.Config, Prepare: prepareCapture, Exporter: d.exp, Log: d.log,
-		Always: sensor.PartHosts | sensor.PartScan})
+		Always: sensor.PartScan})
 	if err != nil {
 		panic("BUG: " + err.Error())
 	}
