@@ -89,7 +89,7 @@ func (w *Worker) HandleBatch(frames [][]byte, wire []uint32, ts []int64, link ui
 		t += v
 	}
 	for i := range n {
-		t += sh.PrefetchEntry(w.hash[i])
+		t += sh.PrefetchEntry(&w.pkts[i], w.hash[i])
 	}
 	w.touch += t
 	for i := range n {

@@ -31,29 +31,52 @@ type hostSlot struct {
 	HostCounters
 }
 
-// hostIndexSize is the size of the host index for max hosts: a power of
-// two, at least twice max and 1024, allocated once (no doubling).
-func hostIndexSize(max int) int {
-	n := 1024
-	for n < 2*max {
+// The host index: open addressing over buckets of one cache line, as the
+// flow index (index.go). A way holds an IPv4 address itself (the rest of a
+// decode.Addr of version 4 is zero), so an IPv4 lookup reads one line and
+// never the slab; any other address is held as its hash, with hostHashed
+// in the slot, and a match is checked against the slab entry. Hosts are
+// never removed, so a lookup stops at the first bucket with a free way and
+// needs no overflow counts.
+
+const hostWays = 7
+
+// hostHashed marks a way whose key is a hash (not an IPv4 address).
+const hostHashed = 1 << 31
+
+// hostBucket is one cache line of the host index.
+type hostBucket struct {
+	keys  [hostWays]uint32 // IPv4 address (little-endian), or the hash
+	slots [hostWays]uint32 // slab index | hostHashed; 0: a free way
+	_     [2]uint32
+}
+
+// hostBuckets is the number of host index buckets for max hosts: a power
+// of two, at least max/4 (the index at most 4/7 full) and 256, allocated
+// once (no doubling).
+func hostBuckets(max int) int {
+	n := 256
+	for n*4 < max {
 		n <<= 1
 	}
 	return n
 }
 
 // Hosts is a shard's host table. Host entries live in a chunked slab and
-// never move, so a flow keeps the slab index of its two hosts; an
-// open-addressing index of slab numbers finds a host by address. A packet
-// costs the host table nothing when its flow carries its IP layer: the
-// flow's counters are folded into its hosts when the flow's record is
-// written, and a snapshot adds the open flows. Only IP layers no flow
-// carries (a GRE packet's outer header, a frame without transport header)
-// are counted per packet. At MaxHosts new hosts are not added; their
-// updates are counted as overflow.
+// never move, so a flow keeps the slab index of its two hosts; the host
+// index (above) finds a host by address. A packet whose flow carries its
+// IP layer counts for the flow's two hosts through the slab indices the
+// flow keeps (no lookup; a new flow's host lines were prefetched with its
+// batch), so the table is always current and a snapshot is one copy of
+// it, whatever the number of open flows. IP layers no flow carries (a GRE
+// packet's outer header, a frame without transport header) are looked up.
+// At MaxHosts new hosts are not added; their updates are counted as
+// overflow.
 type Hosts struct {
 	chunks   [][]hostSlot
 	used     uint32 // slab slots handed out (slot 0 is never used)
-	index    []uint32
+	index    []hostBucket
+	slotMem  []hostSlot // the slab's memory (chunks are cut from it), allocated at once for huge pages
 	mask     uint32
 	max      int
 	overflow uint64
@@ -62,9 +85,11 @@ type Hosts struct {
 func (h *Hosts) init(max int) {
 	h.max = max
 	h.used = 1
-	n := hostIndexSize(max)
-	h.index = make([]uint32, n)
-	adviseHuge(unsafe.Pointer(&h.index[0]), uintptr(n)*4)
+	n := hostBuckets(max)
+	h.index = make([]hostBucket, n)
+	hugeSlice(h.index)
+	h.slotMem = make([]hostSlot, max+1)
+	hugeSlice(h.slotMem)
 	h.mask = uint32(n - 1)
 }
 
@@ -77,34 +102,83 @@ func hostHash(a *decode.Addr, v uint8) uint32 {
 	return uint32(x ^ x>>32)
 }
 
+// hostKey returns a's key in the index, the flag its ways carry
+// (hostHashed or 0) and its home bucket.
+func (h *Hosts) hostKey(a *decode.Addr, v uint8) (key, flag, b uint32) {
+	w0 := binary.LittleEndian.Uint64(a[0:8])
+	w1 := binary.LittleEndian.Uint64(a[8:16])
+	if v == 4 && w0>>32 == 0 && w1 == 0 {
+		key = uint32(w0)
+		x := mix(w0^hashM1, hashSeed^4)
+		return key, 0, uint32(x^x>>32) & h.mask
+	}
+	key = hostHash(a, v)
+	return key, hostHashed, key & h.mask
+}
+
 // lookup returns the slab index of a's entry, creating it; 0 when the
 // table is full.
 func (h *Hosts) lookup(a *decode.Addr, v uint8) uint32 {
-	i := hostHash(a, v) & h.mask
-	for {
-		j := h.index[i]
-		if j == 0 {
-			break
+	key, flag, b := h.hostKey(a, v)
+	for range len(h.index) {
+		bk := &h.index[b]
+		for w := range hostWays {
+			j := bk.slots[w]
+			if j == 0 {
+				return h.create(bk, w, a, v, key, flag)
+			}
+			if bk.keys[w] == key && j&hostHashed == flag {
+				j &^= hostHashed
+				if flag == 0 {
+					return j
+				}
+				if sl := h.at(j); sl.Addr == *a && sl.IPVersion == v {
+					return j
+				}
+			}
 		}
-		if sl := h.at(j); sl.Addr == *a && sl.IPVersion == v {
-			return j
-		}
-		i = (i + 1) & h.mask
+		b = (b + 1) & h.mask
 	}
-	n := int(h.used) - 1
-	if n >= h.max {
+	h.overflow++ // not reached: the index holds 4 × max ways
+	return 0
+}
+
+// create enters a in free way w of bk; 0 when the table is full.
+func (h *Hosts) create(bk *hostBucket, w int, a *decode.Addr, v uint8, key, flag uint32) uint32 {
+	if int(h.used)-1 >= h.max {
 		return 0
 	}
 	j := h.used
 	if int(j>>chunkBits) >= len(h.chunks) {
 		// The last chunk holds only what max leaves (slot 0 unused).
-		h.chunks = append(h.chunks, make([]hostSlot, min(chunkSize, h.max+1-len(h.chunks)*chunkSize)))
+		lo := len(h.chunks) * chunkSize
+		hi := lo + min(chunkSize, h.max+1-lo)
+		h.chunks = append(h.chunks, h.slotMem[lo:hi:hi])
 	}
 	h.used++
 	sl := h.at(j)
 	sl.Addr, sl.IPVersion = *a, v
-	h.index[i] = j
+	bk.keys[w], bk.slots[w] = key, j|flag
 	return j
+}
+
+// prefetchBucket starts loading a's home bucket (batch pass 1).
+func (h *Hosts) prefetchBucket(a *decode.Addr, v uint8) {
+	_, _, b := h.hostKey(a, v)
+	prefetch(uintptr(unsafe.Pointer(&h.index[b])))
+}
+
+// prefetchSlot starts loading a's slab entry when its home bucket (cached
+// by prefetchBucket) names it (batch pass 2).
+func (h *Hosts) prefetchSlot(a *decode.Addr, v uint8) {
+	key, flag, b := h.hostKey(a, v)
+	bk := &h.index[b]
+	for w := range hostWays {
+		if j := bk.slots[w]; bk.keys[w] == key && j != 0 && j&hostHashed == flag {
+			prefetch(uintptr(unsafe.Pointer(h.at(j &^ hostHashed))))
+			return
+		}
+	}
 }
 
 // count adds pkts frames of n bytes sent by host src to host dst (slab
@@ -125,6 +199,22 @@ func (h *Hosts) count(src, dst uint32, pkts, n uint64) {
 		sl.BytesRx += n
 	} else {
 		h.overflow++
+	}
+}
+
+// credit adds pkts frames of n bytes sent by host src to host dst (slab
+// indices; 0, a host that did not fit, is skipped: the flow's end counts
+// it as overflow, as count would have).
+func (h *Hosts) credit(src, dst uint32, pkts, n uint64) {
+	if src != 0 {
+		sl := h.at(src)
+		sl.PacketsTx += pkts
+		sl.BytesTx += n
+	}
+	if dst != 0 {
+		sl := h.at(dst)
+		sl.PacketsRx += pkts
+		sl.BytesRx += n
 	}
 }
 

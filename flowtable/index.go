@@ -1,6 +1,10 @@
 package flowtable
 
-import "github.com/netsentry/netsentry/decode"
+import (
+	"unsafe"
+
+	"github.com/netsentry/netsentry/decode"
+)
 
 // The flow index: open addressing over buckets of one cache line each.
 // A bucket holds the 32-bit hashes (tags) of up to bucketWays flows beside
@@ -85,12 +89,13 @@ func (s *Shard) unplace(i, h uint32) {
 	panic("BUG: flow entry missing from the index")
 }
 
-// Prefetch computes the hash of p's flow and reads (touches) its index
-// bucket, so that the line is on its way to the cache while the caller
-// decodes further frames; it returns the hash for PrefetchEntry and a word
-// of the bucket, which the caller must use (add it to a sum it keeps) so
-// that the load is not optimised away. A frame without a flow of its own
-// (fragments, no transport header) gets hash 0. It changes nothing.
+// Prefetch computes the hash of p's flow and starts loading (a prefetch
+// instruction, which does not wait) its index bucket and the host index
+// buckets of its two addresses, so that the lines are on their way to the
+// cache while the caller decodes further frames; it returns the hash for
+// PrefetchEntry. A frame without a flow of its own (fragments, no
+// transport header) gets hash 0. It changes nothing. The second result is
+// kept for callers that summed a touched word; it is 0.
 func (s *Shard) Prefetch(p *decode.Packet) (h, touched uint32) {
 	if !p.HasFlow || p.IsFragment {
 		return 0, 0
@@ -98,22 +103,34 @@ func (s *Shard) Prefetch(p *decode.Packet) (h, touched uint32) {
 	var k Key
 	makeKey(&p.Flow, p.VLAN, p.InnerVLAN, &k)
 	h = k.hash() | tagBit
-	return h, s.index[h&s.mask].tags[0]
+	prefetch(uintptr(unsafe.Pointer(&s.index[h&s.mask])))
+	t := &p.Flow
+	s.hosts.prefetchBucket(&t.Src, t.IPVersion)
+	s.hosts.prefetchBucket(&t.Dst, t.IPVersion)
+	return h, 0
 }
 
-// PrefetchEntry reads the entry of the first flow in hash h's home bucket
-// whose tag matches (after Prefetch brought the bucket in), returning a
-// word of it for the caller to keep; 0 when there is none. It changes
-// nothing.
-func (s *Shard) PrefetchEntry(h uint32) uint32 {
+// PrefetchEntry, after Prefetch brought the buckets of p's flow (hash h)
+// in, starts loading the entry of the first flow in h's home bucket whose
+// tag matches; when none does (a new flow, most likely) it starts loading
+// what a new flow touches instead: the slab entries of its two hosts and
+// its source's scan-tracker index entry. It
+// changes nothing and returns 0 (kept for callers that summed a touched
+// word).
+func (s *Shard) PrefetchEntry(p *decode.Packet, h uint32) uint32 {
 	if h == 0 {
 		return 0
 	}
 	bk := &s.index[h&s.mask]
 	for w := range bucketWays {
 		if bk.tags[w] == h {
-			return uint32(s.slot(bk.slots[w]).pkts[0])
+			prefetch(uintptr(unsafe.Pointer(s.slot(bk.slots[w]))))
+			return 0
 		}
 	}
+	t := &p.Flow
+	s.hosts.prefetchSlot(&t.Src, t.IPVersion)
+	s.hosts.prefetchSlot(&t.Dst, t.IPVersion)
+	s.scan.prefetchIndex(&t.Src, t.IPVersion) // the initiator's, most likely
 	return 0
 }

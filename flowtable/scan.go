@@ -91,15 +91,15 @@ func scanIndexSize(maxSources int) int {
 // however many sources it sees:
 //
 //	MaxSources × (152 + 12 × ExactPorts + 56)   source slots, exact entries, Top's scratch
-//	+ 4 × 2^⌈log2(2 × MaxSources)⌉              index (at least 4 KiB)
+//	+ 8 × 2^⌈log2(2 × MaxSources)⌉              index (at least 8 KiB)
 //	+ max(2, MaxSources/8) × (3,584 + 8)         HyperLogLog sets (7 buckets × 512 registers), owners, free list
 //	+ 120 per 512 sources + 24 per 64 sets + 808 slab headers, the tracker
 //
 // With the defaults (65536 sources, 64 exact entries) that is 61.0 MiB for the
-// sources, 0.5 MiB for the index and 28.1 MiB for the sketches: 89.6 MiB
-// (93,929,264 bytes) per tracker; with MaxSources 4096, 5.6 MiB. The large
+// sources, 1.0 MiB for the index and 28.1 MiB for the sketches: 90.1 MiB
+// (94,453,568 bytes) per tracker; with MaxSources 4096, 5.6 MiB. The large
 // arrays are whole pages at these settings, so the allocator adds little.
-// Memory is taken as sources arrive (the index, 8 to 16 bytes per source, at
+// Memory is taken as sources arrive (the index, 16 to 32 bytes per source, at
 // once: no doubling), so a quiet shard holds little.
 func (c ScanConfig) MaxBytes() int {
 	c = c.withDefaults()
@@ -108,7 +108,7 @@ func (c ScanConfig) MaxBytes() int {
 	sketches := scanMaxSketches(c.MaxSources)
 	blocks := (sketches + scanSketchBlock - 1) / scanSketchBlock
 	return c.MaxSources*perSource +
-		4*scanIndexSize(c.MaxSources) +
+		8*scanIndexSize(c.MaxSources) +
 		sketches*(int(unsafe.Sizeof(scanSketch{}))+4+4) + // the set, its owner, its free-list entry
 		blocks*int(unsafe.Sizeof([]scanSketch{})) +
 		chunks*int(unsafe.Sizeof(scanChunk{})) +
@@ -230,8 +230,8 @@ type ScanTracker struct {
 	chunks []scanChunk
 	used   uint32 // slots handed out
 	live   int
-	free   uint32 // head of the free-slot list (slot+1), 0 when empty
-	index  []uint32
+	free   uint32   // head of the free-slot list (slot+1), 0 when empty
+	index  []uint64 // hash<<32 | slot+1 (scanIndexEntry); 0: empty
 	mask   uint32
 
 	skBlocks  [][]scanSketch // sets, scanSketchBlock per block
@@ -245,6 +245,12 @@ type ScanTracker struct {
 
 	merged  hllRegs
 	scratch []SourceStats
+
+	// The next eviction's victim, chosen ahead (evictOne), and its last
+	// activity then; nextOK: next is set.
+	next     uint32
+	nextOK   bool
+	nextLast int64
 }
 
 // NewScanTracker returns an empty tracker bounded by cfg.
@@ -262,8 +268,8 @@ func NewScanTracker(cfg ScanConfig) *ScanTracker {
 	// The index is allocated at its final size: no doubling, no garbage;
 	// pages no source hashed to cost nothing.
 	n := scanIndexSize(cfg.MaxSources)
-	t.index = make([]uint32, n)
-	adviseHuge(unsafe.Pointer(&t.index[0]), uintptr(n)*4)
+	t.index = make([]uint64, n)
+	hugeSlice(t.index)
 	t.mask = uint32(n - 1)
 	t.chunks = make([]scanChunk, 0, (cfg.MaxSources+scanChunkSize-1)/scanChunkSize)
 	t.skBlocks = make([][]scanSketch, 0, (t.maxSketch+scanSketchBlock-1)/scanSketchBlock)
@@ -281,6 +287,11 @@ func (t *ScanTracker) Stats() ScanStats {
 // destination port dport, IP protocol proto, at packet time ts (Unix ns). It
 // is called once per new flow, by the owner of the flow table.
 func (t *ScanTracker) Connection(src *decode.Addr, v uint8, dst *decode.Addr, dport uint16, proto uint8, ts int64) {
+	t.connection(src, v, dst, dport, proto, ts)
+}
+
+// connection is Connection, returning the source's slot.
+func (t *ScanTracker) connection(src *decode.Addr, v uint8, dst *decode.Addr, dport uint16, proto uint8, ts int64) uint32 {
 	ts = t.clock(ts)
 	e := floorDiv(ts, t.bw)
 	i := t.lookup(src, v, e)
@@ -342,6 +353,7 @@ func (t *ScanTracker) Connection(src *decode.Addr, v uint8, dst *decode.Addr, dp
 			}
 		}
 	}
+	return i
 }
 
 // scanExact drops the entries of ents[:n] whose bucket left the window
@@ -466,6 +478,7 @@ func (t *ScanTracker) clock(ts int64) int64 {
 // reset drops every source, keeping the memory.
 func (t *ScanTracker) reset() {
 	clear(t.index)
+	t.nextOK = false
 	t.used, t.live, t.free, t.approx = 0, 0, 0, 0
 	t.freeSk = t.freeSk[:0]
 	for n := range t.nSketch {
@@ -494,12 +507,14 @@ func (t *ScanTracker) at(i uint32) *scanSource {
 func (t *ScanTracker) lookup(src *decode.Addr, v uint8, e int64) uint32 {
 	h := uint32(t.addrHash(src, v) >> 32)
 	for p := h & t.mask; ; p = (p + 1) & t.mask {
-		j := t.index[p]
-		if j == 0 {
+		x := t.index[p]
+		if x == 0 {
 			break
 		}
-		if s := t.at(j - 1); s.hash == h && s.v == v && s.addr == *src {
-			return j - 1
+		if j := uint32(x); uint32(x>>32) == h {
+			if s := t.at(j - 1); s.v == v && s.addr == *src {
+				return j - 1
+			}
 		}
 	}
 	i := t.newSlot()
@@ -548,15 +563,81 @@ func (t *ScanTracker) addChunk() {
 
 // evictOne evicts the least recently active of scanSample random sources.
 // It runs only with the table full, when every slot below used is live.
+//
+// The candidates are drawn one eviction ahead and the least recent of them
+// chosen then, so that its slot can be on its way to the cache (prefetch)
+// by the time it is taken over. Activity only makes a source more recent,
+// so the choice still holds at the next eviction if the chosen source's
+// own last activity has not moved: it is then the least recently active
+// of its candidates as they are now. If it moved (or the slot was freed),
+// the victim is chosen afresh.
 func (t *ScanTracker) evictOne() {
+	victim := t.next
+	if t.nextOK {
+		if s := t.at(victim); s.v == 0 || *t.lastOf(victim) != t.nextLast {
+			t.nextOK = false
+		}
+	}
+	if !t.nextOK {
+		victim = t.pickVictim()
+	}
+	t.remove(victim)
+	t.evicted++
+	t.next, t.nextOK = t.pickVictim(), true
+	t.nextLast = *t.lastOf(t.next)
+	t.prefetchSlot(t.next)
+}
+
+// pickVictim returns the least recently active of scanSample random sources.
+func (t *ScanTracker) pickVictim() uint32 {
 	victim := t.randN(int(t.used))
 	for range scanSample - 1 {
 		if j := t.randN(int(t.used)); *t.lastOf(j) < *t.lastOf(victim) {
 			victim = j
 		}
 	}
-	t.remove(victim)
-	t.evicted++
+	return victim
+}
+
+// prefetchSource starts loading the lines of slot i that counting it reads
+// (its scanSource and its exact entries; ScanChanges).
+func (t *ScanTracker) prefetchSource(i uint32) {
+	if i < t.used {
+		s := uintptr(unsafe.Pointer(t.at(i)))
+		prefetch(s)
+		prefetch(s + 64)
+		prefetch(s + unsafe.Sizeof(scanSource{}) - 1)
+		if t.exact > 0 {
+			c := &t.chunks[i>>scanChunkBits]
+			off := int(i&scanChunkMask) * t.exact
+			prefetch(uintptr(unsafe.Pointer(&c.ports[off])))
+			prefetch(uintptr(unsafe.Pointer(&c.hosts[off])))
+		}
+	}
+}
+
+// prefetchIndex starts loading the index entry of (src, v) (batch pass 2,
+// for a new flow).
+func (t *ScanTracker) prefetchIndex(src *decode.Addr, v uint8) {
+	h := uint32(t.addrHash(src, v) >> 32)
+	prefetch(uintptr(unsafe.Pointer(&t.index[h&t.mask])))
+}
+
+// prefetchSlot starts loading the lines of slot i that a new source in it
+// reads or writes: its scanSource and its exact entries.
+func (t *ScanTracker) prefetchSlot(i uint32) {
+	s := uintptr(unsafe.Pointer(t.at(i)))
+	prefetch(s)
+	prefetch(s + 64)
+	prefetch(s + unsafe.Sizeof(scanSource{}) - 1)
+	c := &t.chunks[i>>scanChunkBits]
+	off := int(i&scanChunkMask) * t.exact
+	if t.exact > 0 {
+		prefetch(uintptr(unsafe.Pointer(&c.ports[off])))
+		h := uintptr(unsafe.Pointer(&c.hosts[off]))
+		prefetch(h)
+		prefetch(h + uintptr(8*t.exact) - 1)
+	}
 }
 
 // remove drops source i, returning its slot and sketch sets to their free lists.
@@ -598,14 +679,18 @@ func (t *ScanTracker) insert(i, h uint32) {
 	for t.index[p] != 0 {
 		p = (p + 1) & t.mask
 	}
-	t.index[p] = i + 1
+	t.index[p] = scanIndexEntry(i, h)
 }
+
+// scanIndexEntry is slot i's index entry: its hash beside slot+1, so that
+// probing and deletion compare and move entries without reading the slots.
+func scanIndexEntry(i, h uint32) uint64 { return uint64(h)<<32 | uint64(i+1) }
 
 // unindex deletes slot i from the linear-probing index by backward shift, so
 // no tombstones accumulate under churn.
 func (t *ScanTracker) unindex(i, h uint32) {
 	p := h & t.mask
-	for t.index[p] != i+1 {
+	for uint32(t.index[p]) != i+1 {
 		p = (p + 1) & t.mask
 	}
 	for q := p; ; {
@@ -615,7 +700,7 @@ func (t *ScanTracker) unindex(i, h uint32) {
 			t.index[p] = 0
 			return
 		}
-		home := t.at(j-1).hash & t.mask
+		home := uint32(j>>32) & t.mask
 		// The entry at q may fill the hole at p unless its home lies
 		// cyclically in (p, q].
 		if (p < q && (home <= p || home > q)) || (p > q && home <= p && home > q) {
@@ -627,8 +712,8 @@ func (t *ScanTracker) unindex(i, h uint32) {
 
 func (t *ScanTracker) grow() {
 	n := 2 * len(t.index)
-	t.index = make([]uint32, n)
-	adviseHuge(unsafe.Pointer(&t.index[0]), uintptr(n)*4)
+	t.index = make([]uint64, n)
+	hugeSlice(t.index)
 	t.mask = uint32(n - 1)
 	for i := range t.used {
 		if s := t.at(i); s.v != 0 {

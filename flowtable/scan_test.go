@@ -720,10 +720,10 @@ func TestScanIndexChurn(t *testing.T) {
 func checkScanIndex(t *testing.T, tr *ScanTracker) {
 	t.Helper()
 	n := 0
-	for _, j := range tr.index {
-		if j != 0 {
+	for _, x := range tr.index {
+		if j := uint32(x); j != 0 {
 			n++
-			if tr.at(j-1).v == 0 {
+			if tr.at(j-1).v == 0 || uint32(x>>32) != tr.at(j-1).hash {
 				t.Fatalf("index names free slot %d", j-1)
 			}
 		}
@@ -737,7 +737,7 @@ func checkScanIndex(t *testing.T, tr *ScanTracker) {
 			continue
 		}
 		p := s.hash & tr.mask
-		for tr.index[p] != i+1 {
+		for uint32(tr.index[p]) != i+1 {
 			if tr.index[p] == 0 {
 				t.Fatalf("slot %d unreachable from its home", i)
 			}
@@ -820,7 +820,7 @@ func TestScanMaxBytes(t *testing.T) {
 	if got := unsafe.Sizeof(scanSource{}); got != 144 {
 		t.Errorf("scanSource is %d bytes; update MaxBytes' doc comment", got)
 	}
-	if got := (ScanConfig{}).MaxBytes(); got != 93_929_264 {
+	if got := (ScanConfig{}).MaxBytes(); got != 94_453_568 {
 		t.Errorf("default MaxBytes = %d; update the doc comments", got)
 	}
 }

@@ -32,6 +32,7 @@ type scanChanges struct {
 type scanRef struct {
 	addr decode.Addr
 	v    uint8
+	slot uint32 // the source's scan-tracker slot when marked (a hint: checked)
 }
 
 const scanIdxBits = 13
@@ -41,8 +42,9 @@ func newScanChanges() *scanChanges {
 	return &scanChanges{list: make([]scanRef, 0, MaxScanChanges), index: make([]uint32, n), mask: uint32(n - 1), gen: 1}
 }
 
-// touch marks (src, v). A nil set marks nothing.
-func (c *scanChanges) touch(src *decode.Addr, v uint8) {
+// touch marks (src, v), which the scan tracker holds in slot. A nil set
+// marks nothing.
+func (c *scanChanges) touch(src *decode.Addr, v uint8, slot uint32) {
 	if c == nil {
 		return
 	}
@@ -56,11 +58,12 @@ func (c *scanChanges) touch(src *decode.Addr, v uint8) {
 				c.dropped++
 				return
 			}
-			c.list = append(c.list, scanRef{addr: *src, v: v})
+			c.list = append(c.list, scanRef{addr: *src, v: v, slot: slot})
 			c.index[p] = c.gen<<scanIdxBits | uint32(len(c.list))
 			return
 		}
 		if r := &c.list[e&(1<<scanIdxBits-1)-1]; r.v == v && r.addr == *src {
+			r.slot = slot // it may have been evicted and taken another since
 			return
 		}
 	}
@@ -95,9 +98,16 @@ func (s *Shard) ScanChanges(dst []SourceStats) []SourceStats {
 	if c == nil {
 		return dst
 	}
+	const ahead = 4 // slots on their way while one is read
+	for i := range min(ahead, len(c.list)) {
+		s.scan.prefetchSource(c.list[i].slot)
+	}
 	for i := range c.list {
+		if i+ahead < len(c.list) {
+			s.scan.prefetchSource(c.list[i+ahead].slot)
+		}
 		r := &c.list[i]
-		if st, ok := s.scan.Source(&r.addr, r.v, s.now); ok {
+		if st, ok := s.scan.sourceAt(r.slot, &r.addr, r.v, s.now); ok {
 			dst = append(dst, st)
 		}
 	}
@@ -134,6 +144,22 @@ func (t *ScanTracker) Source(src *decode.Addr, v uint8, now int64) (SourceStats,
 	if !ok {
 		return SourceStats{}, false
 	}
+	return t.sourceStats(i, now)
+}
+
+// sourceAt is Source for a source last seen in slot i: the slot is read
+// without a lookup when it still holds (src, v).
+func (t *ScanTracker) sourceAt(i uint32, src *decode.Addr, v uint8, now int64) (SourceStats, bool) {
+	if i < t.used {
+		if s := t.at(i); s.v == v && s.addr == *src {
+			return t.sourceStats(i, now)
+		}
+	}
+	return t.Source(src, v, now)
+}
+
+// sourceStats returns the counts of the source in slot i (Source).
+func (t *ScanTracker) sourceStats(i uint32, now int64) (SourceStats, bool) {
 	e := floorDiv(now, t.bw)
 	s := t.at(i)
 	if s.lastEp < e-scanBuckets || s.lastEp > e+scanBuckets {

@@ -137,12 +137,14 @@ func (t *ScanTracker) windowSketch(s *scanSource, n uint32, e int64, r *hllRegs)
 func (t *ScanTracker) find(src *decode.Addr, v uint8) (uint32, bool) {
 	h := uint32(t.addrHash(src, v) >> 32)
 	for p := h & t.mask; ; p = (p + 1) & t.mask {
-		j := t.index[p]
-		if j == 0 {
+		x := t.index[p]
+		if x == 0 {
 			return 0, false
 		}
-		if s := t.at(j - 1); s.hash == h && s.v == v && s.addr == *src {
-			return j - 1, true
+		if j := uint32(x); uint32(x>>32) == h {
+			if s := t.at(j - 1); s.v == v && s.addr == *src {
+				return j - 1, true
+			}
 		}
 	}
 }

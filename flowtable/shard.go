@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -176,11 +177,16 @@ type Stats struct {
 // Shard is one worker's flow table. It has a single owner: every method must
 // be called from the same goroutine, and none takes a lock.
 type Shard struct {
-	cfg       Config
-	timeouts  [numQueues]int64
-	active    int64
-	chunks    [][]entry
-	links     [][]link // parallel to chunks
+	cfg      Config
+	timeouts [numQueues]int64
+	active   int64
+	chunks   [][]entry
+	links    [][]link // parallel to chunks
+	// The slabs' memory, allocated at once (pages no flow touched cost
+	// nothing) so that it can be backed by huge pages; chunks are cut
+	// from it as flows arrive.
+	entryMem  []entry
+	linkMem   []link
 	used      uint32   // slots handed out so far (slot 0 is never used)
 	free      uint32   // head of the free list
 	index     []bucket // open addressing, bucketWays flows per cache line
@@ -240,8 +246,12 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	// garbage): pages the hashes have not touched cost no memory.
 	nb := bucketCount(cfg.MaxFlows)
 	s.index = make([]bucket, nb)
-	adviseHuge(unsafe.Pointer(&s.index[0]), uintptr(nb)*unsafe.Sizeof(s.index[0]))
+	hugeSlice(s.index)
 	s.mask = uint32(nb - 1)
+	s.entryMem = make([]entry, cfg.MaxFlows+1)
+	s.linkMem = make([]link, cfg.MaxFlows+1)
+	hugeSlice(s.entryMem)
+	hugeSlice(s.linkMem)
 	s.used = 1
 	s.ended = make([]Record, 0, s.endBuffer)
 	s.frags.init(cfg.MaxFragments, int64(cfg.FragmentTimeout))
@@ -297,44 +307,36 @@ func (s *Shard) Stats() Stats {
 	return st
 }
 
-// HostSnapshot appends every host's counters to dst: those of ended flows
-// and of frames no flow carries, plus the open flows'.
+// HostSnapshot appends every host's counters (every frame so far, of open
+// and ended flows and of IP layers no flow carries) to dst, growing it at
+// most once; its cost is that of copying the host table.
 func (s *Shard) HostSnapshot(dst []HostCounters) []HostCounters {
 	h := &s.hosts
-	if s.stats.Active == 0 { // every flow is folded in already
-		for j := uint32(1); j < h.used; j++ {
-			if c := &h.at(j).HostCounters; c.PacketsTx+c.PacketsRx > 0 {
-				dst = append(dst, *c)
-			}
+	n := int(h.used) - 1
+	// The hosts count every frame as it comes (open flows' included): one
+	// copy of the slab, in place in dst (grown once to hold every host),
+	// then the hosts without a frame dropped, keeping slab order.
+	base := len(dst)
+	dst = slices.Grow(dst, n)[:base+n]
+	all := dst[base:]
+	for c := 0; c < len(h.chunks) && c*chunkSize < int(h.used); c++ {
+		ch := h.chunks[c]
+		lo := 0
+		if c == 0 {
+			lo = 1 // slot 0 is never used
 		}
-		return dst
-	}
-	all := make([]HostCounters, h.used)
-	for j := uint32(1); j < h.used; j++ {
-		all[j] = h.at(j).HostCounters
-	}
-	for i := uint32(1); i < s.used; i++ {
-		e := s.slot(i)
-		if e.q == queueNone {
-			continue
-		}
-		for side, j := range e.host {
-			if j == 0 {
-				continue
-			}
-			c := &all[j]
-			c.PacketsTx += e.pkts[side]
-			c.BytesTx += e.bytes[side]
-			c.PacketsRx += e.pkts[1-side]
-			c.BytesRx += e.bytes[1-side]
+		for k := lo; k < len(ch) && c*chunkSize+k < int(h.used); k++ {
+			all[c*chunkSize+k-1] = ch[k].HostCounters
 		}
 	}
-	for j := 1; j < len(all); j++ {
+	m := 0
+	for j := range all {
 		if all[j].PacketsTx+all[j].PacketsRx > 0 {
-			dst = append(dst, all[j])
+			all[m] = all[j]
+			m++
 		}
 	}
-	return dst
+	return dst[:base+m]
 }
 
 // HostCount returns the number of hosts in the host table.
@@ -403,11 +405,16 @@ func (s *Shard) freeApp(e *entry) {
 // appOf fills st with slot i's detection result (e's port guess when
 // it has no detection state).
 func (s *Shard) appOf(i uint32, e *entry, st *app.State) {
+	*st = app.State{}
+	s.appOfZeroed(e, st)
+}
+
+// appOfZeroed is appOf into a zeroed st.
+func (s *Shard) appOfZeroed(e *entry, st *app.State) {
 	if e.det != 0 {
 		*st = *s.app(e.det)
 		return
 	}
-	*st = app.State{}
 	k := &e.key
 	if k.Proto != 6 && k.Proto != 17 {
 		return
@@ -506,25 +513,33 @@ func flowIPLen(p *decode.Packet) uint32 {
 	return p.IPLen[p.NumIP-1]
 }
 
-// update adds one packet of n wire bytes (ipn IP bytes), seen at ts, to the flow of t.
-// The flow's counters are folded into its two hosts when it ends; with
-// hosts false the frame must not count for them (its IP layer is counted
-// otherwise), so a negative adjustment is made now.
+// update adds one packet of n wire bytes (ipn IP bytes), seen at ts, to the flow of t
+// and, with hosts, to its two hosts (the flow keeps their slab indices, and
+// new flows had their slab lines prefetched); with hosts false the frame
+// must not count for them (its IP layer is counted otherwise).
 func (s *Shard) update(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags, seg uint8, n, ipn uint32, ts int64, hosts bool) {
 	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, 1, uint64(n), uint64(ipn), ts, ts)
 	s.lastFromInit = srcIsB == e.initB
-	if !hosts {
-		s.uncount(e, srcIsB, 1, uint64(n))
+	if hosts {
+		a, b := e.host[0], e.host[1]
+		if srcIsB {
+			a, b = b, a
+		}
+		s.hosts.credit(a, b, 1, uint64(n))
+	} else {
+		s.uncounted(e)
 	}
 }
 
-// uncount takes pkts frames of n bytes back from e's hosts (see update).
-func (s *Shard) uncount(e *entry, srcIsB bool, pkts, n uint64) {
-	a, b := e.host[0], e.host[1]
-	if srcIsB {
-		a, b = b, a
+// uncounted counts, for a frame of e that its hosts do not count, the
+// hosts that did not fit in the table (Stats.HostsOverflow: one per side
+// without a host, as every host update of such a flow counts).
+func (s *Shard) uncounted(e *entry) {
+	for _, j := range e.host {
+		if j == 0 {
+			s.hosts.overflow++
+		}
 	}
-	s.hosts.count(a, b, -pkts, -n)
 }
 
 // updateMany adds pkts packets of bytes wire bytes (ipBytes IP bytes), seen from first to last,
@@ -535,8 +550,8 @@ func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunne
 	if flags != 0 {
 		seg = segHeader // the datagram's head was read: its TCP flags are valid
 	}
-	e, srcIsB := s.add(t, vlan, inner, tun, flags, seg, uint64(pkts), bytes, ipBytes, first, last)
-	s.uncount(e, srcIsB, uint64(pkts), bytes)
+	e, _ := s.add(t, vlan, inner, tun, flags, seg, uint64(pkts), bytes, ipBytes, first, last)
+	s.uncounted(e)
 }
 
 // add accounts pkts packets of bytes wire bytes and ipBytes IP bytes (seen from first to ts) to
@@ -621,8 +636,8 @@ func (s *Shard) started(e *entry, ts int64) {
 			return
 		}
 	}
-	s.scan.Connection(src, k.IPVersion, dst, dport, k.Proto, ts)
-	s.changes.touch(src, k.IPVersion) // for the alert feed (scanfeed.go)
+	slot := s.scan.connection(src, k.IPVersion, dst, dport, k.Proto, ts)
+	s.changes.touch(src, k.IPVersion, slot) // for the alert feed (scanfeed.go)
 }
 
 // ScanTop returns the n sources with the most connections, distinct
@@ -704,11 +719,10 @@ func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 		i = s.used
 		if int(i>>chunkBits) >= len(s.chunks) {
 			// The last chunk holds only what MaxFlows leaves (slot 0 unused).
-			n := min(chunkSize, s.cfg.MaxFlows+1-len(s.chunks)*chunkSize)
-			s.chunks = append(s.chunks, make([]entry, n))
-			s.links = append(s.links, make([]link, n))
-			c := s.chunks[len(s.chunks)-1]
-			adviseHuge(unsafe.Pointer(&c[0]), uintptr(n)*unsafe.Sizeof(c[0]))
+			lo := len(s.chunks) * chunkSize
+			hi := lo + min(chunkSize, s.cfg.MaxFlows+1-lo)
+			s.chunks = append(s.chunks, s.entryMem[lo:hi:hi])
+			s.links = append(s.links, s.linkMem[lo:hi:hi])
 		}
 		s.used++
 	}
@@ -795,18 +809,21 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 	if e.pkts[0]+e.pkts[1] == 0 {
 		return
 	}
-	s.ended = append(s.ended, Record{})
+	// s.ended never grows past endBuffer (deliver below): extend it
+	// without zeroing; e.record writes the whole record, App zeroed.
+	s.ended = s.ended[:len(s.ended)+1]
 	r := &s.ended[len(s.ended)-1]
 	e.record(r, end)
 	if end != EndActive {
 		s.dropApp(e) // parse what a split message left collected
 	}
-	s.appOf(i, e, &r.App)
+	s.appOfZeroed(e, &r.App)
 	s.protos.add(r.AppName(), r.App.Guess, 1, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
 	s.stats.FlowsEnded++
-	// Fold the record's counters into its hosts.
-	s.hosts.count(e.host[0], e.host[1], e.pkts[0], e.bytes[0])
-	s.hosts.count(e.host[1], e.host[0], e.pkts[1], e.bytes[1])
+	// Its hosts counted its frames as they came (update); a side without a
+	// host counts as overflow, twice (as sender and as receiver).
+	s.uncounted(e)
+	s.uncounted(e)
 	if len(s.ended) >= s.endBuffer {
 		s.deliver()
 	}
@@ -857,6 +874,32 @@ func (s *Shard) evict() {
 	}
 	s.stats.FlowsEvicted++
 	s.remove(victim, s.slot(victim), EndEviction)
+	s.prefetchVictims()
+}
+
+// prefetchVictims starts loading what the next evictions read: for each
+// expiry queue's head (the candidates; its lines were prefetched by the
+// previous eviction) the slab entries of its hosts and its index bucket,
+// and the entry and link of the flow behind it.
+func (s *Shard) prefetchVictims() {
+	for q := range s.queues {
+		h := s.queues[q].head
+		if h == 0 {
+			continue
+		}
+		e := s.slot(h)
+		for _, j := range e.host {
+			if j != 0 {
+				prefetch(uintptr(unsafe.Pointer(s.hosts.at(j))))
+			}
+		}
+		lk := s.lnk(h)
+		prefetch(uintptr(unsafe.Pointer(&s.index[lk.hash&s.mask]))) // unplace
+		if n := lk.qnext; n != 0 {
+			prefetch(uintptr(unsafe.Pointer(s.slot(n))))
+			prefetch(uintptr(unsafe.Pointer(s.lnk(n))))
+		}
+	}
 }
 
 // Expire ends every flow whose timeout passed by now (Unix nanoseconds; the

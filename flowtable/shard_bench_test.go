@@ -85,7 +85,7 @@ func benchShardBatch(b *testing.B, ps []decode.Packet, maxFlows int, prefill boo
 				touched += v
 			}
 			for j := range batch {
-				touched += s.PrefetchEntry(hs[j])
+				touched += s.PrefetchEntry(&ps[k+j], hs[j])
 			}
 		}
 		s.Packet(&ps[k], nil, ts)

@@ -1,6 +1,7 @@
 package flowtable
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -359,6 +360,79 @@ func TestGuessKeptApart(t *testing.T) {
 		if len(m) != 2 || m[0] != (ProtoStat{Name: "HTTPS", Flows: 2, Packets: 20, Bytes: 2000}) ||
 			m[1] != (ProtoStat{Name: "HTTPS", Guess: true, Flows: 2, Packets: 2, Bytes: 148}) {
 			t.Errorf("merged %+v: want detected and guessed HTTPS apart", m)
+		}
+	}
+}
+
+// TestHostSnapshotEmpty: a shard that saw no packet has no hosts (and its
+// snapshot appends nothing to what dst held).
+func TestHostSnapshotEmpty(t *testing.T) {
+	s, err := New(Config{MaxFlows: 1024, MaxHosts: 1024}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := []HostCounters{{IPVersion: 4}}
+	if got := s.HostSnapshot(dst); len(got) != 1 || got[0].IPVersion != 4 {
+		t.Fatalf("empty shard: HostSnapshot gave %v", got)
+	}
+}
+
+// TestHostIndex: the host index (IPv4 addresses held in its ways, other
+// addresses by hash) finds every host it created again, never two slots
+// for one address, and stops creating at its bound, checked against a map.
+func TestHostIndex(t *testing.T) {
+	const max = 5000
+	type key struct {
+		a decode.Addr
+		v uint8
+	}
+	var h Hosts
+	h.init(max)
+	r := rand.New(rand.NewPCG(3, 4))
+	seen := map[key]uint32{}
+	var order []key
+	for n := range 3 * max {
+		var k key
+		switch {
+		case n%7 == 0: // an IPv4 address's bytes as version 6: another host
+			k.a, k.v = decode.Addr{10, 0, byte(r.IntN(40)), byte(r.Uint32())}, 6
+		case r.IntN(3) == 0:
+			k.v = 6
+			for i := range k.a {
+				k.a[i] = byte(r.Uint32())
+			}
+			k.a[15] = byte(r.IntN(4))
+		default:
+			k.a, k.v = decode.Addr{10, 0, byte(r.IntN(40)), byte(r.Uint32())}, 4
+		}
+		j := h.lookup(&k.a, k.v)
+		if old, ok := seen[k]; ok {
+			if j != old {
+				t.Fatalf("%v: slot %d, was %d", k, j, old)
+			}
+			continue
+		}
+		if len(seen) >= max {
+			if j != 0 {
+				t.Fatalf("host %d created past the bound %d", len(seen)+1, max)
+			}
+			continue
+		}
+		if j == 0 {
+			t.Fatalf("host %d not created below the bound", len(seen)+1)
+		}
+		if sl := h.at(j); sl.Addr != k.a || sl.IPVersion != k.v {
+			t.Fatalf("slot %d holds %v v%d, want %v", j, sl.Addr, sl.IPVersion, k)
+		}
+		seen[k] = j
+		order = append(order, k)
+	}
+	if h.Len() != max {
+		t.Fatalf("%d hosts, want %d", h.Len(), max)
+	}
+	for _, k := range order {
+		if j := h.lookup(&k.a, k.v); j != seen[k] {
+			t.Fatalf("%v: found slot %d, want %d", k, j, seen[k])
 		}
 	}
 }
