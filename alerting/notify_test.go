@@ -167,11 +167,15 @@ func TestDownReceiverComesBack(t *testing.T) {
 	if err := json.Unmarshal(back.body[0], &m); err != nil || len(m.Alerts) != 1 || m.Alerts[0].Labels["src_ip"] != "10.0.0.5" {
 		t.Errorf("came-back receiver got %s (%v)", back.body[0], err)
 	}
+	// The receiver holds the body before its answer reaches the dispatcher, which counts
+	// the send only then: wait for the count rather than read it at once.
+	ntWait(t, 2*time.Second, "the down channel's send counted", func() bool { return ntStats(t, d, downURL).Sent >= 1 })
 	s := ntStats(t, d, downURL)
 	t.Logf("down channel: %+v", s)
 	if s.Sent != 1 || s.Failed != 0 || s.Retried < 2 || s.Dropped != 0 {
 		t.Errorf("down channel stats %+v: want sent 1, failed 0, retried >= 2", s)
 	}
+	ntWait(t, 2*time.Second, "the up channel's send counted", func() bool { return ntStats(t, d, up.srv.URL).Sent >= 1 })
 	if s := ntStats(t, d, up.srv.URL); s.Sent != 1 || s.Retried != 0 {
 		t.Errorf("up channel stats %+v", s)
 	}
