@@ -217,15 +217,21 @@ type chunkHeader struct {
 	unsigned        bool // valIntDelta entries are not zig-zagged
 	v0              uint64
 	body            []byte // the bit stream
+	rollup          []byte // the hour rollup (decodeRollup), nil if none
 }
+
+// chunkRollupFlag in the mode byte: the header is followed by uvarint L and
+// L bytes of hour rollup (format 3, rollup.go).
+const chunkRollupFlag = 0x80
 
 func parseChunkHeader(b []byte) (chunkHeader, error) {
 	var h chunkHeader
 	if len(b) < 1 {
 		return h, fmt.Errorf("%w: empty", errChunk)
 	}
-	h.tsMode, h.valMode = b[0]>>4, b[0]&15
-	if h.tsMode > tsDoD || h.valMode > valDecimal {
+	hasRollup := b[0]&chunkRollupFlag != 0
+	h.tsMode, h.valMode = b[0]&^chunkRollupFlag>>4, b[0]&15
+	if h.tsMode > tsDoD || h.valMode > valDecimal || (hasRollup && h.valMode == valConst) {
 		return h, fmt.Errorf("%w: unknown mode %#x", errChunk, b[0])
 	}
 	b = b[1:]
@@ -246,6 +252,14 @@ func parseChunkHeader(b []byte) (chunkHeader, error) {
 		}
 		h.step = int64(s)
 		b = b[l:]
+	}
+	if hasRollup {
+		rl, l := binary.Uvarint(b)
+		if l <= 0 || rl < 3 || rl > uint64(len(b)-l) {
+			return h, fmt.Errorf("%w: bad rollup length", errChunk)
+		}
+		h.rollup = b[l : l+int(rl)]
+		b = b[l+int(rl):]
 	}
 	switch h.valMode {
 	case valDecimal:

@@ -73,9 +73,6 @@ func (s *Store) dropPartition(p int64, why string) error {
 	if err := b.DeleteRange(lo, hi, nil); err != nil {
 		return fmt.Errorf("drop partition %d: %w", p, err)
 	}
-	if err := b.DeleteRange(rollupPartPrefix(p), rollupPartPrefix(p+1), nil); err != nil {
-		return fmt.Errorf("drop partition %d: %w", p, err)
-	}
 	if err := b.Delete(memberKey(p), nil); err != nil {
 		return fmt.Errorf("drop partition %d: %w", p, err)
 	}
@@ -99,9 +96,6 @@ func (s *Store) dropPartition(p int64, why string) error {
 		"start", time.UnixMilli(p*s.span).UTC().Format(time.RFC3339))
 	if err := s.db.Compact(context.Background(), lo, hi, false); err != nil {
 		return fmt.Errorf("compact partition %d: %w", p, err)
-	}
-	if err := s.db.Compact(context.Background(), rollupPartPrefix(p), rollupPartPrefix(p+1), false); err != nil {
-		return fmt.Errorf("compact partition %d rollups: %w", p, err)
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ var ErrClosed = errors.New("store closed")
 const (
 	keySeries = 0x01 // id -> canonical series key (appendSeriesKey)
 	keyChunk  = 0x10 // partition, id, first T -> chunk (encodeChunk)
-	// keyRollup = 0x14 (rollup.go): partition, id, resolution, first bucket
+	// 0x14: format 2's hour rollups (rollup.go), deleted by the upgrade
 	keyMember = 0x11 // partition -> bitset of the ids with samples in it
 	keyHead   = 0x12 // T -> tick record: the samples of the open window
 	keyMeta   = 0x7f // metaMagic, metaDirty, metaCut
@@ -71,14 +71,16 @@ var (
 
 // Format versions: 1 wrote chunks in the modes XOR, integer delta, integer
 // delta of delta and constant; 2 adds the decimal mode (chunk_dec.go) and
-// 2 h chunk windows at 5 s. This build reads both: a version 1 store is
-// upgraded in place when it opens (its marker says 2, its old chunks stay
-// and are read as they are); a build that reads only version 1 refuses a
-// version 2 store with a clear error.
+// 2 h chunk windows at 5 s; 3 keeps the hour rollups inside the chunks
+// (chunkRollupFlag) instead of records of their own (0x14). This build reads
+// all three: an older store is upgraded in place when it opens (its marker
+// says 3, its old chunks stay and are read as they are, its rollup records
+// are deleted); a build that reads only older versions refuses a newer store
+// with a clear error.
 const (
 	magic             = "netsentry-tsdb"
-	formatVersion     = 2
-	oldFormatVersions = 1 // the versions before formatVersion this build upgrades: 1..oldFormatVersions
+	formatVersion     = 3
+	oldFormatVersions = 2 // the versions before formatVersion this build upgrades: 1..oldFormatVersions
 )
 
 func orderedInt(v int64) uint64  { return uint64(v) ^ 1<<63 }
@@ -149,7 +151,9 @@ type Store struct {
 	// (nil: rejected), curSeries the tick's being appended (Append's
 	// goroutine only).
 	prevSeries, curSeries []*series
-	aggs                  []Aggregate
+	roll                  rollupScratch // of rollupInChunk
+	consts                []constEntry  // writeChunks's constant chunks
+	constBuf              []byte        // writeChunks's constants record
 
 	samples    atomic.Uint64
 	chunks     atomic.Uint64
@@ -233,6 +237,14 @@ func Open(dir string, opt Options) (*Store, error) {
 		L0StopWritesThreshold: 32,
 	}
 	popt.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
+	// 32 KiB data blocks rather than 4: zstd compresses a block at a time,
+	// and a block of 4 KiB holds one partition's chunks of only a hundred
+	// series; at 32 KiB the store of a day of real host metrics is about 8 %
+	// smaller (bench/store), and reading 24 h of a series decompresses 12
+	// such blocks, well under a millisecond.
+	for i := range popt.Levels {
+		popt.Levels[i].BlockSize = pebbleBlockBytes
+	}
 	db, err := openPebble(dir, popt)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -267,6 +279,7 @@ const (
 	pebbleCacheBytes    = 2 << 20
 	pebbleMemTableBytes = 2 << 20
 	pebbleMemTables     = 2
+	pebbleBlockBytes    = 32 << 10
 	chunkCoderBytes     = 5 << 20
 )
 
@@ -360,9 +373,20 @@ func (s *Store) load(fresh bool) error {
 	case len(m) != len(magic)+1 || string(m[:len(magic)]) != magic:
 		return fmt.Errorf("not a netsentry store: bad format marker %q", m)
 	case m[len(magic)] >= 1 && m[len(magic)] <= oldFormatVersions:
-		v := append([]byte(magic), formatVersion)
-		if err := s.db.Set(metaMagic, v, pebble.Sync); err != nil {
-			return fmt.Errorf("upgrade format marker: %w", err)
+		// Formats 1 and 2 kept the hour rollups as records of their own;
+		// this build reads them from the chunks (or computes them from an
+		// old chunk without one), so the records go with the upgrade.
+		b := s.db.NewBatch()
+		err := b.DeleteRange([]byte{keyRollup}, []byte{keyRollup + 1}, nil)
+		if err == nil {
+			err = b.Set(metaMagic, append([]byte(magic), formatVersion), nil)
+		}
+		if err == nil {
+			err = b.Commit(pebble.Sync)
+		}
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("upgrade format: %w", err)
 		}
 		s.log.Info("store format upgraded", "dir", s.dir, "from", m[len(magic)], "to", formatVersion)
 	case m[len(magic)] != formatVersion:
@@ -790,7 +814,7 @@ func (s *Store) resetHead() {
 	}
 }
 
-// writeChunks adds to b the chunks (and rollups) of the head buffers, the
+// writeChunks adds to b the chunks (with their rollups) of the head buffers, the
 // deletion of the head records before headEnd and the cut marker cutEnd.
 func (s *Store) writeChunks(b *pebble.Batch, headEnd, cutEnd int64) (uint64, error) {
 	var nchunks uint64
@@ -798,18 +822,22 @@ func (s *Store) writeChunks(b *pebble.Batch, headEnd, cutEnd int64) (uint64, err
 		if len(sr.ts) == 0 {
 			continue
 		}
+		c := encodeChunk(sr.ts, sr.vs)
+		nchunks++
+		if e, ok := asConst(c, sr.id); ok {
+			s.consts = append(s.consts, e)
+			continue
+		}
 		k := chunkKey(nil, floorDiv(sr.ts[0], s.span), sr.id, sr.ts[0])
-		if err := b.Set(k, encodeChunk(sr.ts, sr.vs), nil); err != nil {
+		if err := b.Set(k, s.rollupInChunk(c, sr.ts, sr.vs), nil); err != nil {
 			return 0, fmt.Errorf("write chunk: %w", err)
 		}
-		if s.storesRollups() {
-			s.aggs = aggregate(sr.ts, sr.vs, rollupRes[storedRollup].Milliseconds(), math.MinInt64, math.MaxInt64, s.aggs[:0])
-			k = rollupKey(k[:0], floorDiv(sr.ts[0], s.span), sr.id, storedRollup, sr.ts[0])
-			if err := b.Set(k, encodeRollup(s.aggs), nil); err != nil {
-				return 0, fmt.Errorf("write rollup: %w", err)
-			}
-		}
-		nchunks++
+	}
+	var err error
+	s.constBuf, err = writeConsts(b, s.span, s.consts, s.constBuf)
+	s.consts = s.consts[:0]
+	if err != nil {
+		return 0, err
 	}
 	if err := b.DeleteRange([]byte{keyHead}, headKey(headEnd), nil); err != nil {
 		return 0, fmt.Errorf("delete head: %w", err)
@@ -989,7 +1017,7 @@ func (s *Store) selectSeries(matchers []Matcher, mint, maxt int64, fn func(*seri
 // timeCheck is the iterator hasSamples reuses over one selectSeries.
 type timeCheck struct {
 	it *pebble.Iterator
-	kb []byte
+	w  chunkWalk
 }
 
 func (tc *timeCheck) close() {
@@ -1011,23 +1039,11 @@ func (s *Store) hasSamples(tc *timeCheck, sr *series, p, lo, hi int64) (bool, er
 			return false, err
 		}
 	}
-	tc.kb = chunkKey(tc.kb[:0], p, sr.id, p*s.span)
-	prefix := tc.kb[:17]
-	for ok := tc.it.SeekGE(tc.kb); ok; ok = tc.it.Next() {
-		k := tc.it.Key()
-		if len(k) != 25 || string(k[:17]) != string(prefix) {
-			break
-		}
-		if fromOrdered(binary.BigEndian.Uint64(k[17:])) > hi {
-			break
-		}
-		v, err := tc.it.ValueAndErr()
-		if err != nil {
-			return false, err
-		}
+	found := false
+	err := s.eachChunk(tc.it, &tc.w, p, sr.id, hi, func(t0 int64, v []byte) (bool, error) {
 		h, err := parseChunkHeader(v)
 		if err != nil {
-			return false, fmt.Errorf("chunk at %d: %w", fromOrdered(binary.BigEndian.Uint64(k[17:])), err)
+			return false, fmt.Errorf("chunk at %d: %w", t0, err)
 		}
 		if h.tsMode == tsRegular {
 			// Samples at t0 + i*step, i < n: the first at or after lo.
@@ -1035,20 +1051,17 @@ func (s *Store) hasSamples(tc *timeCheck, sr *series, p, lo, hi int64) (bool, er
 			if lo > h.t0 {
 				i = (lo - h.t0 + h.step - 1) / max(h.step, 1)
 			}
-			if i < int64(h.n) && h.t0+i*h.step <= hi {
-				return true, nil
-			}
-			continue
+			found = i < int64(h.n) && h.t0+i*h.step <= hi
+			return !found, nil
 		}
 		pts, err := decodeChunk(v, lo, hi, nil)
 		if err != nil {
-			return false, fmt.Errorf("chunk at %d: %w", fromOrdered(binary.BigEndian.Uint64(k[17:])), err)
+			return false, fmt.Errorf("chunk at %d: %w", t0, err)
 		}
-		if len(pts) > 0 {
-			return true, nil
-		}
-	}
-	return false, tc.it.Error()
+		found = len(pts) > 0
+		return !found, nil
+	})
+	return found, err
 }
 
 // Points appends to dst the samples of series ref in [mint, maxt] (ms), in
@@ -1079,7 +1092,7 @@ func (s *Store) points(sr *series, mint, maxt int64, dst []Point) ([]Point, erro
 	lo, hi := floorDiv(mint, s.span), floorDiv(maxt, s.span)
 	i, _ := slices.BinarySearch(s.partList, lo)
 	var it *pebble.Iterator
-	var kb []byte
+	var w chunkWalk
 	for ; i < len(s.partList) && s.partList[i] <= hi; i++ {
 		p := s.partList[i]
 		if !bitHas(s.parts[p], ref) {
@@ -1095,26 +1108,14 @@ func (s *Store) points(sr *series, mint, maxt int64, dst []Point) ([]Point, erro
 		}
 		// From the partition's start: a chunk written under another
 		// Interval (another window) may start before mint's window.
-		kb = chunkKey(kb[:0], p, ref, p*s.span)
-		prefix := kb[:17]
-		for ok := it.SeekGE(kb); ok; ok = it.Next() {
-			k := it.Key()
-			if len(k) != 25 || string(k[:17]) != string(prefix) {
-				break
-			}
-			t0 := fromOrdered(binary.BigEndian.Uint64(k[17:]))
-			if t0 > maxt {
-				break
-			}
-			v, err := it.ValueAndErr()
-			if err != nil {
-				return dst, err
-			}
+		err := s.eachChunk(it, &w, p, ref, maxt, func(t0 int64, v []byte) (bool, error) {
+			var err error
 			if dst, err = decodeChunk(v, mint, maxt, dst); err != nil {
-				return dst, fmt.Errorf("chunk at %d: %w", t0, err)
+				return false, fmt.Errorf("chunk at %d: %w", t0, err)
 			}
-		}
-		if err := it.Error(); err != nil {
+			return true, nil
+		})
+		if err != nil {
 			return dst, err
 		}
 	}

@@ -49,3 +49,23 @@ func BenchmarkPoints24h(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRollup30d reads the hour rollups of 30 days of one series at 5 s
+// (518,400 samples, 720 buckets) out of 10 generated series.
+func BenchmarkRollup30d(b *testing.B) {
+	s := openMem(b, vfs.NewMem(), Options{})
+	defer s.Close()
+	ticks := int(30 * 24 * time.Hour / DefaultInterval)
+	ingest(b, s, 10, ticks, t0, DefaultInterval, 2)
+	mint, maxt := t0.UnixMilli(), t0.Add(30*24*time.Hour).UnixMilli()-1
+	var aggs []Aggregate
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var err error
+		aggs, err = s.Rollup(uint64(i%10)+1, time.Hour, mint, maxt, aggs[:0])
+		if err != nil || len(aggs) != 720 {
+			b.Fatalf("%d buckets, %v", len(aggs), err)
+		}
+	}
+}

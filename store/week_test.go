@@ -67,8 +67,21 @@ func weekCase(t *testing.T, n int, interval, length time.Duration) {
 		t.Fatal(err)
 	}
 	for it.First(); it.Valid(); it.Next() {
-		sr := s.idx.get(beUint64(it.Key()[9:]))
 		v, _ := it.ValueAndErr()
+		if beUint64(it.Key()[9:]) == 0 {
+			// A constants record: its bytes shared among its entries.
+			var es []constEntry
+			if err := walkConsts(v, func(e constEntry) bool { es = append(es, e); return true }); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				k := kindOf[s.idx.get(e.id).name]
+				kindBytes[k] += float64(len(v)) / float64(len(es))
+				kindSamples[k] += float64(e.n)
+			}
+			continue
+		}
+		sr := s.idx.get(beUint64(it.Key()[9:]))
 		h, err := parseChunkHeader(v)
 		if err != nil {
 			t.Fatal(err)
