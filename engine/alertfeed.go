@@ -81,11 +81,20 @@ type FeedSet struct {
 	wake    chan struct{}
 	asleep  atomic.Bool
 	sources atomic.Bool // report FeedSource items (a rule uses the scan signals)
+	lazy    atomic.Bool // wake the consumer only when a ring is half full
 }
 
 // SetSources says whether the workers report per-source scan figures
 // (on by default); off, a worker drops its batch's marks unread.
 func (s *FeedSet) SetSources(on bool) { s.sources.Store(on) }
+
+// SetLazy says whether the consumer needs to be woken for every batch's
+// items (off, the default) or only when a ring is half full (on: nothing
+// reads the items at once, e.g. no alert rule uses the figures they carry,
+// and the consumer drains them at its own pace, with each snapshot). The
+// items are the same either way; only the wake-ups, a thread hand-off per
+// batch end, are saved.
+func (s *FeedSet) SetLazy(on bool) { s.lazy.Store(on) }
 
 // NewFeedSet returns the rings of n workers.
 func NewFeedSet(n int) *FeedSet {
@@ -222,15 +231,21 @@ func (r *FeedRing) next() *FeedItem {
 	return it
 }
 
-// publish makes the written items visible and wakes a sleeping consumer.
+// publish makes the written items visible and wakes a sleeping consumer
+// (when lazy, only past half the ring).
 func (r *FeedRing) publish() {
 	if r.pending == 0 || r.pending == r.tail.Load() {
 		r.pending = 0
 		return
 	}
 	r.tail.Store(r.pending)
+	fill := r.pending - r.head.Load()
 	r.pending = 0
-	if s := r.set; s.asleep.Load() && s.asleep.CompareAndSwap(true, false) {
+	s := r.set
+	if s.lazy.Load() && fill < FeedRingSize/2 {
+		return
+	}
+	if s.asleep.Load() && s.asleep.CompareAndSwap(true, false) {
 		select {
 		case s.wake <- struct{}{}:
 		default:

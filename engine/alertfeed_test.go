@@ -185,3 +185,78 @@ func TestAlertFeedNoSources(t *testing.T) {
 		t.Fatalf("%d totals reported, %d marks dropped", totals, sh.ScanChangesDropped())
 	}
 }
+
+// TestAlertFeedLazy: a lazy feed set wakes its sleeping consumer only once
+// a ring is half full (ndpi-synscan.pcap a frame a batch: an item each), and the consumer then drains every item the workers
+// wrote (the same as an eager set's: the totals end at the frame count);
+// switched back to eager, the next batch end wakes it.
+func TestAlertFeedLazy(t *testing.T) {
+	data, wire, link, ts := frames(t, "ndpi-synscan.pcap")
+	sh, err := flowtable.New(flowtable.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(sh)
+	set := NewFeedSet(1)
+	set.SetSources(false)
+	set.SetLazy(true)
+	w.SetAlertFeed(set.Ring(0))
+	if !set.Sleep() {
+		t.Fatal("Sleep with no items reported items")
+	}
+	woken := func() bool {
+		select {
+		case <-set.Wake():
+			return true
+		default:
+			return false
+		}
+	}
+	var items []FeedItem
+	var qs []int
+	var last uint64
+	i, batches, wakes := 0, 0, 0
+	for ; i < len(data); i++ {
+		w.Handle(data[i], wire[i], link[i], ts[i])
+		w.EndBatch(ts[i])
+		batches++
+		if !woken() {
+			continue
+		}
+		wakes++
+		if n := set.Ring(0).tail.Load() - set.Ring(0).head.Load(); n < FeedRingSize/2 {
+			t.Fatalf("woken with %d items after %d batch ends, want at least half the ring (%d)", n, batches, FeedRingSize/2)
+		}
+		items, qs = set.Drain(items[:0], qs[:0])
+		for _, it := range items {
+			if it.Kind == FeedTotals {
+				last = it.N[0]
+			}
+		}
+		if !set.Sleep() {
+			t.Fatal("Sleep after a drain reported items")
+		}
+		break
+	}
+	if wakes != 1 || batches < FeedRingSize/2 || i >= len(data)-1 {
+		t.Fatalf("%d wake-ups in %d batch ends of %d frames, want one at half the ring", wakes, batches, len(data))
+	}
+	set.SetLazy(false)
+	for i++; i < len(data); i++ {
+		w.Handle(data[i], wire[i], link[i], ts[i])
+		w.EndBatch(ts[i])
+		if !woken() {
+			t.Fatalf("eager again: frame %d's batch end did not wake the consumer", i)
+		}
+		items, qs = set.Drain(items[:0], qs[:0])
+		for _, it := range items {
+			if it.Kind == FeedTotals {
+				last = it.N[0]
+			}
+		}
+		set.Sleep()
+	}
+	if last != uint64(len(data)) || set.Dropped() != 0 {
+		t.Fatalf("totals end at %d packets, want %d; %d items dropped", last, len(data), set.Dropped())
+	}
+}

@@ -82,3 +82,31 @@ func BenchmarkHandleBatch(b *testing.B) {
 		w.HandleBatch(data[j:j+BatchFrames], wire[j:j+BatchFrames], ts[j:j+BatchFrames], link[j])
 	}
 }
+
+// TestProtocolSnapshotOpen: the protocol distribution counts each open
+// flow under the name and guess flag its full record shows (every
+// protocol of the corpus captures, flows with and without a detection
+// state, TCP, UDP and others), beside the ended flows' totals.
+func TestProtocolSnapshotOpen(t *testing.T) {
+	for _, name := range []string{"ndpi-1kxun.pcap", "zeek-erspan.pcap", "ndpi-smtp-starttls.pcap", "zeek-vlan-collisions.pcap"} {
+		data, wire, link, ts := frames(t, name)
+		sh, err := flowtable.New(flowtable.Config{Detect: true}, func([]flowtable.Record) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := NewWorker(sh)
+		for i := range data[:len(data)*2/3] {
+			w.Handle(data[i], wire[i], link[i], ts[i])
+		}
+		var open []flowtable.ProtoStat
+		for _, r := range sh.Snapshot(nil, true) {
+			open = append(open, flowtable.ProtoStat{Name: r.AppName(), Guess: r.AppGuess(), Flows: 1,
+				Packets: r.PacketsTx + r.PacketsRx, Bytes: r.BytesTx + r.BytesRx})
+		}
+		want := flowtable.MergeProtocols(sh.EndedProtocols(), open)
+		got := sh.ProtocolSnapshot()
+		if len(open) == 0 || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %d open flows; protocols %+v, want %+v", name, len(open), got, want)
+		}
+	}
+}

@@ -590,6 +590,24 @@ func wantsSources(ev AlertEvaluator) bool {
 	return false
 }
 
+// fedMetrics are the metrics of the feed's totals and protocol items.
+var fedMetrics = append(feedTotals[:], "network.protocol.flows", "network.protocol.packets", "network.protocol.bytes")
+
+// wantsFeed reports whether ev has a rule on any figure the workers' feed
+// carries (true when ev cannot say).
+func wantsFeed(ev AlertEvaluator) bool {
+	u, ok := ev.(interface{ Uses(string) bool })
+	if !ok {
+		return true
+	}
+	for _, m := range fedMetrics {
+		if u.Uses(m) {
+			return true
+		}
+	}
+	return wantsSources(ev)
+}
+
 // RunAlerts feeds ev until ctx ends: each snapshot's signals (f.Signals) go
 // to Ingest, then Tick(snap.At); the workers' feed items (f.Fast), when the
 // capture has a feed, as soon as a worker publishes them; between them it
@@ -615,6 +633,11 @@ func RunAlerts(ctx context.Context, s *Sensor, f *AlertFeeder, ev AlertEvaluator
 			// The workers compute per-source figures only while a rule
 			// uses them (a rule change shows at the next wake-up).
 			cur.set.SetSources(wantsSources(ev))
+			// Without a rule on what the items carry, the workers do not
+			// wake this loop at each batch end: it drains their items with
+			// the next snapshot (a rule added meanwhile is seen then, within
+			// an interval).
+			cur.set.SetLazy(!wantsFeed(ev))
 			items, qs = cur.set.Drain(items[:0], qs[:0])
 			if len(items) > 0 {
 				ev.Ingest(f.Fast(items, qs))

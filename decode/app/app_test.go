@@ -623,3 +623,27 @@ func dhcpDiscover(host string) []byte {
 	b = append(b, host...)
 	return append(b, 255)
 }
+
+// TestPortName: PortName is what a State fed one empty payload shows, for
+// every port pair that matters (each well-known port against an ephemeral
+// one and against each other, both ways) on TCP, UDP and others.
+func TestPortName(t *testing.T) {
+	ports := []uint16{0, 1, 40000, 65535}
+	for p := range 65536 {
+		if portGuess(6, uint16(p)) != Unknown || portGuess(17, uint16(p)) != Unknown {
+			ports = append(ports, uint16(p))
+		}
+	}
+	for _, l4 := range []uint8{0, 1, 6, 17, 132} {
+		for _, a := range ports {
+			for _, b := range ports {
+				var s State
+				s.Feed(nil, nil, true, l4, a, b)
+				name, guess := PortName(l4, a, b)
+				if name != s.Name() || guess != s.Guess {
+					t.Fatalf("PortName(%d, %d, %d) = %q, %v; a State shows %q, %v", l4, a, b, name, guess, s.Name(), s.Guess)
+				}
+			}
+		}
+	}
+}

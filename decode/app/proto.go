@@ -137,3 +137,23 @@ func portGuess(l4 uint8, port uint16) Proto {
 	}
 	return Unknown
 }
+
+// PortName returns the name (Name) and the guess flag that a State shows
+// for a flow of transport l4 (6 TCP, 17 UDP) from initPort (the
+// initiator's) to respPort when it saw no payload: what
+// State.Feed(nil, nil, true, l4, initPort, respPort) on a zero State
+// leaves, without the State.
+func PortName(l4 uint8, initPort, respPort uint16) (name string, guess bool) {
+	if l4 == 0 {
+		l4 = 255 // as start
+	}
+	r, i := portGuess(l4, respPort), portGuess(l4, initPort)
+	g, server := r, respPort
+	if r == Unknown {
+		g = i
+		if i != Unknown {
+			server = initPort
+		}
+	}
+	return Name(g, server), g != Unknown
+}
