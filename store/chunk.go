@@ -19,6 +19,8 @@ import (
 //	           (v_i = m_i / 10^k), 4 bytes: the bucket widths of the value
 //	           entries (fitWidths)
 //	valXOR, valConst: 8 bytes, the first value's bits (little endian)
+//	valLinear: byte scale k, varint m0, varint d (v_i = (m0 + i*d) / 10^k);
+//	           the bit stream holds only tsDoD's timestamp entries
 //	bit stream: for each sample after the first, its timestamp entry (tsDoD:
 //	the delta for the second sample, then deltas of deltas) followed by its
 //	value entry (valXOR: Gorilla XOR against the previous value; valIntDelta:
@@ -105,11 +107,47 @@ func encodeChunk(ts []int64, vs []float64) []byte {
 	if constant {
 		return appendChunk(nil, ts, vs, nil, tsMode, step, valConst, 0)
 	}
+	// A straight line (a counter at a steady rate, as an idle host's time
+	// counters are) in O(1): VictoriaMetrics' delta-const.
+	if ms, k, ok := toInts(vs, make([]int64, n)); ok {
+		d := ms[1] - ms[0]
+		linear := true
+		for i := 2; i < n && linear; i++ {
+			linear = ms[i]-ms[i-1] == d
+		}
+		if linear {
+			return appendLinear(ts, ms, tsMode, step, k)
+		}
+	}
 	best := appendChunk(nil, ts, vs, nil, tsMode, step, valXOR, 0)
 	if c := appendDecimal(appendChunkHeader(nil, ts, tsMode, step, valDecimal), ts, vs, tsMode, step); len(c) < len(best) {
 		best = c
 	}
 	return best
+}
+
+// appendLinear encodes samples m_i/10^k with m_i = m_0 + i*d: the header,
+// byte k, varint m_0, varint d, and for irregular timestamps their entries.
+func appendLinear(ts, ms []int64, tsMode byte, step int64, k int) []byte {
+	dst := appendChunkHeader(nil, ts, tsMode, step, valLinear)
+	dst = append(dst, byte(k))
+	dst = binary.AppendVarint(dst, ms[0])
+	dst = binary.AppendVarint(dst, ms[1]-ms[0])
+	if tsMode != tsDoD {
+		return dst
+	}
+	w := bitWriter{b: dst}
+	var tDelta int64
+	for i := 1; i < len(ts); i++ {
+		d := ts[i] - ts[i-1]
+		if i == 1 {
+			w.writeInt(d, &fixedWidths)
+		} else {
+			w.writeInt(d-tDelta, &fixedWidths)
+		}
+		tDelta = d
+	}
+	return w.b
 }
 
 // appendChunkHeader appends the header every mode shares: mode byte,
@@ -218,6 +256,19 @@ type chunkHeader struct {
 	v0              uint64
 	body            []byte // the bit stream
 	rollup          []byte // the hour rollup (decodeRollup), nil if none
+	d               int64  // valLinear: the slope
+}
+
+// linearEnd returns m0 + (n-1)*d, or false when it overflows.
+func linearEnd(m0, d int64, n int) (int64, bool) {
+	hi, lo := bits.Mul64(uint64(max(d, -d)), uint64(n-1))
+	if hi != 0 || lo > 1<<62 {
+		return 0, false
+	}
+	if d < 0 {
+		return m0 - int64(lo), true
+	}
+	return m0 + int64(lo), true
 }
 
 // chunkRollupFlag in the mode byte: the header is followed by uvarint L and
@@ -231,7 +282,7 @@ func parseChunkHeader(b []byte) (chunkHeader, error) {
 	}
 	hasRollup := b[0]&chunkRollupFlag != 0
 	h.tsMode, h.valMode = b[0]&^chunkRollupFlag>>4, b[0]&15
-	if h.tsMode > tsDoD || h.valMode > valDecimal || (hasRollup && h.valMode == valConst) {
+	if h.tsMode > tsDoD || h.valMode > valLinear || (hasRollup && (h.valMode == valConst || h.valMode == valLinear)) {
 		return h, fmt.Errorf("%w: unknown mode %#x", errChunk, b[0])
 	}
 	b = b[1:]
@@ -264,6 +315,24 @@ func parseChunkHeader(b []byte) (chunkHeader, error) {
 	switch h.valMode {
 	case valDecimal:
 		// Parsed by decodeDecimal.
+	case valLinear:
+		if len(b) < 1 || b[0] > maxScale {
+			return h, fmt.Errorf("%w: bad scale", errChunk)
+		}
+		h.k = int(b[0])
+		b = b[1:]
+		if h.m0, l = binary.Varint(b); l <= 0 {
+			return h, fmt.Errorf("%w: bad first value", errChunk)
+		}
+		b = b[l:]
+		if h.d, l = binary.Varint(b); l <= 0 {
+			return h, fmt.Errorf("%w: bad slope", errChunk)
+		}
+		b = b[l:]
+		// The last value must be an integer a float64 holds exactly.
+		if hi, ok := linearEnd(h.m0, h.d, h.n); !ok || hi <= -(1<<53) || hi >= 1<<53 || h.m0 <= -(1<<53) || h.m0 >= 1<<53 {
+			return h, fmt.Errorf("%w: line out of range", errChunk)
+		}
 	case valIntDelta, valIntDoD:
 		if len(b) < 1 {
 			return h, fmt.Errorf("%w: no scale", errChunk)
@@ -312,7 +381,7 @@ func decodeChunk(b []byte, mint, maxt int64, dst []Point) ([]Point, error) {
 	p := pow10[h.k]
 	m := h.m0
 	val := func() float64 {
-		if h.valMode == valIntDelta || h.valMode == valIntDoD {
+		if h.valMode == valIntDelta || h.valMode == valIntDoD || h.valMode == valLinear {
 			f := float64(m)
 			if h.k > 0 {
 				f /= p
@@ -341,6 +410,9 @@ func decodeChunk(b []byte, mint, maxt int64, dst []Point) ([]Point, error) {
 			t += tDelta
 		}
 		switch h.valMode {
+		case valLinear:
+			m += h.d
+			v = val()
 		case valIntDelta:
 			if h.unsigned {
 				m += int64(r.readEntry(&h.ws))

@@ -45,6 +45,7 @@ import (
 //	        every entry a zig-zagged uvarint; zstd-compressed if decZstd.
 const (
 	valDecimal = 4
+	valLinear  = 5 // chunk.go: appendLinear
 
 	decScaleMask = 0x0f
 	decDoD       = 0x10

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -156,6 +157,13 @@ func FuzzChunk(f *testing.F) {
 	}
 	f.Add(encodeChunk(dts, dvs))
 	f.Add([]byte{0x10, 0xff, 0xff, 0x03, 0, 0})
+	// Linear chunks, regular and not.
+	for i := range dts {
+		dts[i], dvs[i] = int64(i)*5000, float64(1e9+i*4096)
+	}
+	f.Add(encodeChunk(dts, dvs))
+	dts[9]++
+	f.Add(encodeChunk(dts, dvs))
 	// Chunks with their hour rollup (format 3).
 	var sc rollupScratch
 	for i := range dts {
@@ -258,8 +266,8 @@ func checkChunkRollup(t testing.TB, ts []int64, vs []float64) int {
 		}
 	}
 	if h.rollup == nil {
-		if h.valMode != valConst {
-			t.Fatal("no rollup in a chunk that is not constant")
+		if h.valMode != valConst && h.valMode != valLinear {
+			t.Fatal("no rollup in a chunk that is not constant or linear")
 		}
 		return 0
 	}
@@ -298,6 +306,7 @@ func TestRollupInChunk(t *testing.T) {
 		{"counter with reset", func(i int) float64 { return float64((i % 1000) * 4096) }, 32},
 		{"decimal gauge", func(i int) float64 { return float64(rng.IntN(400)) / 100 }, 24},
 		{"cpu seconds", func(i int) float64 { return float64(3_000_000+i*197) / 100 }, 0},
+		{"cpu seconds, wobbling", func(i int) float64 { return float64(3_000_000+i*197+i%3) / 100 }, 0},
 		{"noisy float", func(i int) float64 { return rng.Float64() * 1e3 }, 0},
 		{"negative", func(i int) float64 { return -float64(rng.IntN(1 << 20)) }, 0},
 		{"huge integers", func(i int) float64 { return float64(1<<52 + i) }, 0},
@@ -336,4 +345,54 @@ func TestRollupInChunk(t *testing.T) {
 	checkChunkRollup(t, its, []float64{1, 2.5, 3, -4, 1e-9})
 	checkChunkRollup(t, []int64{start + 17}, []float64{42})
 	checkChunkRollup(t, []int64{-3_600_001, -5, 0, 3}, []float64{1, 2, 3, 4})
+}
+
+// TestLinearChunk: values on a straight line (an idle host's time counters)
+// take a chunk of constant size, at any decimal scale and slope, with
+// regular or irregular timestamps, and decode bit for bit.
+func TestLinearChunk(t *testing.T) {
+	const n = 1440
+	for _, c := range []struct {
+		name string
+		v    func(i int) float64
+	}{
+		{"bytes", func(i int) float64 { return float64(81_234_567_890 + i*4096) }},
+		{"cpu seconds", func(i int) float64 { return float64(12_345_678+i*500) / 100 }},
+		{"falling", func(i int) float64 { return float64(1_000_000 - i*3) }},
+		{"tenths", func(i int) float64 { return float64(i) / 10 }},
+	} {
+		for _, regular := range []bool{true, false} {
+			ts, vs := make([]int64, n), make([]float64, n)
+			for i := range ts {
+				ts[i] = 1_793_577_600_000 + int64(i)*5000
+				if !regular && i%100 == 7 {
+					ts[i] += 3
+				}
+				vs[i] = c.v(i)
+			}
+			b := roundTrip(t, ts, vs)
+			if b[0]&15 != valLinear {
+				t.Errorf("%s (regular %v): mode %#x, want linear", c.name, regular, b[0])
+			}
+			if regular && len(b) > 24 {
+				t.Errorf("%s: %d bytes, want <= 24", c.name, len(b))
+			}
+			checkChunkRollup(t, ts, vs)
+		}
+	}
+	// Not on a line by one ulp of a decimal: not linear.
+	ts, vs := make([]int64, 100), make([]float64, 100)
+	for i := range ts {
+		ts[i], vs[i] = int64(i)*1000, float64(i)*0.1 // 0.1*3 is not 3/10
+	}
+	if b := roundTrip(t, ts, vs); b[0]&15 == valLinear {
+		t.Errorf("float products taken as a line")
+	}
+	// A line whose end overflows what a float64 holds is refused.
+	bad := append(appendChunkHeader(nil, make([]int64, 10000), tsRegular, 1000, valLinear), 0)
+	bad = binary.AppendVarint(bad, 1<<52)
+	bad = binary.AppendVarint(bad, 1<<40)
+	if _, err := decodeChunk(bad, math.MinInt64, math.MaxInt64, nil); err == nil {
+		t.Error("a line past 2^53 decoded")
+	}
 }

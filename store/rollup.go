@@ -422,9 +422,10 @@ func (s *Store) rollupInChunk(c []byte, ts []int64, vs []float64) []byte {
 
 // withRollup returns chunk c of samples ts, vs with the hour rollup of the
 // samples inserted after its header (format 3), or c itself for a constant
-// chunk, whose rollup is computed when read.
+// or linear chunk, whose rollup is computed when read (its samples decode
+// without a bit stream).
 func withRollup(c []byte, ts []int64, vs []float64, sc *rollupScratch) []byte {
-	if c[0]&15 == valConst {
+	if m := c[0] & 15; m == valConst || m == valLinear {
 		return c
 	}
 	h, err := parseChunkHeader(c)
