@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -176,19 +177,10 @@ func appendConstChunk(dst []byte, e constEntry) []byte {
 // here by t0, then id).
 func writeConsts(b *pebble.Batch, span int64, es []constEntry, buf []byte) ([]byte, error) {
 	slices.SortFunc(es, func(x, y constEntry) int {
-		if x.t0 != y.t0 {
-			if x.t0 < y.t0 {
-				return -1
-			}
-			return 1
+		if c := cmp.Compare(x.t0, y.t0); c != 0 {
+			return c
 		}
-		if x.id < y.id {
-			return -1
-		}
-		if x.id > y.id {
-			return 1
-		}
-		return 0
+		return cmp.Compare(x.id, y.id)
 	})
 	var kb []byte
 	for i := 0; i < len(es); {
