@@ -139,15 +139,21 @@ func appendLinear(ts, ms []int64, tsMode byte, step int64, k int) []byte {
 	w := bitWriter{b: dst}
 	var tDelta int64
 	for i := 1; i < len(ts); i++ {
-		d := ts[i] - ts[i-1]
-		if i == 1 {
-			w.writeInt(d, &fixedWidths)
-		} else {
-			w.writeInt(d-tDelta, &fixedWidths)
-		}
-		tDelta = d
+		writeTSEntry(&w, ts, i, &tDelta)
 	}
 	return w.b
+}
+
+// writeTSEntry writes tsDoD's entry of sample i >= 1: the delta for the
+// second sample, then deltas of deltas (*tDelta: the previous delta).
+func writeTSEntry(w *bitWriter, ts []int64, i int, tDelta *int64) {
+	d := ts[i] - ts[i-1]
+	if i == 1 {
+		w.writeInt(d, &fixedWidths)
+	} else {
+		w.writeInt(d-*tDelta, &fixedWidths)
+	}
+	*tDelta = d
 }
 
 // appendChunkHeader appends the header every mode shares: mode byte,
@@ -192,13 +198,7 @@ func appendChunk(dst []byte, ts []int64, vs []float64, ms []int64, tsMode byte, 
 	lead, trail := uint8(0xff), uint8(0)
 	for i := 1; i < n; i++ {
 		if tsMode == tsDoD {
-			d := ts[i] - ts[i-1]
-			if i == 1 {
-				w.writeInt(d, &fixedWidths)
-			} else {
-				w.writeInt(d-tDelta, &fixedWidths)
-			}
-			tDelta = d
+			writeTSEntry(&w, ts, i, &tDelta)
 		}
 		switch valMode {
 		case valIntDelta:

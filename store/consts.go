@@ -213,21 +213,8 @@ type chunkWalk struct {
 func (s *Store) eachChunk(it *pebble.Iterator, w *chunkWalk, p int64, ref uint64, hi int64, fn func(t0 int64, v []byte) (bool, error)) error {
 	w.consts = w.consts[:0]
 	w.kb = constKey(w.kb[:0], p, p*s.span)
-	prefix := string(w.kb[:17])
-	for ok := it.SeekGE(w.kb); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) != 25 || string(k[:17]) != prefix {
-			break
-		}
-		t0 := fromOrdered(binary.BigEndian.Uint64(k[17:]))
-		if t0 > hi {
-			break
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return err
-		}
-		err = walkConsts(v, func(e constEntry) bool {
+	err := scanChunkKeys(it, w.kb, hi, func(t0 int64, v []byte) (bool, error) {
+		err := walkConsts(v, func(e constEntry) bool {
 			if e.id == ref {
 				e.t0 = t0
 				w.consts = append(w.consts, e)
@@ -235,10 +222,11 @@ func (s *Store) eachChunk(it *pebble.Iterator, w *chunkWalk, p int64, ref uint64
 			return e.id < ref
 		})
 		if err != nil {
-			return fmt.Errorf("constants at %d: %w", t0, err)
+			return false, fmt.Errorf("constants at %d: %w", t0, err)
 		}
-	}
-	if err := it.Error(); err != nil {
+		return true, nil
+	})
+	if err != nil {
 		return err
 	}
 	next := 0
@@ -252,8 +240,28 @@ func (s *Store) eachChunk(it *pebble.Iterator, w *chunkWalk, p int64, ref uint64
 		return true, nil
 	}
 	w.kb = chunkKey(w.kb[:0], p, ref, p*s.span)
-	prefix = string(w.kb[:17])
-	for ok := it.SeekGE(w.kb); ok; ok = it.Next() {
+	stopped := false
+	err = scanChunkKeys(it, w.kb, hi, func(t0 int64, v []byte) (bool, error) {
+		more, err := emitConsts(t0)
+		if err == nil && more {
+			more, err = fn(t0, v)
+		}
+		stopped = !more
+		return more, err
+	})
+	if err != nil || stopped {
+		return err
+	}
+	_, err = emitConsts(math.MaxInt64)
+	return err
+}
+
+// scanChunkKeys calls fn for the chunk keys from kb (a chunk key) with
+// kb's partition and series id and a first timestamp up to hi, in order,
+// until fn returns false.
+func scanChunkKeys(it *pebble.Iterator, kb []byte, hi int64, fn func(t0 int64, v []byte) (bool, error)) error {
+	prefix := string(kb[:17])
+	for ok := it.SeekGE(kb); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) != 25 || string(k[:17]) != prefix {
 			break
@@ -261,9 +269,6 @@ func (s *Store) eachChunk(it *pebble.Iterator, w *chunkWalk, p int64, ref uint64
 		t0 := fromOrdered(binary.BigEndian.Uint64(k[17:]))
 		if t0 > hi {
 			break
-		}
-		if more, err := emitConsts(t0); err != nil || !more {
-			return err
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
@@ -273,9 +278,5 @@ func (s *Store) eachChunk(it *pebble.Iterator, w *chunkWalk, p int64, ref uint64
 			return err
 		}
 	}
-	if err := it.Error(); err != nil {
-		return err
-	}
-	_, err := emitConsts(math.MaxInt64)
-	return err
+	return it.Error()
 }
