@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -225,7 +226,7 @@ type ScanTracker struct {
 	now     int64 // latest packet time seen
 	started bool
 	seed    uint64 // hash seed: ScanConfig.Seed, else random per process so hash floods cannot be precomputed
-	rng     uint64 // xorshift state for eviction sampling
+	rng     uint64 // wyrand state for eviction sampling
 
 	chunks []scanChunk
 	used   uint32 // slots handed out
@@ -589,11 +590,19 @@ func (t *ScanTracker) evictOne() {
 }
 
 // pickVictim returns the least recently active of scanSample random sources.
+// Each 64-bit draw gives two candidates (its halves, scaled to [0, used)),
+// and the draws do not wait on each other (wyrand: the state only adds a
+// constant), so the candidates' loads all start at once.
 func (t *ScanTracker) pickVictim() uint32 {
-	victim := t.randN(int(t.used))
-	for range scanSample - 1 {
-		if j := t.randN(int(t.used)); *t.lastOf(j) < *t.lastOf(victim) {
-			victim = j
+	n := uint64(t.used)
+	victim := uint32(0)
+	oldest := int64(math.MaxInt64)
+	for range scanSample / 2 {
+		r := t.rand64()
+		for _, j := range [2]uint32{uint32((r & 0xffffffff) * n >> 32), uint32((r >> 32) * n >> 32)} {
+			if l := *t.lastOf(j); l < oldest {
+				victim, oldest = j, l
+			}
 		}
 	}
 	return victim
@@ -731,14 +740,16 @@ func (t *ScanTracker) addrHash(a *decode.Addr, v uint8) uint64 {
 
 func (t *ScanTracker) portHash(p uint32) uint64 { return fmix64(uint64(p) ^ t.seed ^ hashM1) }
 
-// randN returns a pseudo-random number in [0, n) (xorshift64*).
+// rand64 returns a pseudo-random 64-bit number (wyrand).
+func (t *ScanTracker) rand64() uint64 {
+	t.rng += 0xa0761d6478bd642f
+	hi, lo := bits.Mul64(t.rng, t.rng^0xe7037ed1a0b428db)
+	return hi ^ lo
+}
+
+// randN returns a pseudo-random number in [0, n).
 func (t *ScanTracker) randN(n int) uint32 {
-	x := t.rng
-	x ^= x >> 12
-	x ^= x << 25
-	x ^= x >> 27
-	t.rng = x
-	return uint32(((x * 2685821657736338717) >> 32) * uint64(n) >> 32)
+	return uint32((t.rand64() & 0xffffffff) * uint64(n) >> 32)
 }
 
 func floorDiv(a, b int64) int64 {

@@ -860,12 +860,13 @@ func (s *Shard) remove(i uint32, e *entry, end EndReason) {
 // evict removes the flow that has waited longest: a closed one first, then the
 // oldest of the idle queues' heads.
 func (s *Shard) evict() {
+	q := queueLinger
 	victim := s.queues[queueLinger].head
 	if victim == 0 {
 		var bestDue int64
-		for q := range queueLinger {
-			if h := s.queues[q].head; h != 0 && (victim == 0 || s.lnk(h).due < bestDue) {
-				victim, bestDue = h, s.lnk(h).due
+		for c := range queueLinger {
+			if h := s.queues[c].head; h != 0 && (victim == 0 || s.lnk(h).due < bestDue) {
+				victim, bestDue, q = h, s.lnk(h).due, c
 			}
 		}
 	}
@@ -874,31 +875,27 @@ func (s *Shard) evict() {
 	}
 	s.stats.FlowsEvicted++
 	s.remove(victim, s.slot(victim), EndEviction)
-	s.prefetchVictims()
+	s.prefetchVictims(q)
 }
 
-// prefetchVictims starts loading what the next evictions read: for each
-// expiry queue's head (the candidates; its lines were prefetched by the
-// previous eviction) the slab entries of its hosts and its index bucket,
-// and the entry and link of the flow behind it.
-func (s *Shard) prefetchVictims() {
-	for q := range s.queues {
-		h := s.queues[q].head
-		if h == 0 {
-			continue
-		}
-		e := s.slot(h)
-		for _, j := range e.host {
-			if j != 0 {
-				prefetch(uintptr(unsafe.Pointer(s.hosts.at(j))))
-			}
-		}
-		lk := s.lnk(h)
-		prefetch(uintptr(unsafe.Pointer(&s.index[lk.hash&s.mask]))) // unplace
-		if n := lk.qnext; n != 0 {
-			prefetch(uintptr(unsafe.Pointer(s.slot(n))))
-			prefetch(uintptr(unsafe.Pointer(s.lnk(n))))
-		}
+// prefetchVictims starts loading what the next evictions from queue q (the
+// one that just lost its head) read: the index bucket of its new head
+// (unplace; the head's link was prefetched by the previous eviction from
+// q) and both lines of the entry and the link of the flow behind it (emit
+// reads the whole entry). The other queues' heads did not move, and a
+// flow's hosts are not read when it ends.
+func (s *Shard) prefetchVictims(q int) {
+	h := s.queues[q].head
+	if h == 0 {
+		return
+	}
+	lk := s.lnk(h)
+	prefetch(uintptr(unsafe.Pointer(&s.index[lk.hash&s.mask])))
+	if n := lk.qnext; n != 0 {
+		e := uintptr(unsafe.Pointer(s.slot(n)))
+		prefetch(e)
+		prefetch(e + 64)
+		prefetch(uintptr(unsafe.Pointer(s.lnk(n))))
 	}
 }
 
