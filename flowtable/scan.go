@@ -154,8 +154,9 @@ type scanSource struct {
 	next   uint32            // free-list link (slot+1) while v == 0
 	sketch [scanKinds]uint32 // sketch set number+1 per kind; 0: exact
 	n      [scanKinds]uint16 // exact entries in use per kind
+	mark   uint32            // scanChanges' mark (scanfeed.go): generation<<13 | list index+1
 	v      uint8             // IP version; 0 marks a free slot
-	_      [15]byte          // to 144 bytes: a chunk's 512 slots are whole pages
+	_      [11]byte          // to 144 bytes: a chunk's 512 slots are whole pages
 }
 
 // scanChunk holds scanChunkSize slots, their last activity (apart, so that

@@ -1,8 +1,6 @@
 package flowtable
 
 import (
-	"encoding/binary"
-
 	"github.com/netsentry/netsentry/decode"
 )
 
@@ -12,19 +10,24 @@ import (
 // lock); between batches ScanChanges reports each marked source once, with
 // its counts at the shard's clock, and clears the marks.
 //
-// At most MaxScanChanges sources are marked per batch; more are counted
+// The mark is kept in the source's own scan-tracker slot (scanSource.mark,
+// a line the connection has just written), so marking costs no lookup. A
+// source evicted and created again in a batch is marked again in its new
+// slot; reporting checks each mark against its slot and reports a source
+// once however many marks it left.
+//
+// At most MaxScanChanges marks are made per batch; more are counted
 // (ScanChangesDropped) and left to the sensor's periodic snapshot.
 
-// MaxScanChanges is the number of distinct sources a batch can mark.
+// MaxScanChanges is the number of marks (distinct sources, unless evicted
+// and created again within the batch) a batch can make.
 const MaxScanChanges = 4096
 
-// scanChanges is the set of sources marked since the last ScanChanges: a
-// list in marking order and an open-addressing index into it whose entries
-// carry the batch's generation, so clearing the set costs nothing.
+// scanChanges is the list of marks made since the last ScanChanges, in
+// marking order. A slot's mark carries the batch's generation, so clearing
+// the set costs nothing.
 type scanChanges struct {
 	list    []scanRef
-	index   []uint32 // gen<<13 | list index+1 (13 bits: MaxScanChanges < 8192)
-	mask    uint32
 	gen     uint32
 	dropped uint64
 }
@@ -32,50 +35,45 @@ type scanChanges struct {
 type scanRef struct {
 	addr decode.Addr
 	v    uint8
-	slot uint32 // the source's scan-tracker slot when marked (a hint: checked)
+	slot uint32 // the source's scan-tracker slot when marked
 }
 
-const scanIdxBits = 13
+const (
+	scanIdxBits = 13 // list index+1 in a mark (MaxScanChanges < 8192)
+	scanIdxMask = 1<<scanIdxBits - 1
+)
 
 func newScanChanges() *scanChanges {
-	n := 4 * MaxScanChanges
-	return &scanChanges{list: make([]scanRef, 0, MaxScanChanges), index: make([]uint32, n), mask: uint32(n - 1), gen: 1}
+	return &scanChanges{list: make([]scanRef, 0, MaxScanChanges), gen: 1}
 }
 
-// touch marks (src, v), which the scan tracker holds in slot. A nil set
-// marks nothing.
-func (c *scanChanges) touch(src *decode.Addr, v uint8, slot uint32) {
+// touch marks the source the scan tracker t holds in slot. A nil set marks
+// nothing.
+func (c *scanChanges) touch(t *ScanTracker, slot uint32) {
 	if c == nil {
 		return
 	}
-	w0 := binary.LittleEndian.Uint64(src[0:8])
-	w1 := binary.LittleEndian.Uint64(src[8:16])
-	h := uint32(fmix64(w0^fmix64(w1^uint64(v)<<56)) >> 32)
-	for p := h & c.mask; ; p = (p + 1) & c.mask {
-		e := c.index[p]
-		if e>>scanIdxBits != c.gen {
-			if len(c.list) == MaxScanChanges {
-				c.dropped++
-				return
-			}
-			c.list = append(c.list, scanRef{addr: *src, v: v, slot: slot})
-			c.index[p] = c.gen<<scanIdxBits | uint32(len(c.list))
-			return
-		}
-		if r := &c.list[e&(1<<scanIdxBits-1)-1]; r.v == v && r.addr == *src {
-			r.slot = slot // it may have been evicted and taken another since
-			return
-		}
+	s := t.at(slot)
+	if s.mark>>scanIdxBits == c.gen {
+		return // marked in this batch already
 	}
+	if len(c.list) == MaxScanChanges {
+		c.dropped++
+		return
+	}
+	c.list = append(c.list, scanRef{addr: s.addr, v: s.v, slot: slot})
+	s.mark = c.gen<<scanIdxBits | uint32(len(c.list))
 }
 
-// reset empties the set: a new generation (the index is cleared when the
-// generation wraps).
-func (c *scanChanges) reset() {
+// reset empties the set: a new generation (the tracker's marks are cleared
+// when the generation wraps).
+func (c *scanChanges) reset(t *ScanTracker) {
 	c.list = c.list[:0]
 	c.gen++
 	if c.gen >= 1<<(32-scanIdxBits) {
-		clear(c.index)
+		for i := range t.used {
+			t.at(i).mark = 0
+		}
 		c.gen = 1
 	}
 }
@@ -106,19 +104,18 @@ func (s *Shard) ScanChanges(dst []SourceStats) []SourceStats {
 		if i+ahead < len(c.list) {
 			s.scan.prefetchSource(c.list[i+ahead].slot)
 		}
-		r := &c.list[i]
-		if st, ok := s.scan.sourceAt(r.slot, &r.addr, r.v, s.now); ok {
+		if st, ok := s.scan.marked(&c.list[i], c.gen<<scanIdxBits|uint32(i+1), s.now); ok {
 			dst = append(dst, st)
 		}
 	}
-	c.reset()
+	c.reset(s.scan)
 	return dst
 }
 
 // ClearScanChanges forgets the sources marked since the last call.
 func (s *Shard) ClearScanChanges() {
 	if s.changes != nil {
-		s.changes.reset()
+		s.changes.reset(s.scan)
 	}
 }
 
@@ -147,15 +144,27 @@ func (t *ScanTracker) Source(src *decode.Addr, v uint8, now int64) (SourceStats,
 	return t.sourceStats(i, now)
 }
 
-// sourceAt is Source for a source last seen in slot i: the slot is read
-// without a lookup when it still holds (src, v).
-func (t *ScanTracker) sourceAt(i uint32, src *decode.Addr, v uint8, now int64) (SourceStats, bool) {
-	if i < t.used {
-		if s := t.at(i); s.v == v && s.addr == *src {
-			return t.sourceStats(i, now)
+// marked returns the counts at now of the source of mark r (whose mark
+// value is mark), unless another mark of this batch reports it: the slot
+// is read without a lookup when it still holds r's source. A source's
+// slot carries the mark of this batch that reports it: its latest, or the
+// first to find it when its latest mark was dropped (which then claims it).
+func (t *ScanTracker) marked(r *scanRef, mark uint32, now int64) (SourceStats, bool) {
+	i := r.slot
+	if i >= t.used || t.at(i).v != r.v || t.at(i).addr != r.addr {
+		var ok bool
+		if i, ok = t.find(&r.addr, r.v); !ok {
+			return SourceStats{}, false // evicted since
 		}
 	}
-	return t.Source(src, v, now)
+	s := t.at(i)
+	if s.mark != mark {
+		if s.mark>>scanIdxBits == mark>>scanIdxBits {
+			return SourceStats{}, false // its own mark of this batch reports it
+		}
+		s.mark = mark
+	}
+	return t.sourceStats(i, now)
 }
 
 // sourceStats returns the counts of the source in slot i (Source).

@@ -97,3 +97,64 @@ func synPacket(p *decode.Packet, src, dst decode.Addr, sport, dport uint16) {
 	p.TCPFlags = decode.TCPSyn
 	p.WireLen = 60
 }
+
+// TestScanChangesChurn: sources evicted and created again within a batch
+// (300 sources through a tracker of 64) leave several marks; ScanChanges
+// still reports each source that started a connection in the batch and is
+// still held (the oracle: the batch's sources and the snapshot after it)
+// exactly once, with the snapshot's counts. With more marks than
+// MaxScanChanges in a batch, what it reports is still a subset, each once.
+func TestScanChangesChurn(t *testing.T) {
+	for _, perBatch := range []int{500, 3 * MaxScanChanges} {
+		s, err := New(Config{MaxFlows: 1 << 16, Scan: ScanConfig{MaxSources: 64, ExactPorts: 4}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.TrackScanChanges()
+		rng := rand.New(rand.NewPCG(3, 4))
+		ts := int64(1_700_000_000_000_000_000)
+		var p decode.Packet
+		var got []SourceStats
+		for batch := range 30 {
+			touched := map[decode.Addr]bool{}
+			for range perBatch {
+				src := decode.Addr{10, 3, 0, byte(rng.IntN(300))}
+				if rng.IntN(2) == 0 {
+					src = decode.Addr{10, 3, 1, byte(rng.IntN(8))} // recurring: promoted, kept
+				}
+				synPacket(&p, src, decode.Addr{10, 1, 0, 1}, uint16(rng.IntN(60000)+1), uint16(rng.IntN(100)+1))
+				s.Packet(&p, nil, ts)
+				touched[src] = true
+				ts += 1000
+			}
+			dropped := s.ScanChangesDropped()
+			got = s.ScanChanges(got[:0])
+			snap := map[decode.Addr]SourceStats{}
+			for _, st := range s.ScanSnapshot(nil) {
+				snap[st.Addr] = st
+			}
+			want := 0
+			for a := range touched {
+				if _, ok := snap[a]; ok {
+					want++
+				}
+			}
+			seen := map[decode.Addr]bool{}
+			for _, st := range got {
+				if !touched[st.Addr] || seen[st.Addr] {
+					t.Fatalf("%d per batch, batch %d: %v reported twice or not touched", perBatch, batch, st.Addr)
+				}
+				seen[st.Addr] = true
+				if st != snap[st.Addr] {
+					t.Fatalf("%d per batch, batch %d: %+v, snapshot says %+v", perBatch, batch, st, snap[st.Addr])
+				}
+			}
+			if perBatch < MaxScanChanges && (len(got) != want || dropped != 0) {
+				t.Fatalf("%d per batch, batch %d: %d reported, %d held sources started connections, %d dropped", perBatch, batch, len(got), want, dropped)
+			}
+		}
+		if st := s.Stats(); st.ScanEvicted == 0 {
+			t.Fatalf("%d per batch: no eviction: %+v", perBatch, st)
+		}
+	}
+}

@@ -637,7 +637,7 @@ func (s *Shard) started(e *entry, ts int64) {
 		}
 	}
 	slot := s.scan.connection(src, k.IPVersion, dst, dport, k.Proto, ts)
-	s.changes.touch(src, k.IPVersion, slot) // for the alert feed (scanfeed.go)
+	s.changes.touch(s.scan, slot) // for the alert feed (scanfeed.go)
 }
 
 // ScanTop returns the n sources with the most connections, distinct
