@@ -294,6 +294,12 @@ func (t *ScanTracker) Connection(src *decode.Addr, v uint8, dst *decode.Addr, dp
 
 // connection is Connection, returning the source's slot.
 func (t *ScanTracker) connection(src *decode.Addr, v uint8, dst *decode.Addr, dport uint16, proto uint8, ts int64) uint32 {
+	if t.nextOK {
+		// A new source would evict next: its index entry (unindex) starts
+		// loading now, beside the lookup's own probe. Its slot was
+		// prefetched by the previous eviction.
+		prefetch(uintptr(unsafe.Pointer(&t.index[t.at(t.next).hash&t.mask])))
+	}
 	ts = t.clock(ts)
 	e := floorDiv(ts, t.bw)
 	i := t.lookup(src, v, e)
