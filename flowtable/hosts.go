@@ -162,23 +162,24 @@ func (h *Hosts) create(bk *hostBucket, w int, a *decode.Addr, v uint8, key, flag
 	return j
 }
 
-// prefetchBucket starts loading a's home bucket (batch pass 1).
-func (h *Hosts) prefetchBucket(a *decode.Addr, v uint8) {
+// bucketAddr is the address of a's home bucket (batch pass 1 prefetches it).
+func (h *Hosts) bucketAddr(a *decode.Addr, v uint8) uintptr {
 	_, _, b := h.hostKey(a, v)
-	prefetch(uintptr(unsafe.Pointer(&h.index[b])))
+	return uintptr(unsafe.Pointer(&h.index[b]))
 }
 
-// prefetchSlot starts loading a's slab entry when its home bucket (cached
-// by prefetchBucket) names it (batch pass 2).
-func (h *Hosts) prefetchSlot(a *decode.Addr, v uint8) {
+// slotAddr is the address of a's slab entry when its home bucket (cached
+// by pass 1) names it, else that of the bucket (batch pass 2 prefetches
+// it: a line already there).
+func (h *Hosts) slotAddr(a *decode.Addr, v uint8) uintptr {
 	key, flag, b := h.hostKey(a, v)
 	bk := &h.index[b]
 	for w := range hostWays {
 		if j := bk.slots[w]; bk.keys[w] == key && j != 0 && j&hostHashed == flag {
-			prefetch(uintptr(unsafe.Pointer(h.at(j &^ hostHashed))))
-			return
+			return uintptr(unsafe.Pointer(h.at(j &^ hostHashed)))
 		}
 	}
+	return uintptr(unsafe.Pointer(bk))
 }
 
 // count adds pkts frames of n bytes sent by host src to host dst (slab

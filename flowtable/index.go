@@ -103,10 +103,9 @@ func (s *Shard) Prefetch(p *decode.Packet) (h, touched uint32) {
 	var k Key
 	makeKey(&p.Flow, p.VLAN, p.InnerVLAN, &k)
 	h = k.hash() | tagBit
-	prefetch(uintptr(unsafe.Pointer(&s.index[h&s.mask])))
 	t := &p.Flow
-	s.hosts.prefetchBucket(&t.Src, t.IPVersion)
-	s.hosts.prefetchBucket(&t.Dst, t.IPVersion)
+	prefetch3(uintptr(unsafe.Pointer(&s.index[h&s.mask])),
+		s.hosts.bucketAddr(&t.Src, t.IPVersion), s.hosts.bucketAddr(&t.Dst, t.IPVersion))
 	return h, 0
 }
 
@@ -129,8 +128,7 @@ func (s *Shard) PrefetchEntry(p *decode.Packet, h uint32) uint32 {
 		}
 	}
 	t := &p.Flow
-	s.hosts.prefetchSlot(&t.Src, t.IPVersion)
-	s.hosts.prefetchSlot(&t.Dst, t.IPVersion)
-	s.scan.prefetchIndex(&t.Src, t.IPVersion) // the initiator's, most likely
+	prefetch3(s.hosts.slotAddr(&t.Src, t.IPVersion), s.hosts.slotAddr(&t.Dst, t.IPVersion),
+		s.scan.indexAddr(&t.Src, t.IPVersion)) // the initiator's, most likely
 	return 0
 }

@@ -619,41 +619,27 @@ func (t *ScanTracker) pickVictim() uint32 {
 // (its scanSource and its exact entries; ScanChanges).
 func (t *ScanTracker) prefetchSource(i uint32) {
 	if i < t.used {
-		s := uintptr(unsafe.Pointer(t.at(i)))
-		prefetch(s)
-		prefetch(s + 64)
-		prefetch(s + unsafe.Sizeof(scanSource{}) - 1)
-		if t.exact > 0 {
-			c := &t.chunks[i>>scanChunkBits]
-			off := int(i&scanChunkMask) * t.exact
-			prefetch(uintptr(unsafe.Pointer(&c.ports[off])))
-			prefetch(uintptr(unsafe.Pointer(&c.hosts[off])))
-		}
+		t.prefetchSlot(i)
 	}
 }
 
-// prefetchIndex starts loading the index entry of (src, v) (batch pass 2,
-// for a new flow).
-func (t *ScanTracker) prefetchIndex(src *decode.Addr, v uint8) {
+// indexAddr is the address of (src, v)'s home entry in the index (batch
+// pass 2 prefetches it for a new flow).
+func (t *ScanTracker) indexAddr(src *decode.Addr, v uint8) uintptr {
 	h := uint32(t.addrHash(src, v) >> 32)
-	prefetch(uintptr(unsafe.Pointer(&t.index[h&t.mask])))
+	return uintptr(unsafe.Pointer(&t.index[h&t.mask]))
 }
 
 // prefetchSlot starts loading the lines of slot i that a new source in it
-// reads or writes: its scanSource and its exact entries.
+// writes, and that counting an existing one reads: its scanSource (three
+// lines) and the first lines of its exact entries (a source with more than
+// 16 ports or 8 hosts reads further). Two calls (prefetch4).
 func (t *ScanTracker) prefetchSlot(i uint32) {
 	s := uintptr(unsafe.Pointer(t.at(i)))
-	prefetch(s)
-	prefetch(s + 64)
-	prefetch(s + unsafe.Sizeof(scanSource{}) - 1)
 	c := &t.chunks[i>>scanChunkBits]
-	off := int(i&scanChunkMask) * t.exact
-	if t.exact > 0 {
-		prefetch(uintptr(unsafe.Pointer(&c.ports[off])))
-		h := uintptr(unsafe.Pointer(&c.hosts[off]))
-		prefetch(h)
-		prefetch(h + uintptr(8*t.exact) - 1)
-	}
+	off := int(i&scanChunkMask) * t.exact // exact is at least 1
+	prefetch4(s, s+64, s+unsafe.Sizeof(scanSource{})-1, uintptr(unsafe.Pointer(&c.ports[off])))
+	prefetch(uintptr(unsafe.Pointer(&c.hosts[off])))
 }
 
 // remove drops source i, returning its slot and sketch sets to their free lists.

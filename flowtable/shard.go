@@ -890,13 +890,13 @@ func (s *Shard) prefetchVictims(q int) {
 		return
 	}
 	lk := s.lnk(h)
-	prefetch(uintptr(unsafe.Pointer(&s.index[lk.hash&s.mask])))
+	b := uintptr(unsafe.Pointer(&s.index[lk.hash&s.mask]))
 	if n := lk.qnext; n != 0 {
 		e := uintptr(unsafe.Pointer(s.slot(n)))
-		prefetch(e)
-		prefetch(e + 64)
-		prefetch(uintptr(unsafe.Pointer(s.lnk(n))))
+		prefetch4(b, e, e+64, uintptr(unsafe.Pointer(s.lnk(n))))
+		return
 	}
+	prefetch(b)
 }
 
 // Expire ends every flow whose timeout passed by now (Unix nanoseconds; the
