@@ -44,6 +44,10 @@ const (
 	scanBuckets = 6               // buckets per Window
 	scanSlots   = scanBuckets + 1 // plus the bucket that straddles now-Window
 	scanSample  = 8               // random candidates per eviction
+	// scanOpenShare: sources past probation may hold all but 1/scanOpenShare
+	// of the table before they are evicted by sampled LRU, so that new
+	// sources always have room to make a second connection.
+	scanOpenShare = 4
 
 	scanChunkBits = 9 // 512 slots: the slab's arrays are whole pages
 	scanChunkSize = 1 << scanChunkBits
@@ -155,8 +159,12 @@ type scanSource struct {
 	sketch [scanKinds]uint32 // sketch set number+1 per kind; 0: exact
 	n      [scanKinds]uint16 // exact entries in use per kind
 	mark   uint32            // scanChanges' mark (scanfeed.go): generation<<13 | list index+1
-	v      uint8             // IP version; 0 marks a free slot
-	_      [11]byte          // to 144 bytes: a chunk's 512 slots are whole pages
+	// qprev, qnext link a source on probation (one connection so far) in
+	// the probation queue, oldest first (slot+1, 0 at the ends).
+	qprev, qnext uint32
+	v            uint8 // IP version; 0 marks a free slot
+	onProbation  bool
+	_            [1]byte // to 144 bytes: a chunk's 512 slots are whole pages
 }
 
 // scanChunk holds scanChunkSize slots, their last activity (apart, so that
@@ -202,12 +210,20 @@ type scanSketch [scanSlots]hllRegs
 // been idle for a whole window, which empties it.
 //
 // Memory is bounded (ScanConfig.MaxBytes gives the figure, 90 MiB at the
-// defaults): at MaxSources, a new source evicts the least recently active of 8
-// slots drawn at random (sampled LRU: the victim is, in expectation, older than
-// 8/9 of the table, and a source idle past the window is as good as empty);
-// sketch sets come from a pool of MaxSources/8 (MaxSources/16 sources with
-// both kinds approximate), and when it is exhausted the least recently active
-// of 8 random holders is evicted to free its set. Both count in Stats.
+// defaults): at MaxSources, a new source evicts the oldest source still on
+// probation, that is with a single connection so far (a queue in arrival
+// order), while the sources past probation hold at most 3/4 of the table;
+// past that, or with no source on probation, it evicts the least recently
+// active of 8 slots drawn at random (sampled LRU: the victim is, in
+// expectation, older than 8/9 of the table, and a source idle past the
+// window is as good as empty). So a flood of one-connection sources (random
+// source addresses) churns through the probation queue, at no sampling
+// cost, and does not evict the sources that connect again, such as
+// scanners, whatever their pace; sources that connect again fill at most
+// 3/4 of the table, and then age out by sampled LRU. Sketch sets come from
+// a pool of MaxSources/8 (MaxSources/16 sources with both kinds
+// approximate), and when it is exhausted the least recently active of 8
+// random holders is evicted to free its set. Both count in Stats.
 //
 // Time is the packets' time, not the wall clock. A step forward of any size
 // (years) empties every window. A step backward of at most Window is counted
@@ -220,21 +236,25 @@ type scanSketch [scanSlots]hllRegs
 // once the table and sketch pool have reached their bounds. Snapshot and Top
 // return copies; Snapshot allocates only to grow dst.
 type ScanTracker struct {
-	cfg     ScanConfig
-	bw      int64 // bucket width in ns
-	window  int64
-	exact   int
-	now     int64 // latest packet time seen
-	started bool
-	seed    uint64 // hash seed: ScanConfig.Seed, else random per process so hash floods cannot be precomputed
-	rng     uint64 // wyrand state for eviction sampling
+	cfg    ScanConfig
+	bw     int64 // bucket width in ns
+	window int64
+	exact  int
+	now    int64  // latest packet time seen
+	seed   uint64 // hash seed: ScanConfig.Seed, else random per process so hash floods cannot be precomputed
+	rng    uint64 // wyrand state for eviction sampling
 
 	chunks []scanChunk
 	used   uint32 // slots handed out
+	free   uint32 // head of the free-slot list (slot+1), 0 when empty
 	live   int
-	free   uint32   // head of the free-slot list (slot+1), 0 when empty
 	index  []uint64 // hash<<32 | slot+1 (scanIndexEntry); 0: empty
 	mask   uint32
+	// The probation queue: sources with one connection so far, oldest
+	// first (slot+1, 0 when empty), and its length.
+	qhead, qtail uint32
+	nProbation   uint32
+	started      bool
 
 	skBlocks  [][]scanSketch // sets, scanSketchBlock per block
 	skOwner   []uint32       // slot of the source holding each set
@@ -294,11 +314,11 @@ func (t *ScanTracker) Connection(src *decode.Addr, v uint8, dst *decode.Addr, dp
 
 // connection is Connection, returning the source's slot.
 func (t *ScanTracker) connection(src *decode.Addr, v uint8, dst *decode.Addr, dport uint16, proto uint8, ts int64) uint32 {
-	if t.nextOK {
-		// A new source would evict next: its index entry (unindex) starts
+	if v, ok := t.upcoming(); ok {
+		// A new source would evict v: its index entry (unindex) starts
 		// loading now, beside the lookup's own probe. Its slot was
 		// prefetched by the previous eviction.
-		prefetch(uintptr(unsafe.Pointer(&t.index[t.at(t.next).hash&t.mask])))
+		prefetch(uintptr(unsafe.Pointer(&t.index[t.at(v).hash&t.mask])))
 	}
 	ts = t.clock(ts)
 	e := floorDiv(ts, t.bw)
@@ -488,6 +508,7 @@ func (t *ScanTracker) reset() {
 	clear(t.index)
 	t.nextOK = false
 	t.used, t.live, t.free, t.approx = 0, 0, 0, 0
+	t.qhead, t.qtail, t.nProbation = 0, 0, 0
 	t.freeSk = t.freeSk[:0]
 	for n := range t.nSketch {
 		t.freeSk = append(t.freeSk, uint32(n))
@@ -521,6 +542,9 @@ func (t *ScanTracker) lookup(src *decode.Addr, v uint8, e int64) uint32 {
 		}
 		if j := uint32(x); uint32(x>>32) == h {
 			if s := t.at(j - 1); s.v == v && s.addr == *src {
+				if s.onProbation {
+					t.unqueue(j-1, s) // its second connection
+				}
 				return j - 1
 			}
 		}
@@ -531,6 +555,7 @@ func (t *ScanTracker) lookup(src *decode.Addr, v uint8, e int64) uint32 {
 	for k := range s.epochs {
 		s.epochs[k] = scanNoEpoch
 	}
+	t.enqueue(i, s)
 	if 2*(t.live+1) > len(t.index) {
 		t.grow()
 	}
@@ -569,17 +594,30 @@ func (t *ScanTracker) addChunk() {
 	})
 }
 
-// evictOne evicts the least recently active of scanSample random sources.
-// It runs only with the table full, when every slot below used is live.
+// evictOne evicts a source to make room. It runs only with the table
+// full, when every slot below used is live.
 //
-// The candidates are drawn one eviction ahead and the least recent of them
-// chosen then, so that its slot can be on its way to the cache (prefetch)
-// by the time it is taken over. Activity only makes a source more recent,
-// so the choice still holds at the next eviction if the chosen source's
-// own last activity has not moved: it is then the least recently active
-// of its candidates as they are now. If it moved (or the slot was freed),
-// the victim is chosen afresh.
+// The oldest source on probation (one connection so far: under a flood of
+// new sources, nearly all of them) goes first, as long as the sources past
+// probation hold at most scanProtected of the table; else the least
+// recently active of scanSample random sources (sampled LRU).
+//
+// Either victim is known one eviction ahead, so that its slot can be on its
+// way to the cache (prefetch) by the time it is taken over. The sampled
+// candidates are drawn then and the least recent of them chosen: activity
+// only makes a source more recent, so the choice still holds at the next
+// eviction if the chosen source's own last activity has not moved: it is
+// then the least recently active of its candidates as they are now. If it
+// moved (or the slot was freed), the victim is chosen afresh.
 func (t *ScanTracker) evictOne() {
+	if t.probationFirst() {
+		t.remove(t.qhead - 1)
+		t.evicted++
+		if t.probationFirst() {
+			t.prefetchSlot(t.qhead - 1)
+		}
+		return
+	}
 	victim := t.next
 	if t.nextOK {
 		if s := t.at(victim); s.v == 0 || *t.lastOf(victim) != t.nextLast {
@@ -594,6 +632,52 @@ func (t *ScanTracker) evictOne() {
 	t.next, t.nextOK = t.pickVictim(), true
 	t.nextLast = *t.lastOf(t.next)
 	t.prefetchSlot(t.next)
+}
+
+// probationFirst reports that the next eviction takes the oldest source on
+// probation.
+func (t *ScanTracker) probationFirst() bool {
+	return t.qhead != 0 && t.live-int(t.nProbation) <= t.cfg.MaxSources-t.cfg.MaxSources/scanOpenShare
+}
+
+// upcoming returns the source a new one would evict, when the table is full
+// and it is known.
+func (t *ScanTracker) upcoming() (uint32, bool) {
+	if t.free != 0 || int(t.used) < t.cfg.MaxSources {
+		return 0, false
+	}
+	if t.probationFirst() {
+		return t.qhead - 1, true
+	}
+	return t.next, t.nextOK
+}
+
+// enqueue puts the new source s (slot i) at the tail of the probation queue.
+func (t *ScanTracker) enqueue(i uint32, s *scanSource) {
+	s.qprev, s.qnext, s.onProbation = t.qtail, 0, true
+	if t.qtail != 0 {
+		t.at(t.qtail - 1).qnext = i + 1
+	} else {
+		t.qhead = i + 1
+	}
+	t.qtail = i + 1
+	t.nProbation++
+}
+
+// unqueue takes source s (slot i) off the probation queue.
+func (t *ScanTracker) unqueue(i uint32, s *scanSource) {
+	if s.qprev != 0 {
+		t.at(s.qprev - 1).qnext = s.qnext
+	} else {
+		t.qhead = s.qnext
+	}
+	if s.qnext != 0 {
+		t.at(s.qnext - 1).qprev = s.qprev
+	} else {
+		t.qtail = s.qprev
+	}
+	s.qprev, s.qnext, s.onProbation = 0, 0, false
+	t.nProbation--
 }
 
 // pickVictim returns the least recently active of scanSample random sources.
@@ -645,6 +729,9 @@ func (t *ScanTracker) prefetchSlot(i uint32) {
 // remove drops source i, returning its slot and sketch sets to their free lists.
 func (t *ScanTracker) remove(i uint32) {
 	s := t.at(i)
+	if s.onProbation {
+		t.unqueue(i, s)
+	}
 	t.unindex(i, s.hash)
 	t.release(s)
 	s.v = 0
