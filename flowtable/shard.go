@@ -379,7 +379,7 @@ func (s *Shard) takeApp(e *entry) bool {
 		return false
 	}
 	e.det = d + 1
-	*s.app(e.det) = app.State{}
+	s.app(e.det).Reset()
 	return true
 }
 
@@ -405,14 +405,14 @@ func (s *Shard) freeApp(e *entry) {
 // appOf fills st with slot i's detection result (e's port guess when
 // it has no detection state).
 func (s *Shard) appOf(i uint32, e *entry, st *app.State) {
-	*st = app.State{}
+	st.Reset()
 	s.appOfZeroed(e, st)
 }
 
-// appOfZeroed is appOf into a zeroed st.
+// appOfZeroed is appOf into a zeroed (Reset) st.
 func (s *Shard) appOfZeroed(e *entry, st *app.State) {
 	if e.det != 0 {
-		*st = *s.app(e.det)
+		st.CopyFrom(s.app(e.det))
 		return
 	}
 	k := &e.key
