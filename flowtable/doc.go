@@ -49,8 +49,9 @@
 // that their parts merge.
 //
 // Scan changes (scanfeed.go): with TrackScanChanges a shard marks each
-// source that starts a connection, and ScanChanges reports each marked
-// source once per batch, for the alert feed.
+// source that starts a connection (in the source's own tracker slot), and
+// ScanChanges reports each marked source once per batch, for the alert
+// feed.
 //
 // Threading: all Shard methods run on the owning worker's goroutine. Readers
 // (API, exporter) get Records, HostCounters and SourceWindows, which are
