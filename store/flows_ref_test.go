@@ -19,6 +19,9 @@ import (
 	"github.com/netsentry/netsentry/flowtable"
 )
 
+// refSc is the reference encoders' scratch space (tests are not parallel).
+var refSc refScratch
+
 type refScratch struct {
 	raw, val, sum   []byte
 	prevApp, curApp []byte
@@ -36,7 +39,7 @@ type refScratch struct {
 // the streams. The result is in f's scratch space, valid until the next
 // call.
 func refEncodeBlock(recs []flowtable.Record, start int) []byte {
-	var sc refScratch
+	sc := &refSc
 	codec := blockCodec
 	v := append(sc.val[:0], blockV2, codec)
 	v = binary.AppendUvarint(v, uint64(len(recs)))
@@ -114,7 +117,7 @@ func refLastRange(recs []flowtable.Record) (lo, hi int64) {
 // f's scratch space, valid until the next call (pebble's Batch.Set copies
 // it).
 func refSummarize(seq uint64, recs []flowtable.Record) []byte {
-	var sc refScratch
+	sc := &refSc
 	var protos [32]byte
 	apps := sc.apps[:0]
 	ip4 := sc.ip4[:0]
