@@ -62,6 +62,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sort"
@@ -501,7 +502,7 @@ func FlowMemoryBytes(blockRecords int) int64 {
 	perRec := int64(streamMaxSum) + int64(unsafe.Sizeof(sumRec{})) + int64(unsafe.Sizeof(""))
 	tails := maxOpenTails * (n*perRec + 4*int64(streamMax[stApp]) + 2*binary.MaxVarintLen64)
 	enc := 2 * n * maxRecordBytes
-	sum := n*(2*4+2*4+2*16+4*8+2) + 8<<10 // address lists and their sort's, delta lists, the port set, app indexes
+	sum := n*(2*4+2*4+2*16+4*8+2) + 8<<10 + 2*2*smallPorts // address lists and their sort's, delta lists, the port set and list, app indexes
 	return tails + enc + sum
 }
 
@@ -541,6 +542,7 @@ type scratch struct {
 	raw, val, sum []byte
 	deltas        []byte
 	appIdx        []uint16
+	ports         []uint16        // a short segment's ports (smallPorts)
 	portSet       [1 << 10]uint64 // a bit per port, zero between calls
 	ip4, tmp4     []uint32
 	ip16          []decode16
@@ -639,13 +641,7 @@ func appendAppDiff(b, prev, cur []byte) []byte {
 	start := len(b)
 	b = append(b, appDiff)
 	for i := 0; i < len(cur); {
-		j := i
-		for j+8 <= len(cur) && binary.LittleEndian.Uint64(cur[j:]) == binary.LittleEndian.Uint64(prev[j:]) {
-			j += 8
-		}
-		for j < len(cur) && cur[j] == prev[j] {
-			j++
-		}
+		j := firstDiff(prev, cur, i)
 		k := j
 		for k < len(cur) && cur[k] != prev[k] {
 			k++
@@ -660,6 +656,28 @@ func appendAppDiff(b, prev, cur []byte) []byte {
 		return appendAppWhole(b[:start], cur)
 	}
 	return b
+}
+
+// firstDiff returns the first index from i on where a and b (of one
+// length) differ, or their length: a result's unchanged tail (the arena's
+// strings) is one vectorised comparison, not a loop over its words.
+func firstDiff(a, b []byte, i int) int {
+	n := len(a)
+	if n-i > 16 && bytes.Equal(a[i:], b[i:]) {
+		return n
+	}
+	for i+32 <= n && bytes.Equal(a[i:i+32], b[i:i+32]) {
+		i += 32
+	}
+	for ; i+8 <= n; i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)>>3
+		}
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
 }
 
 func appendAppWhole(b, cur []byte) []byte {

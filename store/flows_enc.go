@@ -42,6 +42,10 @@ var streamMax = [numStreams]int{
 // streamMaxSum is the sum of streamMax.
 const streamMaxSum = 9 + 2*3 + 2*16 + 4 + 6*binary.MaxVarintLen64 + 2*binary.MaxVarintLen64 + 1 + 2 + 512 + 2 + maxAppLabel
 
+// smallPorts is the most records whose summary sorts their ports as a
+// list rather than scanning a bit set of every port.
+const smallPorts = 128
+
 // sumRec is what a block summary needs of a record (16 bytes).
 type sumRec struct {
 	last         int64
@@ -241,6 +245,10 @@ func (f *FlowLog) summarize(seq uint64, e *blockEnc, from int) []byte {
 	pm := &f.sc.portSet
 	lastApp := -1
 	var lastSrc, lastDst uint32
+	// the ports of a short segment sorted as a list; a block's in a bit
+	// per port, whose 1,024 words cost little against 512 records
+	bitmap := len(recs) > smallPorts
+	ports := f.sc.ports[:0]
 	for i := range recs {
 		r := &recs[i]
 		protos[r.proto>>3] |= 1 << (r.proto & 7)
@@ -250,8 +258,12 @@ func (f *FlowLog) summarize(seq uint64, e *blockEnc, from int) []byte {
 			}
 			lastApp = int(a)
 		}
-		pm[r.sport>>6] |= 1 << (r.sport & 63)
-		pm[r.dport>>6] |= 1 << (r.dport & 63)
+		if bitmap {
+			pm[r.sport>>6] |= 1 << (r.sport & 63)
+			pm[r.dport>>6] |= 1 << (r.dport & 63)
+		} else {
+			ports = append(ports, r.sport, r.dport)
+		}
 		al := 16
 		if r.fl&sumShort != 0 {
 			al = 4
@@ -290,13 +302,24 @@ func (f *FlowLog) summarize(seq uint64, e *blockEnc, from int) []byte {
 	}
 	d := f.sc.deltas[:0]
 	var prev uint64
-	for w := range pm {
-		for x := pm[w]; x != 0; x &= x - 1 {
-			p := uint64(w)<<6 | uint64(bits.TrailingZeros64(x))
-			d = binary.AppendUvarint(d, p-prev)
-			prev = p
+	if bitmap {
+		for w := range pm {
+			for x := pm[w]; x != 0; x &= x - 1 {
+				p := uint64(w)<<6 | uint64(bits.TrailingZeros64(x))
+				d = binary.AppendUvarint(d, p-prev)
+				prev = p
+			}
+			pm[w] = 0
 		}
-		pm[w] = 0
+	} else {
+		slices.Sort(ports)
+		for i, p := range ports {
+			if i == 0 || p != ports[i-1] {
+				d = binary.AppendUvarint(d, uint64(p)-prev)
+				prev = uint64(p)
+			}
+		}
+		f.sc.ports = ports[:0]
 	}
 	s = append(binary.AppendUvarint(s, uint64(len(d))), d...)
 	f.sc.tmp4 = slices.Grow(f.sc.tmp4[:0], len(ip4))[:len(ip4)]

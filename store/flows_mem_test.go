@@ -26,7 +26,7 @@ func flowHeld(f *FlowLog) int64 {
 	}
 	sc := &f.sc
 	n += int64(cap(sc.raw) + cap(sc.val) + cap(sc.sum) + cap(sc.deltas))
-	n += int64(cap(sc.appIdx))*2 + int64(cap(sc.ip4)+cap(sc.tmp4))*4 + int64(cap(sc.ip16))*16 + int64(unsafe.Sizeof(sc.portSet))
+	n += int64(cap(sc.appIdx)+cap(sc.ports))*2 + int64(cap(sc.ip4)+cap(sc.tmp4))*4 + int64(cap(sc.ip16))*16 + int64(unsafe.Sizeof(sc.portSet))
 	return n
 }
 
