@@ -379,7 +379,7 @@ func (s *Shard) takeApp(e *entry) bool {
 		return false
 	}
 	e.det = d + 1
-	*s.app(e.det) = app.State{}
+	s.app(e.det).Reset()
 	return true
 }
 
@@ -405,14 +405,14 @@ func (s *Shard) freeApp(e *entry) {
 // appOf fills st with slot i's detection result (e's port guess when
 // it has no detection state).
 func (s *Shard) appOf(i uint32, e *entry, st *app.State) {
-	*st = app.State{}
+	st.Reset()
 	s.appOfZeroed(e, st)
 }
 
-// appOfZeroed is appOf into a zeroed st.
+// appOfZeroed is appOf into a zeroed (Reset) st.
 func (s *Shard) appOfZeroed(e *entry, st *app.State) {
 	if e.det != 0 {
-		*st = *s.app(e.det)
+		st.CopyFrom(s.app(e.det))
 		return
 	}
 	k := &e.key
@@ -474,8 +474,11 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 		if e := s.slot(i); !e.appDone {
 			// A state is taken with the first payload: until then the port
 			// guess (made from the initiator's view, as Feed would) stands,
-			// so a flood of SYNs holds no detection state.
-			if pl := p.Payload(frame); len(pl) > 0 || e.det != 0 {
+			// so a flood of SYNs holds no detection state. Once taken, an
+			// empty segment is not fed: Feed would return at once (its
+			// guess was set by the first call), and the state's lines stay
+			// out of the cache for a flow's bare ACKs.
+			if pl := p.Payload(frame); len(pl) > 0 {
 				if e.det == 0 && s.mode >= ModeNoDetect {
 					s.stats.DegradedDetect++
 					e.appDone = true // degraded: port guess only

@@ -243,6 +243,14 @@ func New(opt Options) (*Server, error) {
 	return s, nil
 }
 
+// writeBufferBytes is a connection's write buffer while it answers: a
+// page of 100 connections (about 30 KB of JSON) goes out with its header
+// in one write(2). fasthttp's default of 4 KiB wrote the header and the
+// start of the body, then the rest: two system calls and two segments
+// per answer, most of the API's CPU under wrk. Buffers are pooled and
+// held only while a response is written.
+const writeBufferBytes = 64 << 10
+
 // fastServer is a fasthttp server with the API's limits, serving h.
 func (s *Server) fastServer(h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
@@ -250,6 +258,7 @@ func (s *Server) fastServer(h fasthttp.RequestHandler) *fasthttp.Server {
 		Name:                          "netsentry",
 		ReadTimeout:                   s.opt.ReadTimeout,
 		ReadBufferSize:                MaxHeaderBytes,
+		WriteBufferSize:               writeBufferBytes,
 		WriteTimeout:                  WriteTimeout,
 		IdleTimeout:                   IdleTimeout,
 		MaxRequestBodySize:            MaxBodyBytes,

@@ -47,7 +47,11 @@ type seg struct {
 }
 
 func run(p *Pool, l4 uint8, cport, sport uint16, segs ...seg) *State {
-	s := new(State)
+	return runInto(new(State), p, l4, cport, sport, segs...)
+}
+
+// runInto is run feeding s.
+func runInto(s *State, p *Pool, l4 uint8, cport, sport uint16, segs ...seg) *State {
 	for _, g := range segs {
 		sp, dp := cport, sport
 		if !g.fromInit {
@@ -362,6 +366,35 @@ func TestProtocols(t *testing.T) {
 			}
 			if p.Free() != 2 {
 				t.Errorf("pool slot not given back")
+			}
+			// A reused state: Reset over a used one (every byte dirty)
+			// detects the same, and CopyFrom into a dirty one reads the
+			// same, though neither writes the arena past what is used.
+			js, res := s.AppendJSON(nil), s.AppendResult(nil)
+			dirty := func() *State {
+				d := new(State)
+				b := (*[unsafe.Sizeof(State{})]byte)(unsafe.Pointer(d))
+				for i := range b {
+					b[i] = 0xa5
+				}
+				return d
+			}
+			r := dirty()
+			r.Reset()
+			if *r != (State{arena: r.arena}) {
+				t.Errorf("Reset left a field set")
+			}
+			runInto(r, p, c.l4, c.ports[0], c.ports[1], c.segs...)
+			if got := r.AppendJSON(nil); string(got) != string(js) {
+				t.Errorf("after Reset: %s, fresh: %s", got, js)
+			}
+			cp := dirty()
+			cp.CopyFrom(s)
+			if got := cp.AppendJSON(nil); string(got) != string(js) {
+				t.Errorf("CopyFrom: %s, source: %s", got, js)
+			}
+			if got := cp.AppendResult(nil); string(got) != string(res) {
+				t.Errorf("CopyFrom: result %x, source %x", got, res)
 			}
 		})
 	}

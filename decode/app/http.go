@@ -14,14 +14,8 @@ var knownMethods = [...]string{"GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPT
 // (WebDAV, SSDP's M-SEARCH...), or a well-known method whose line the
 // segment cuts short (a long URL). RTSP and SIP lines are not HTTP.
 func isHTTPRequest(b []byte) bool {
-	if _, ok := line(b); !ok {
-		for _, m := range knownMethods {
-			if hasPrefix(b, m) && len(b) > len(m) && b[len(m)] != ' ' {
-				return true
-			}
-		}
-		return false
-	}
+	// The method token first: it rules out most payloads in a few bytes,
+	// before the line end is searched for. Every known method passes it.
 	n := 0
 	for n < len(b) && n < 16 && ('A' <= b[n] && b[n] <= 'Z' || b[n] == '-' || b[n] == '_') {
 		n++
@@ -30,7 +24,15 @@ func isHTTPRequest(b []byte) bool {
 		return false
 	}
 	l, ok := line(b)
-	return ok && len(l) > n+9 && (hasSuffix(l, " HTTP/1.1") || hasSuffix(l, " HTTP/1.0"))
+	if !ok {
+		for _, m := range knownMethods {
+			if hasPrefix(b, m) && len(b) > len(m) && b[len(m)] != ' ' {
+				return true
+			}
+		}
+		return false
+	}
+	return len(l) > n+9 && (hasSuffix(l, " HTTP/1.1") || hasSuffix(l, " HTTP/1.0"))
 }
 
 // isHTTPResponse reports whether b starts with an HTTP/1.x status line.

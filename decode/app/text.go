@@ -7,23 +7,26 @@ import "bytes"
 // A "220" greeting is SMTP unless it names FTP or the port is FTP's; the
 // client's first command settles it (textFeed).
 func (s *State) detectText(p *Pool, b []byte, d uint8) bool {
-	l, _ := line(b)
+	// The prefixes hold no line end, so they are matched on b itself: the
+	// first line is looked for only when a banner needs reading.
 	var x Proto
 	client := d // direction of the client
 	switch {
-	case len(l) >= 4 && l[0] == '2' && l[1] == '2' && l[2] == '0' && (l[3] == ' ' || l[3] == '-'):
+	case len(b) >= 4 && b[0] == '2' && b[1] == '2' && b[2] == '0' && (b[3] == ' ' || b[3] == '-'):
 		x = SMTP
-		if s.Proto == FTP || (containsFold(l, "FTP") && !containsFold(l, "SMTP")) {
+		if s.Proto == FTP {
+			x = FTP
+		} else if l, _ := line(b); containsFold(l, "FTP") && !containsFold(l, "SMTP") {
 			x = FTP
 		}
 		client = 1 - d
-	case hasPrefix(l, "+OK"):
+	case hasPrefix(b, "+OK"):
 		x, client = POP3, 1-d
-	case hasPrefix(l, "* OK"):
+	case hasPrefix(b, "* OK"):
 		x, client = IMAP, 1-d
-	case hasPrefixFold(l, "EHLO ") || hasPrefixFold(l, "HELO "):
+	case hasPrefixFold(b, "EHLO ") || hasPrefixFold(b, "HELO "):
 		x = SMTP
-	case s.Proto == FTP && hasPrefixFold(l, "USER "):
+	case s.Proto == FTP && hasPrefixFold(b, "USER "):
 		x = FTP
 	default:
 		return false
