@@ -125,18 +125,29 @@ func checkWritable(dir string) error {
 // besides the write in progress (576 bytes each: 1.2 MiB, twice).
 const groupMax = 2048
 
+// groupWait is how long the flow sink lets a group gather after the last
+// commit before it commits a group smaller than groupMax. A commit costs
+// a WAL sync and the flow history's summaries and partition totals
+// whatever its size, and a block of 512 records written over several
+// small commits is rewritten as it grows: under a flood of new flows
+// groups of a few hundred records (what gathered during the previous
+// commit) cost about 1.7 times the CPU a record of groups of 2,048 did
+// (store.BenchmarkFlowWriteFlood, batch256 against batch2048). A record
+// waits at most this much longer to be durable.
+const groupWait = 20 * time.Millisecond
+
 // FlowSink returns the flow history as an engine.Sink named "store" that
 // commits in groups: WriteFlows copies the batch and returns; one
-// goroutine writes what has gathered, all of it in one synced commit, so
-// a backlog (a burst of ended flows, the final flush at shutdown) costs a
-// sync per group of up to groupMax records instead of one per batch of
-// 256 (about four times the records per second). While groupMax records
-// wait, WriteFlows waits. A record is queryable, and durable, once its
-// group is committed; Close commits what is left, then closes the flow
-// history. Hand it to the exporter instead of Flows, which the exporter
-// then closes through it.
+// goroutine writes what has gathered, all of it in one synced commit, as
+// soon as groupMax records wait, or groupWait after its last commit began,
+// or at Close. So a backlog (a flood of ended flows, the final flush at
+// shutdown) costs a sync per group of up to groupMax records instead of
+// one per batch of 256. While groupMax records wait, WriteFlows waits. A
+// record is queryable, and durable, once its group is committed; Close
+// commits what is left, then closes the flow history. Hand it to the
+// exporter instead of Flows, which the exporter then closes through it.
 func (h *History) FlowSink() *GroupSink {
-	g := &GroupSink{fl: h.Flows, done: make(chan struct{})}
+	g := &GroupSink{fl: h.Flows, done: make(chan struct{}), full: make(chan struct{}, 1)}
 	g.cond = sync.NewCond(&g.mu)
 	h.flowsIn = true
 	go g.run()
@@ -151,7 +162,9 @@ type GroupSink struct {
 	pending []flowtable.Record
 	closed  bool
 	err     error // the first write error, returned by the next call
+	groups  int64 // commits so far (under mu)
 	done    chan struct{}
+	full    chan struct{} // a group need not wait longer: groupMax records wait, or Close
 }
 
 // Name implements engine.Named.
@@ -168,13 +181,35 @@ func (g *GroupSink) WriteFlows(recs []flowtable.Record) error {
 		return g.err
 	}
 	g.pending = append(g.pending, recs...)
+	if len(g.pending) >= groupMax {
+		g.kick()
+	}
 	g.cond.Broadcast()
 	return nil
+}
+
+// kick ends the wait of a gathering group (a signal already pending is
+// enough).
+func (g *GroupSink) kick() {
+	select {
+	case g.full <- struct{}{}:
+	default:
+	}
+}
+
+// Groups returns how many groups the sink has committed.
+func (g *GroupSink) Groups() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.groups
 }
 
 func (g *GroupSink) run() {
 	defer close(g.done)
 	var spare []flowtable.Record
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var last time.Time // when the last commit began
 	g.mu.Lock()
 	for {
 		for len(g.pending) == 0 && !g.closed {
@@ -184,13 +219,25 @@ func (g *GroupSink) run() {
 			g.mu.Unlock()
 			return
 		}
+		if wait := groupWait - time.Since(last); wait > 0 && len(g.pending) < groupMax && !g.closed {
+			g.mu.Unlock()
+			timer.Reset(wait)
+			select {
+			case <-g.full:
+			case <-timer.C:
+			}
+			timer.Stop()
+			g.mu.Lock()
+		}
 		batch := g.pending
 		g.pending = spare[:0]
 		g.mu.Unlock()
+		last = time.Now()
 		err := g.fl.WriteFlows(batch)
 		clear(batch) // no App state kept alive
 		spare = batch
 		g.mu.Lock()
+		g.groups++
 		if err != nil && g.err == nil {
 			g.err = fmt.Errorf("store flows: %w", err)
 		}
@@ -203,6 +250,7 @@ func (g *GroupSink) run() {
 func (g *GroupSink) Close() error {
 	g.mu.Lock()
 	g.closed = true
+	g.kick()
 	g.cond.Broadcast()
 	g.mu.Unlock()
 	<-g.done

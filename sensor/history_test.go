@@ -3,6 +3,7 @@ package sensor
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,81 @@ func TestFlowSinkGroups(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Errorf("%d records stored, want %d", len(seen), n)
+	}
+}
+
+// TestFlowSinkPacing: a trickle of small batches (128 records every 2 ms,
+// a flood of new flows ending 64 k records/s: less than groupMax records
+// a groupWait) is committed in groups of groupWait's gathering, not one
+// commit per batch or two; a
+// lone record is queryable within groupWait and a commit, without Close;
+// every record is stored once.
+func TestFlowSinkPacing(t *testing.T) {
+	h, err := OpenHistory(storageConfig(t.TempDir()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	g := h.FlowSink()
+	base := time.Now().Add(-time.Minute).UnixNano()
+	mk := func(i int) flowtable.Record {
+		r := flowtable.Record{SrcPort: uint16(i), DstPort: 53, Proto: 17, IPVersion: 4, PacketsTx: uint64(i + 1),
+			First: base + int64(i), Last: base + int64(i)}
+		r.Src[0], r.Src[1], r.Src[2], r.Src[3] = 198, 18, byte(i>>8), byte(i)
+		r.Dst[0], r.Dst[1], r.Dst[2], r.Dst[3] = 198, 19, 0, 1
+		return r
+	}
+	batch := make([]flowtable.Record, 128)
+	start := time.Now()
+	const batches = 50
+	for k := range batches {
+		for j := range batch {
+			batch[j] = mk(k*len(batch) + j)
+		}
+		if err := g.WriteFlows(batch); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	took := time.Since(start)
+	// the last group may still be gathering
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Groups() == 0 || h.Flows.Stats().Records < batches*int64(len(batch)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records stored after 5 s", h.Flows.Stats().Records, batches*len(batch))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	groups := g.Groups()
+	most := int64(took/groupWait) + 3 // the first batch at once, the last group after took, one of slack
+	t.Logf("%d batches of %d in %v: %d groups (at most %d allowed)", batches, len(batch), took.Round(time.Millisecond), groups, most)
+	if groups > most {
+		t.Errorf("%d groups for %v of batches, want at most %d (one per %v)", groups, took, most, groupWait)
+	}
+	lone := mk(batches * len(batch))
+	t0 := time.Now()
+	if err := g.WriteFlows([]flowtable.Record{lone}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		recs, _, err := h.Flows.Query(store.FlowQuery{Port: int(lone.SrcPort), Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(recs, func(r flowtable.Record) bool { return r.PacketsTx == lone.PacketsTx }) {
+			break
+		}
+		if time.Since(t0) > 2*time.Second {
+			t.Fatal("a lone record not queryable after 2 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("a lone record queryable after %v", time.Since(t0).Round(time.Millisecond))
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.Flows.Stats(); st.Records != batches*int64(len(batch))+1 {
+		t.Errorf("%d records stored, want %d", st.Records, batches*len(batch)+1)
 	}
 }
 

@@ -135,8 +135,8 @@ type FlowLog struct {
 	part   int64 // partition length, ns
 	log    *slog.Logger
 	mu     sync.Mutex
-	sc     scratch              // under mu
-	spare  [][]flowtable.Record // record buffers of finished tails, for new ones (under mu)
+	sc     scratch     // under mu
+	spare  []*blockEnc // encoders of finished tails, for new ones (under mu)
 	closed bool
 	seq    uint64 // next block sequence number
 	// committed counts the bytes of the batches WriteFlows committed (what
@@ -160,11 +160,12 @@ type partStat struct {
 // size of the writes.
 type tail struct {
 	seq      uint64
-	recs     []flowtable.Record // every record of the block, in order
-	saved    int                // records stored (base and segments)
-	baseN    int                // records in the stored base
-	baseSum  []byte             // the base's summary key, nil before it is stored
-	baseSize int64              // bytes of the base's keys and values
+	enc      *blockEnc // every record of the block, coded (flows_enc.go)
+	n        int       // records in the block
+	saved    int       // records stored (base and segments)
+	baseN    int       // records in the stored base
+	baseSum  []byte    // the base's summary key, nil before it is stored
+	baseSize int64     // bytes of the base's keys and values
 	segs     []segment
 	nextSeg  uint16
 }
@@ -300,16 +301,20 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 	defer b.Close()
 	touched := map[int64]*tail{}
 	dirty := map[int64]struct{}{}
+	var t *tail // the tail of partition p, the last record's
+	var p int64
 	for i := range recs {
 		r := &recs[i]
-		p := flowFloorDiv(r.Last, f.part)
-		t := f.tails[p]
-		if t == nil {
-			t = f.newTail(p, touched)
+		if q := flowFloorDiv(r.Last, f.part); t == nil || q != p {
+			p, t = q, f.tails[q]
+			if t == nil {
+				t = f.newTail(p, touched)
+			}
+			touched[p] = t
 		}
-		t.recs = append(t.recs, *r)
-		touched[p] = t
-		if len(t.recs) == f.opt.BlockRecords {
+		t.enc.add(r, t.n == t.saved, f.opt.BlockRecords)
+		t.n++
+		if t.n == f.opt.BlockRecords {
 			if err := f.putTail(b, p, t, dirty); err != nil {
 				f.reset()
 				return fmt.Errorf("write flows: %w", err)
@@ -317,6 +322,7 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 			delete(f.tails, p)
 			delete(touched, p)
 			f.release(t)
+			t = nil
 		}
 	}
 	for p, t := range touched {
@@ -344,14 +350,13 @@ func (f *FlowLog) WriteFlows(recs []flowtable.Record) error {
 	return nil
 }
 
-// release keeps the record buffer of a tail that is done for the next
-// one.
+// release keeps the encoder of a tail that is done for the next one.
 func (f *FlowLog) release(t *tail) {
-	if len(f.spare)+len(f.tails) < maxOpenTails && cap(t.recs) == f.opt.BlockRecords {
-		clear(t.recs) // no label strings kept alive
-		f.spare = append(f.spare, t.recs[:0])
+	if len(f.spare)+len(f.tails) < maxOpenTails {
+		t.enc.reset()
+		f.spare = append(f.spare, t.enc)
 	}
-	t.recs = nil
+	t.enc = nil
 }
 
 // reset brings the in-memory state back to what is on disk after a failed
@@ -378,9 +383,9 @@ func (f *FlowLog) newTail(p int64, touched map[int64]*tail) *tail {
 	}
 	t := &tail{seq: f.seq}
 	if n := len(f.spare); n > 0 {
-		t.recs, f.spare = f.spare[n-1], f.spare[:n-1]
+		t.enc, f.spare = f.spare[n-1], f.spare[:n-1]
 	} else {
-		t.recs = make([]flowtable.Record, 0, f.opt.BlockRecords)
+		t.enc = &blockEnc{recs: make([]sumRec, 0, f.opt.BlockRecords)}
 	}
 	f.seq++
 	f.tails[p] = t
@@ -391,8 +396,8 @@ func (f *FlowLog) newTail(p int64, touched map[int64]*tail) *tail {
 // segment, or as a new base holding every record when it is time to
 // consolidate (see tail). It updates the partition's totals in memory.
 func (f *FlowLog) putTail(b *pebble.Batch, p int64, t *tail, dirty map[int64]struct{}) error {
-	fresh := t.recs[t.saved:]
-	if len(fresh) == 0 {
+	fresh := t.n - t.saved
+	if fresh == 0 {
 		return nil
 	}
 	ps := f.parts[p]
@@ -401,30 +406,30 @@ func (f *FlowLog) putTail(b *pebble.Batch, p int64, t *tail, dirty map[int64]str
 		f.parts[p] = ps
 	}
 	dirty[p] = struct{}{}
-	ps.records += int64(len(fresh))
-	segRecs := len(t.recs) - t.baseN
-	if t.baseN > 0 && len(t.recs) < f.opt.BlockRecords && (len(t.segs)+1 < minSegments || 2*segRecs < t.baseN) {
-		val := f.encodeBlock(fresh, t.saved)
-		_, maxLast := lastRange(fresh)
+	ps.records += int64(fresh)
+	segRecs := t.n - t.baseN
+	if t.baseN > 0 && t.n < f.opt.BlockRecords && (len(t.segs)+1 < minSegments || 2*segRecs < t.baseN) {
+		val := f.value(t.enc, t.saved)
+		_, maxLast := recRange(t.enc.recs[t.saved:])
 		vkey := binary.BigEndian.AppendUint16(append(partKey(keyFlowBlock, p), be64(t.seq)...), t.nextSeg)
 		skey := binary.BigEndian.AppendUint16(append(append(partKey(keyFlowSummary, p), flip(maxLast)...), be64(t.seq)...), t.nextSeg)
-		sum := f.summarize(t.seq, fresh)
+		sum := f.summarize(t.seq, t.enc, t.saved)
 		if err := errors.Join(b.Set(vkey, val, nil), b.Set(skey, sum, nil)); err != nil {
 			return err
 		}
 		size := int64(len(vkey) + len(val) + len(skey) + len(sum))
 		t.segs = append(t.segs, segment{skey, vkey, size})
 		t.nextSeg++
-		t.saved = len(t.recs)
+		t.saved = t.n
 		ps.bytes += size
 		ps.blocks++
 		return nil
 	}
-	val := f.encodeBlock(t.recs, 0)
-	_, maxLast := lastRange(t.recs)
+	val := f.value(t.enc, 0)
+	_, maxLast := recRange(t.enc.recs)
 	vkey := append(partKey(keyFlowBlock, p), be64(t.seq)...)
 	skey := append(append(partKey(keyFlowSummary, p), flip(maxLast)...), be64(t.seq)...)
-	sum := f.summarize(t.seq, t.recs)
+	sum := f.summarize(t.seq, t.enc, 0)
 	var err error
 	if t.baseSum != nil && !bytes.Equal(t.baseSum, skey) {
 		err = b.Delete(t.baseSum, nil)
@@ -442,7 +447,7 @@ func (f *FlowLog) putTail(b *pebble.Batch, p int64, t *tail, dirty map[int64]str
 		ps.blocks++
 	}
 	ps.bytes += size - t.baseSize
-	t.baseSum, t.baseSize, t.baseN, t.saved, t.segs = skey, size, len(t.recs), len(t.recs), t.segs[:0]
+	t.baseSum, t.baseSize, t.baseN, t.saved, t.segs = skey, size, t.n, t.n, t.segs[:0]
 	return nil
 }
 
@@ -479,23 +484,26 @@ var (
 )
 
 // FlowMemoryBytes is what a FlowLog with blocks of blockRecords records (0:
-// the default) holds at most besides query results: the record buffers of
-// its open blocks and of the ones kept for reuse (maxOpenTails in all,
-// each a block of flowtable.Record), and the scratch space of one block's
-// encoding (its streams, the whole and the compressed value, each at most
-// maxRecordBytes a record) and summary. A write whose records span more
-// than maxOpenTails partitions opens one more block per partition while it
-// runs; reading a history written before block version 2 adds a zstd
-// decoder of about a block's size.
+// the default) holds at most besides query results: the encoders of its
+// open blocks and of the ones kept for reuse (maxOpenTails in all: each
+// record's streams, grown to at most streamMax a record, its summary
+// fields and application name; the app results and first-record codes of
+// two records), and the scratch space of one put (the whole and the
+// compressed value, together within 2*maxRecordBytes a record) and of its
+// summary. A write whose records span more than maxOpenTails partitions
+// opens one more block per partition while it runs; reading a history
+// written before block version 2 adds a zstd decoder of about a block's
+// size.
 func FlowMemoryBytes(blockRecords int) int64 {
 	if blockRecords == 0 {
 		blockRecords = defaultBlockRecords
 	}
 	n := int64(blockRecords)
-	recs := maxOpenTails * n * int64(unsafe.Sizeof(flowtable.Record{}))
-	enc := 3 * n * maxRecordBytes
-	sum := n*(2*4+2*16+4*8) + 8<<10 // address and delta lists, the port set
-	return recs + enc + sum
+	perRec := int64(streamMaxSum) + int64(unsafe.Sizeof(sumRec{})) + int64(unsafe.Sizeof(""))
+	tails := maxOpenTails * (n*perRec + 4*int64(streamMax[stApp]) + 2*binary.MaxVarintLen64)
+	enc := 2 * n * maxRecordBytes
+	sum := n*(2*4+2*4+2*16+4*8+2) + 8<<10 + 2*2*smallPorts // address lists and their sort's, delta lists, the port set and list, app indexes
+	return tails + enc + sum
 }
 
 // blockCodec is the codec this build writes (a variable for the
@@ -517,159 +525,6 @@ const (
 	numStreams
 )
 
-// encodeBlock encodes recs as a block value whose first record has index
-// start in its block: version 2, the codec, the count and start
-// (uvarints), then, compressed, the lengths of the streams (uvarints) and
-// the streams. The result is in f's scratch space, valid until the next
-// call.
-func (f *FlowLog) encodeBlock(recs []flowtable.Record, start int) []byte {
-	codec := blockCodec
-	v := append(f.sc.val[:0], blockV2, codec)
-	v = binary.AppendUvarint(v, uint64(len(recs)))
-	v = binary.AppendUvarint(v, uint64(start))
-	st := &f.sc.st
-	for i := range st {
-		st[i] = st[i][:0]
-	}
-	var prev int64
-	prevApp, curApp := f.sc.prevApp[:0], f.sc.curApp
-	for i := range recs {
-		r := &recs[i]
-		var fl byte
-		short := r.IPVersion == 4 && allZero(r.Src[4:]) && allZero(r.Dst[4:])
-		if short {
-			fl |= 1
-		}
-		if r.AppLabelGuess {
-			fl |= 2
-		}
-		b := append(st[stFlags], fl, r.IPVersion, r.Proto, byte(r.Tunnel), byte(r.State), byte(r.ConnState), byte(r.End), r.FlagsTx, r.FlagsRx)
-		b = binary.AppendUvarint(b, uint64(r.VLAN))
-		st[stFlags] = binary.AppendUvarint(b, uint64(r.InnerVLAN))
-		if short {
-			st[stAddr] = append(append(st[stAddr], r.Src[:4]...), r.Dst[:4]...)
-		} else {
-			st[stAddr] = append(append(st[stAddr], r.Src[:]...), r.Dst[:]...)
-		}
-		st[stPorts] = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(st[stPorts], r.SrcPort), r.DstPort)
-		b = binary.AppendUvarint(st[stCount], r.PacketsTx)
-		b = binary.AppendUvarint(b, r.PacketsRx)
-		b = binary.AppendUvarint(b, r.BytesTx)
-		b = binary.AppendUvarint(b, r.BytesRx)
-		b = binary.AppendUvarint(b, r.IPBytesTx)
-		st[stCount] = binary.AppendUvarint(b, r.IPBytesRx)
-		st[stTime] = binary.AppendVarint(binary.AppendVarint(st[stTime], r.Last-prev), r.Last-r.First)
-		prev = r.Last
-		curApp = r.App.AppendResult(curApp[:0])
-		st[stApp] = appendAppDiff(st[stApp], prevApp, curApp)
-		prevApp, curApp = curApp, prevApp
-		label := r.AppLabel[:min(len(r.AppLabel), maxAppLabel)]
-		st[stLabel] = append(binary.AppendUvarint(st[stLabel], uint64(len(label))), label...)
-	}
-	f.sc.prevApp, f.sc.curApp = prevApp, curApp
-	raw := f.sc.raw[:0]
-	for i := range st {
-		raw = binary.AppendUvarint(raw, uint64(len(st[i])))
-	}
-	for i := range st {
-		raw = append(raw, st[i]...)
-	}
-	switch codec {
-	case codecS2:
-		n := len(v)
-		v = slices.Grow(v, s2.MaxEncodedLen(len(raw)))
-		v = v[:n+len(s2.Encode(v[n:cap(v)], raw))]
-	default:
-		v = flowEnc().EncodeAll(raw, v)
-	}
-	f.sc.raw, f.sc.val = raw, v
-	return v
-}
-
-func lastRange(recs []flowtable.Record) (lo, hi int64) {
-	lo, hi = math.MaxInt64, math.MinInt64
-	for i := range recs {
-		lo, hi = min(lo, recs[i].Last), max(hi, recs[i].Last)
-	}
-	return lo, hi
-}
-
-// summarize encodes what Query needs to skip the block (or segment) of
-// recs (summary version 2: the sorted distinct ports and IPv4 addresses as
-// deltas, a byte or two each instead of two and four). The result is in
-// f's scratch space, valid until the next call (pebble's Batch.Set copies
-// it).
-func (f *FlowLog) summarize(seq uint64, recs []flowtable.Record) []byte {
-	var protos [32]byte
-	apps := f.sc.apps[:0]
-	ip4 := f.sc.ip4[:0]
-	ip16 := f.sc.ip16[:0]
-	pm := &f.sc.portSet
-	var lastApp string
-	var lastSrc, lastDst uint32
-	for i := range recs {
-		r := &recs[i]
-		protos[r.Proto>>3] |= 1 << (r.Proto & 7)
-		if a := r.AppName(); (i == 0 || a != lastApp) && !slices.Contains(apps, a) {
-			apps = append(apps, a)
-			lastApp = a
-		}
-		pm[r.SrcPort>>6] |= 1 << (r.SrcPort & 63)
-		pm[r.DstPort>>6] |= 1 << (r.DstPort & 63)
-		if r.IPVersion == 4 {
-			// consecutive repeats (a busy server) sorted once
-			if a := binary.BigEndian.Uint32(r.Src[:4]); i == 0 || a != lastSrc {
-				ip4, lastSrc = append(ip4, a), a
-			}
-			if a := binary.BigEndian.Uint32(r.Dst[:4]); i == 0 || a != lastDst {
-				ip4, lastDst = append(ip4, a), a
-			}
-		} else {
-			ip16 = append(ip16, r.Src, r.Dst)
-		}
-	}
-	minLast, maxLast := lastRange(recs)
-	s := append(f.sc.sum[:0], summaryV2)
-	s = binary.AppendUvarint(s, seq)
-	s = binary.AppendUvarint(s, uint64(len(recs)))
-	s = binary.AppendVarint(s, minLast)
-	s = binary.AppendVarint(s, maxLast)
-	s = append(s, protos[:]...)
-	s = binary.AppendUvarint(s, uint64(len(apps)))
-	for _, a := range apps {
-		s = binary.AppendUvarint(s, uint64(len(a)))
-		s = append(s, a...)
-	}
-	d := f.sc.deltas[:0]
-	var prev uint64
-	for w := range pm {
-		for x := pm[w]; x != 0; x &= x - 1 {
-			p := uint64(w)<<6 | uint64(bits.TrailingZeros64(x))
-			d = binary.AppendUvarint(d, p-prev)
-			prev = p
-		}
-		pm[w] = 0
-	}
-	s = append(binary.AppendUvarint(s, uint64(len(d))), d...)
-	slices.Sort(ip4)
-	ip4 = slices.Compact(ip4)
-	d, prev = d[:0], 0
-	for _, a := range ip4 {
-		d = binary.AppendUvarint(d, uint64(a)-prev)
-		prev = uint64(a)
-	}
-	s = append(binary.AppendUvarint(s, uint64(len(d))), d...)
-	slices.SortFunc(ip16, func(a, b decode16) int { return bytes.Compare(a[:], b[:]) })
-	ip16 = slices.Compact(ip16)
-	s = binary.AppendUvarint(s, uint64(len(ip16)))
-	for i := range ip16 {
-		s = append(s, ip16[i][:]...)
-	}
-	clear(apps) // no label strings kept alive
-	f.sc.apps, f.sc.ip4, f.sc.ip16, f.sc.sum, f.sc.deltas = apps[:0], ip4, ip16, s, d
-	return s
-}
-
 // Summary versions: 1 (ports and IPv4 addresses as sorted 2- and 4-byte
 // entries), 2 (the same sorted lists as uvarint deltas after their byte
 // length). This build writes 2 and reads both.
@@ -681,17 +536,16 @@ const (
 // decode16 is a 16-byte address as a record holds it.
 type decode16 = [16]byte
 
-// scratch is the FlowLog's reused buffers for encoding blocks and
-// summaries (under mu).
+// scratch is the FlowLog's reused buffers for the values and summaries
+// of puts (under mu).
 type scratch struct {
-	raw, val, sum   []byte
-	prevApp, curApp []byte // app results, encodeBlock
-	st              [numStreams][]byte
-	deltas          []byte
-	apps            []string
-	portSet         [1 << 10]uint64 // a bit per port, zero between calls
-	ip4             []uint32
-	ip16            []decode16
+	raw, val, sum []byte
+	deltas        []byte
+	appIdx        []uint16
+	ports         []uint16        // a short segment's ports (smallPorts)
+	portSet       [1 << 10]uint64 // a bit per port, zero between calls
+	ip4, tmp4     []uint32
+	ip16          []decode16
 }
 
 // summary is a decoded block summary; its slices alias the value.
@@ -779,22 +633,15 @@ const (
 
 func appendAppDiff(b, prev, cur []byte) []byte {
 	if len(prev) != len(cur) || len(cur) == 0 {
-		b = append(b, appWhole)
-		b = binary.AppendUvarint(b, uint64(len(cur)))
-		return append(b, cur...)
+		return appendAppWhole(b, cur)
 	}
 	if bytes.Equal(prev, cur) {
 		return append(b, appSame)
 	}
+	start := len(b)
 	b = append(b, appDiff)
 	for i := 0; i < len(cur); {
-		j := i
-		for j+8 <= len(cur) && binary.LittleEndian.Uint64(cur[j:]) == binary.LittleEndian.Uint64(prev[j:]) {
-			j += 8
-		}
-		for j < len(cur) && cur[j] == prev[j] {
-			j++
-		}
+		j := firstDiff(prev, cur, i)
 		k := j
 		for k < len(cur) && cur[k] != prev[k] {
 			k++
@@ -804,7 +651,39 @@ func appendAppDiff(b, prev, cur []byte) []byte {
 		b = append(b, cur[j:k]...)
 		i = k
 	}
+	if len(b)-start > 1+varintLen(uint64(len(cur)))+len(cur) {
+		// scattered changes: whole is shorter (and within streamMax)
+		return appendAppWhole(b[:start], cur)
+	}
 	return b
+}
+
+// firstDiff returns the first index from i on where a and b (of one
+// length) differ, or their length: a result's unchanged tail (the arena's
+// strings) is one vectorised comparison, not a loop over its words.
+func firstDiff(a, b []byte, i int) int {
+	n := len(a)
+	if n-i > 16 && bytes.Equal(a[i:], b[i:]) {
+		return n
+	}
+	for i+32 <= n && bytes.Equal(a[i:i+32], b[i:i+32]) {
+		i += 32
+	}
+	for ; i+8 <= n; i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)>>3
+		}
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+func appendAppWhole(b, cur []byte) []byte {
+	b = append(b, appWhole)
+	b = binary.AppendUvarint(b, uint64(len(cur)))
+	return append(b, cur...)
 }
 
 // readAppDiff reads an app result coded by appendAppDiff into buf, given

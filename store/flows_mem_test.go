@@ -4,27 +4,29 @@ import (
 	"testing"
 	"time"
 	"unsafe"
-
-	"github.com/netsentry/netsentry/flowtable"
 )
 
 // flowHeld is the bytes a FlowLog's buffers hold: its open blocks' and
-// kept record buffers, and its scratch space.
+// kept encoders, and its scratch space.
 func flowHeld(f *FlowLog) int64 {
-	rec := int64(unsafe.Sizeof(flowtable.Record{}))
+	held := func(e *blockEnc) int64 {
+		n := int64(cap(e.prevApp)+cap(e.curApp)+cap(e.freshTime)+cap(e.freshApp)) +
+			int64(cap(e.recs))*int64(unsafe.Sizeof(sumRec{})) + int64(cap(e.apps))*int64(unsafe.Sizeof(""))
+		for i := range e.st {
+			n += int64(cap(e.st[i]))
+		}
+		return n
+	}
 	var n int64
 	for _, t := range f.tails {
-		n += int64(cap(t.recs)) * rec
+		n += held(t.enc)
 	}
-	for _, r := range f.spare {
-		n += int64(cap(r)) * rec
+	for _, e := range f.spare {
+		n += held(e)
 	}
 	sc := &f.sc
-	n += int64(cap(sc.raw) + cap(sc.val) + cap(sc.sum) + cap(sc.prevApp) + cap(sc.curApp) + cap(sc.deltas))
-	for i := range sc.st {
-		n += int64(cap(sc.st[i]))
-	}
-	n += int64(cap(sc.apps))*16 + int64(cap(sc.ip4))*4 + int64(cap(sc.ip16))*16 + int64(unsafe.Sizeof(sc.portSet))
+	n += int64(cap(sc.raw) + cap(sc.val) + cap(sc.sum) + cap(sc.deltas))
+	n += int64(cap(sc.appIdx)+cap(sc.ports))*2 + int64(cap(sc.ip4)+cap(sc.tmp4))*4 + int64(cap(sc.ip16))*16 + int64(unsafe.Sizeof(sc.portSet))
 	return n
 }
 
