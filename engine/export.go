@@ -122,12 +122,43 @@ func (x *Exporter) Send(recs []flowtable.Record) { x.send(recs, x.block) }
 // final flush at shutdown, when waiting can no longer cost packets.
 func (x *Exporter) SendWait(recs []flowtable.Record) { x.send(recs, true) }
 
+// Swap queues recs for every sink like Send, without copying them: the
+// Exporter keeps recs until the sinks are done with it, and returns an empty
+// buffer (length 0, capacity that of recs) for the caller to go on in. It is
+// the shard's SetEndSwap callback.
+func (x *Exporter) Swap(recs []flowtable.Record) []flowtable.Record {
+	return x.swap(recs, x.block)
+}
+
+// SwapWait is Swap waiting like SendWait.
+func (x *Exporter) SwapWait(recs []flowtable.Record) []flowtable.Record { return x.swap(recs, true) }
+
+func (x *Exporter) swap(recs []flowtable.Record, wait bool) []flowtable.Record {
+	if len(recs) == 0 || len(x.sinks) == 0 {
+		return recs[:0]
+	}
+	b := x.buffer()
+	spare := b.recs[:0]
+	if cap(spare) < cap(recs) {
+		spare = make([]flowtable.Record, 0, cap(recs))
+	}
+	b.recs = recs
+	x.queue(b, len(recs), wait)
+	return spare
+}
+
 func (x *Exporter) send(recs []flowtable.Record, wait bool) {
 	if len(recs) == 0 || len(x.sinks) == 0 {
 		return
 	}
 	b := x.buffer()
 	b.recs = append(b.recs, recs...)
+	x.queue(b, len(recs), wait)
+}
+
+// queue hands b (n records) to every sink, or counts it dropped for each
+// whose queue is full (unless wait).
+func (x *Exporter) queue(b *batch, n int, wait bool) {
 	b.refs.Store(int32(len(x.sinks)))
 	for _, sq := range x.sinks {
 		if wait {
@@ -139,7 +170,7 @@ func (x *Exporter) send(recs []flowtable.Record, wait bool) {
 			select {
 			case sq.q <- item{b: b}:
 			case <-x.gaveUp():
-				sq.dropped.Add(uint64(len(recs)))
+				sq.dropped.Add(uint64(n))
 				x.release(b)
 			}
 			continue
@@ -147,7 +178,7 @@ func (x *Exporter) send(recs []flowtable.Record, wait bool) {
 		select {
 		case sq.q <- item{b: b}:
 		default:
-			sq.dropped.Add(uint64(len(recs)))
+			sq.dropped.Add(uint64(n))
 			x.release(b)
 		}
 	}

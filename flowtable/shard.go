@@ -199,6 +199,7 @@ type Shard struct {
 	stats     Stats
 	key       Key // scratch
 	onEnd     func([]Record)
+	swap      func([]Record) []Record // SetEndSwap; nil: onEnd
 	endBuffer int
 	apps      [][]app.State // detection states, numbered from 0
 	appsUsed  uint32        // states handed out so far
@@ -833,11 +834,35 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 }
 
 func (s *Shard) deliver() {
-	if len(s.ended) > 0 && s.onEnd != nil {
+	if len(s.ended) == 0 {
+		return
+	}
+	if s.swap != nil {
+		e := s.swap(s.ended)
+		if cap(e) < s.endBuffer {
+			e = make([]Record, 0, s.endBuffer)
+		}
+		s.ended = e[:0]
+		return
+	}
+	if s.onEnd != nil {
 		s.onEnd(s.ended)
 	}
 	s.ended = s.ended[:0]
 }
+
+// SetEndSwap makes the shard hand each batch of ended flows to swap, which
+// keeps the slice, and go on in the empty one swap returns (one of
+// capacity under EndBuffer is replaced), instead of calling onEnd with a
+// buffer the shard reuses: an exporter that queues the batch takes it as
+// it is, where onEnd's contract made it copy every record (about 600
+// bytes each; under a flood of new flows, a copy per packet). Call it
+// before the first packet, from the shard's goroutine.
+func (s *Shard) SetEndSwap(swap func([]Record) []Record) { s.swap = swap }
+
+// EndBuffer is the capacity of the buffer the shard writes ended flows
+// into (SetEndSwap); a batch never holds more.
+func (s *Shard) EndBuffer() int { return s.endBuffer }
 
 // cut exports e's counters so far with reason end and starts a new record
 // in the same slot, keeping the connection's key, initiator and state.

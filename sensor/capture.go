@@ -34,14 +34,21 @@ func (s *Sensor) StartCapture(ifaces []string) (httpd.CaptureStatus, error) {
 	}
 	run := &captureRun{ifaces: lc.Interfaces, done: make(chan error, 1)}
 	x := s.opt.Exporter
-	onEnd := func(recs []flowtable.Record) {
+	// Ended flows go to the exporter without a copy: it keeps the shard's
+	// batch and gives back an empty buffer (Exporter.Swap).
+	swap := func(recs []flowtable.Record) []flowtable.Record {
 		if run.stopping.Load() {
-			x.SendWait(recs)
-			return
+			return x.SwapWait(recs)
 		}
-		x.Send(recs)
+		return x.Swap(recs)
 	}
-	lc.NewShard = func(q int) (*flowtable.Shard, error) { return flowtable.New(fc, onEnd) }
+	lc.NewShard = func(q int) (*flowtable.Shard, error) {
+		sh, err := flowtable.New(fc, nil)
+		if err == nil {
+			sh.SetEndSwap(swap)
+		}
+		return sh, err
+	}
 	lc.Logf = func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) }
 	l, err := engine.NewLive(lc)
 	if err != nil {

@@ -68,11 +68,13 @@ type pipeline struct {
 	exp *engine.Exporter // nil: ended flows are dropped
 }
 
-// send is the shard's onEnd callback.
-func (p *pipeline) send(recs []flowtable.Record) {
+// swap hands ended flows to the exporter as the daemon does (without a
+// copy, Exporter.Swap); with no exporter (the bare pass) they are dropped.
+func (p *pipeline) swap(recs []flowtable.Record) []flowtable.Record {
 	if p.exp != nil {
-		p.exp.Send(recs)
+		return p.exp.Swap(recs)
 	}
+	return recs[:0]
 }
 
 // replayInProcess runs NetSentry's replay pipeline on trace in this process:
@@ -91,10 +93,11 @@ func replayInProcess(ctx context.Context, trace, warm, bare string) (inprocResul
 	pprof.Do(ctx, pprof.Labels("pass", "cold"), func(ctx context.Context) {
 		res.cold, err = measure(func() error {
 			p.exp = engine.NewExporter(64, true, discard{})
-			shard, err := flowtable.New(flowtable.DefaultConfig(), p.send)
+			shard, err := flowtable.New(flowtable.DefaultConfig(), nil)
 			if err != nil {
 				return fmt.Errorf("in-process replay: %w", err)
 			}
+			shard.SetEndSwap(p.swap)
 			p.w = engine.NewWorker(shard)
 			rf, err := engine.OpenFile(trace)
 			if err != nil {

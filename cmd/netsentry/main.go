@@ -285,11 +285,12 @@ func replay(ctx context.Context, cfg configs.Config, o options, stdout, stderr i
 		return 1
 	}
 	exp := engine.NewExporter(64, true, sinks...)
-	shard, err := flowtable.New(shardConfig(cfg, 1), exp.Send)
+	shard, err := flowtable.New(shardConfig(cfg, 1), nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "netsentry: %v\n", err)
 		return 1
 	}
+	shard.SetEndSwap(exp.Swap)
 	w := engine.NewWorker(shard)
 	opt := engine.ReplayOptions{RealTime: o.replaySpeed == "1x", BatchSize: cfg.Performance.PacketBatchSize}
 	if isTerminal(stderr) {
