@@ -1,13 +1,11 @@
 package engine
 
 import (
-	"context"
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/netsentry/netsentry/decode"
-	"github.com/netsentry/netsentry/flowtable"
 )
 
 // floodFrames returns n frames of make bench-live's flood shape as trafgen
@@ -55,68 +53,10 @@ func floodFrames(n int) [][]byte {
 // alert feed drained after each, the sensor's snapshot (protocols and scan
 // signals) once a second of packet time.
 func BenchmarkFloodWorker(b *testing.B) {
-	frames := floodFrames(1 << 20)
-	var cfg flowtable.Config
-	flowtable.NewBudget(256<<20, 1, true, 0).Apply(&cfg)
-	cfg.Detect = true
-	sh, err := flowtable.New(cfg, func([]flowtable.Record) {})
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := NewWorker(sh)
-	feed := NewFeedSet(1)
-	w.SetAlertFeed(feed.Ring(0))
-	const block, gap = 2048, 3300 // frames per block, ns between frames
-	wire := make([]uint32, BatchFrames)
-	for i := range wire {
-		wire[i] = 60
-	}
-	tss := make([]int64, BatchFrames)
-	ts := int64(1e18)
-	var items []FeedItem
-	var qs []int
-	parts := SnapshotParts{Protocols: true, Scan: true}
-	k := 0
-	pass := func(n int, snaps bool) {
-		nextSnap := ts + 1e9
-		for i := 0; i < n; {
-			m := min(BatchFrames, len(frames)-k, n-i)
-			for j := range m {
-				ts += gap
-				tss[j] = ts
-			}
-			w.HandleBatch(frames[k:k+m], wire[:m], tss[:m], decode.LinkEthernet)
-			i += m
-			if k += m; k == len(frames) {
-				k = 0 // a million frames later: their flows were evicted long ago
-			}
-			if i%block == 0 || i == n {
-				if snaps && ts >= nextSnap {
-					nextSnap += 1e9
-					done := make(chan struct{})
-					go func() { w.Snapshot(context.Background(), parts); close(done) }()
-					for {
-						select {
-						case <-done:
-						default:
-							w.answerSnapshot()
-							continue
-						}
-						break
-					}
-				}
-				w.EndBatch(ts)
-				items, qs = feed.Drain(items[:0], qs[:0])
-			}
-		}
-	}
-	pass(cfg.MaxFlows+cfg.MaxFlows/2, false) // the table full, evicting
-	if st := sh.Stats(); st.FlowsEvicted == 0 {
+	r := newWorkerBench(b, floodFrames(1<<20))     // a million frames later, their flows were evicted long ago
+	r.pass(r.cfg.MaxFlows+r.cfg.MaxFlows/2, false) // the table full, evicting
+	if st := r.sh.Stats(); st.FlowsEvicted == 0 {
 		b.Fatalf("no eviction while warming: %+v", st)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuNanos()
-	pass(b.N, true)
-	b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op")
+	r.measure(b)
 }
