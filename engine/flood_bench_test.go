@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 
@@ -19,26 +18,13 @@ func floodFrames(n int) [][]byte {
 	frames := make([][]byte, n)
 	for i := range frames {
 		f := buf[60*i : 60*i+60 : 60*i+60]
-		copy(f, []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00})
-		ip := f[14:34]
-		ip[0], ip[8] = 0x45, 64
-		binary.BigEndian.PutUint16(ip[2:], 46)
-		copy(ip[12:], []byte{198, 18, byte(r.Uint32()), byte(r.Uint32())})
-		copy(ip[16:], []byte{198, 19, 0, 1})
-		l4 := f[34:]
-		binary.BigEndian.PutUint16(l4[0:], uint16(r.Uint32()))
-		binary.BigEndian.PutUint16(l4[2:], uint16(r.Uint32()))
+		src := [4]byte{198, 18, byte(r.Uint32()), byte(r.Uint32())}
+		sp, dp := uint16(r.Uint32()), uint16(r.Uint32())
+		var tcp uint8
 		if i%2 == 0 {
-			ip[9] = 6
-			l4[12], l4[13] = 5<<4, decode.TCPSyn
-			binary.BigEndian.PutUint16(l4[14:], 512)
-		} else {
-			ip[9] = 17
-			binary.BigEndian.PutUint16(l4[4:], 26)
-			for j := 8; j < 26; j++ {
-				l4[j] = 'A'
-			}
+			tcp = decode.TCPSyn
 		}
+		benchFrame(f, src, sp, dp, tcp)
 		frames[i] = f
 	}
 	return frames

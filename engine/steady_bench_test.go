@@ -19,31 +19,41 @@ func steadyFrames() [][]byte {
 	frames := make([][]byte, 2<<16)
 	for i := range frames {
 		f := make([]byte, 60)
-		copy(f, []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00})
-		ip := f[14:34]
-		ip[0], ip[8] = 0x45, 64
-		binary.BigEndian.PutUint16(ip[2:], 46)
-		copy(ip[12:], []byte{198, 18, 0, 1})
-		copy(ip[16:], []byte{198, 19, 0, 1})
-		l4 := f[34:]
-		binary.BigEndian.PutUint16(l4[0:], uint16(i/2))
 		if i%2 == 0 {
-			ip[9] = 6
-			binary.BigEndian.PutUint16(l4[2:], 443)
-			l4[12], l4[13] = 5<<4, decode.TCPAck
-			binary.BigEndian.PutUint16(l4[14:], 512)
+			benchFrame(f, [4]byte{198, 18, 0, 1}, uint16(i/2), 443, decode.TCPAck)
 		} else {
-			ip[9] = 17
-			ip[15] = 2
-			binary.BigEndian.PutUint16(l4[2:], 53)
-			binary.BigEndian.PutUint16(l4[4:], 26)
-			for j := 8; j < 26; j++ {
-				l4[j] = 'A'
-			}
+			benchFrame(f, [4]byte{198, 18, 0, 2}, uint16(i/2), 53, 0)
 		}
 		frames[i] = f
 	}
 	return frames
+}
+
+// benchFrame writes into f (60 bytes) an Ethernet frame as bench-live's
+// trafgen templates make them, from src:sp to 198.19.0.1:dp: a TCP segment
+// with flags tcp and 6 zero bytes of payload, or with tcp 0 a UDP datagram
+// of 18 bytes 'A'.
+func benchFrame(f []byte, src [4]byte, sp, dp uint16, tcp uint8) {
+	copy(f, []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00})
+	ip := f[14:34]
+	ip[0], ip[8] = 0x45, 64
+	binary.BigEndian.PutUint16(ip[2:], 46)
+	copy(ip[12:], src[:])
+	copy(ip[16:], []byte{198, 19, 0, 1})
+	l4 := f[34:]
+	binary.BigEndian.PutUint16(l4[0:], sp)
+	binary.BigEndian.PutUint16(l4[2:], dp)
+	if tcp != 0 {
+		ip[9] = 6
+		l4[12], l4[13] = 5<<4, tcp
+		binary.BigEndian.PutUint16(l4[14:], 512)
+		return
+	}
+	ip[9] = 17
+	binary.BigEndian.PutUint16(l4[4:], 26)
+	for j := 8; j < 26; j++ {
+		l4[j] = 'A'
+	}
 }
 
 // BenchmarkSteadyWorker is the worker's whole share of the steady shape
