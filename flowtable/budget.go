@@ -16,11 +16,11 @@ const (
 	// DetectBytes is one detection state and its free-list entry. A shard
 	// holds Config.MaxDetect of them (MaxFlows/2 under a Budget).
 	DetectBytes = int(unsafe.Sizeof(app.State{})) + 4
-	// HostBytes is one host: its slab entry and its share of the host index
+	// HostBytes is one host: its slab entry, its version byte and its share of the host index
 	// (a power of two of 64-byte buckets, at least MaxHosts/4 of them: 16 to
 	// 32 bytes, 24 stated; the budget counts the index's exact size,
 	// hostTableBytes).
-	HostBytes = int(unsafe.Sizeof(hostSlot{})) + 24
+	HostBytes = int(unsafe.Sizeof(hostSlot{})) + 1 + 24
 	// FragmentBytes is one fragment-table slot; the table is a power of two
 	// of slots, at least twice MaxFragments.
 	FragmentBytes = int(unsafe.Sizeof(fragSlot{}))
@@ -54,7 +54,7 @@ func flowTableBytes(maxFlows int) int {
 func detectTableBytes(maxDetect int) int { return maxDetect * DetectBytes }
 
 func hostTableBytes(maxHosts int) int {
-	return (maxHosts+1)*int(unsafe.Sizeof(hostSlot{})) + int(unsafe.Sizeof(hostBucket{}))*hostBuckets(maxHosts)
+	return (maxHosts+1)*(int(unsafe.Sizeof(hostSlot{}))+1) + int(unsafe.Sizeof(hostBucket{}))*hostBuckets(maxHosts)
 }
 
 // fragSlots is the size of the fragment table for maxFragments (fragTable.init).

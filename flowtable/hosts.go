@@ -27,8 +27,31 @@ type HostCounters struct {
 // Bytes is the host's total of bytes sent and received.
 func (h *HostCounters) Bytes() uint64 { return h.BytesTx + h.BytesRx }
 
+// hostSlot is one host's slab entry: one cache line (64 bytes; the slab
+// is page-aligned), counters first, so that counting a frame or a new
+// connection touches that line alone. HostCounters is 72 bytes: as a slab
+// entry it straddled two lines, and a new flow's FlowsInitiated missed in
+// a line its prefetch (slotAddr) had not asked for. The IP version, read
+// only to tell hashed addresses apart and by snapshots, lives in a byte
+// slab of its own (Hosts.vers).
 type hostSlot struct {
-	HostCounters
+	PacketsTx      uint64
+	BytesTx        uint64
+	PacketsRx      uint64
+	BytesRx        uint64
+	FlowsInitiated uint64
+	FlowsAnswered  uint64
+	Addr           decode.Addr
+}
+
+// A hostSlot is one cache line (a compile-time check).
+var _ [64 - unsafe.Sizeof(hostSlot{})]struct{}
+var _ [unsafe.Sizeof(hostSlot{}) - 64]struct{}
+
+// counters returns the slot's counters as HostCounters of version v.
+func (sl *hostSlot) counters(v uint8) HostCounters {
+	return HostCounters{Addr: sl.Addr, IPVersion: v, PacketsTx: sl.PacketsTx, BytesTx: sl.BytesTx,
+		PacketsRx: sl.PacketsRx, BytesRx: sl.BytesRx, FlowsInitiated: sl.FlowsInitiated, FlowsAnswered: sl.FlowsAnswered}
 }
 
 // The host index: open addressing over buckets of one cache line, as the
@@ -77,6 +100,7 @@ type Hosts struct {
 	used     uint32 // slab slots handed out (slot 0 is never used)
 	index    []hostBucket
 	slotMem  []hostSlot // the slab's memory (chunks are cut from it), allocated at once for huge pages
+	vers     []uint8    // IP version per slab slot
 	mask     uint32
 	max      int
 	overflow uint64
@@ -90,6 +114,7 @@ func (h *Hosts) init(max int) {
 	hugeSlice(h.index)
 	h.slotMem = make([]hostSlot, max+1)
 	hugeSlice(h.slotMem)
+	h.vers = make([]uint8, max+1)
 	h.mask = uint32(n - 1)
 }
 
@@ -132,7 +157,7 @@ func (h *Hosts) lookup(a *decode.Addr, v uint8) uint32 {
 				if flag == 0 {
 					return j
 				}
-				if sl := h.at(j); sl.Addr == *a && sl.IPVersion == v {
+				if sl := h.at(j); sl.Addr == *a && h.vers[j] == v {
 					return j
 				}
 			}
@@ -157,7 +182,7 @@ func (h *Hosts) create(bk *hostBucket, w int, a *decode.Addr, v uint8, key, flag
 	}
 	h.used++
 	sl := h.at(j)
-	sl.Addr, sl.IPVersion = *a, v
+	sl.Addr, h.vers[j] = *a, v
 	bk.keys[w], bk.slots[w] = key, j|flag
 	return j
 }

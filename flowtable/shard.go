@@ -327,7 +327,7 @@ func (s *Shard) HostSnapshot(dst []HostCounters) []HostCounters {
 			lo = 1 // slot 0 is never used
 		}
 		for k := lo; k < len(ch) && c*chunkSize+k < int(h.used); k++ {
-			all[c*chunkSize+k-1] = ch[k].HostCounters
+			all[c*chunkSize+k-1] = ch[k].counters(h.vers[c*chunkSize+k])
 		}
 	}
 	m := 0

@@ -421,8 +421,8 @@ func TestHostIndex(t *testing.T) {
 		if j == 0 {
 			t.Fatalf("host %d not created below the bound", len(seen)+1)
 		}
-		if sl := h.at(j); sl.Addr != k.a || sl.IPVersion != k.v {
-			t.Fatalf("slot %d holds %v v%d, want %v", j, sl.Addr, sl.IPVersion, k)
+		if sl := h.at(j); sl.Addr != k.a || h.vers[j] != k.v {
+			t.Fatalf("slot %d holds %v v%d, want %v", j, sl.Addr, h.vers[j], k)
 		}
 		seen[k] = j
 		order = append(order, k)
