@@ -93,7 +93,7 @@ func (w *Worker) HandleBatch(frames [][]byte, wire []uint32, ts []int64, link ui
 	}
 	w.touch += t
 	for i := range n {
-		sh.Packet(&w.pkts[i], frames[i], ts[i])
+		sh.PacketHashed(&w.pkts[i], frames[i], ts[i], w.hash[i])
 	}
 }
 

@@ -197,7 +197,8 @@ type Shard struct {
 	hosts     Hosts
 	ended     []Record
 	stats     Stats
-	key       Key // scratch
+	key       Key    // scratch
+	hint      uint32 // the next add's key hash from Prefetch (with tagBit), 0: none
 	onEnd     func([]Record)
 	swap      func([]Record) []Record // SetEndSwap; nil: onEnd
 	endBuffer int
@@ -435,7 +436,15 @@ func (s *Shard) appOfZeroed(e *entry, st *app.State) {
 // hosts, its flow, and for UDP tunnels the outer flow as well. frame is the
 // frame p was decoded from; its payload feeds protocol detection and is not
 // retained.
-func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
+func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) { s.packet(p, frame, ts, 0) }
+
+// PacketHashed is Packet for a frame whose flow hash h Prefetch returned
+// (0: none), so that the hash is not computed twice.
+func (s *Shard) PacketHashed(p *decode.Packet, frame []byte, ts int64, h uint32) {
+	s.packet(p, frame, ts, h)
+}
+
+func (s *Shard) packet(p *decode.Packet, frame []byte, ts int64, h uint32) {
 	if ts > s.now {
 		s.now = ts
 	}
@@ -474,6 +483,7 @@ func (s *Shard) Packet(p *decode.Packet, frame []byte, ts int64) {
 	if p.PayloadLen > 0 {
 		seg |= segData
 	}
+	s.hint = h // Prefetch's hash of p.Flow, for add
 	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, seg, p.WireLen, flowIPLen(p), ts, flowLayer >= 0)
 	if i := s.last; i != 0 && s.cfg.Detect && (p.Flow.Proto == 6 || p.Flow.Proto == 17) {
 		if e := s.slot(i); !e.appDone {
@@ -569,7 +579,11 @@ func (s *Shard) updateMany(t *decode.Tuple, vlan, inner uint16, tun decode.Tunne
 func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flags, seg uint8, pkts, bytes, ipBytes uint64, first, ts int64) (*entry, bool) {
 	k := &s.key
 	srcIsB := makeKey(t, vlan, inner, k)
-	h := k.hash()
+	h := s.hint &^ tagBit // the hash Prefetch computed for this key (PacketHashed)
+	if h == 0 {
+		h = k.hash()
+	}
+	s.hint = 0
 	var e *entry
 	i := s.find(k, h)
 	if i != 0 {
