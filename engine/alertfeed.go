@@ -169,9 +169,13 @@ func (w *Worker) feedAlerts() {
 	at := sh.Now()
 	if r.set.sources.Load() {
 		r.sources = sh.ScanChanges(r.sources[:0])
+		sh.MarkScanChanges(true)
 	} else {
+		// No rule uses per-source figures: the next batch's connections
+		// leave no marks (the marks of this one are dropped).
 		r.sources = r.sources[:0]
 		sh.ClearScanChanges()
+		sh.MarkScanChanges(false)
 	}
 	if d := sh.ScanChangesDropped(); d != r.markDrops {
 		r.dropped.Add(d - r.markDrops)

@@ -184,6 +184,40 @@ func TestAlertFeedNoSources(t *testing.T) {
 	if totals == 0 || sh.ScanChangesDropped() != 0 {
 		t.Fatalf("%d totals reported, %d marks dropped", totals, sh.ScanChangesDropped())
 	}
+	// Asked for again, sources are reported from the batch after the first
+	// batch end that sees the request (the shard marked nothing before),
+	// with the counts the shard's scan snapshot shows.
+	set.SetSources(true)
+	w.EndBatch(ts[len(ts)-1])
+	set.Drain(items[:0], qs[:0])
+	sources := 0
+	for i := range data {
+		w.Handle(data[i], wire[i], link[i], ts[i]+ts[len(ts)-1]-ts[0])
+		w.EndBatch(ts[i] + ts[len(ts)-1] - ts[0])
+		items, qs = set.Drain(items[:0], qs[:0])
+		var snap []flowtable.SourceStats
+		for _, it := range items {
+			if it.Kind != FeedSource {
+				continue
+			}
+			sources++
+			if snap == nil {
+				snap = sh.ScanSnapshot(nil)
+			}
+			found := false
+			for _, st := range snap {
+				if st.Addr == it.Addr && st.IPVersion == it.IPVersion {
+					found = st.Connections == it.N[0] && st.DistinctPorts == it.N[1] && st.DistinctHosts == it.N[2]
+				}
+			}
+			if !found {
+				t.Fatalf("reported %+v, the scan snapshot says %+v", it, snap)
+			}
+		}
+	}
+	if sources == 0 {
+		t.Fatal("no source reported after SetSources(true)")
+	}
 }
 
 // TestAlertFeedLazy: a lazy feed set wakes its sleeping consumer only once

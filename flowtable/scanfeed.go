@@ -85,6 +85,19 @@ func (s *Shard) TrackScanChanges() {
 	if s.changes == nil {
 		s.changes = newScanChanges()
 	}
+	s.marks = s.changes
+}
+
+// MarkScanChanges says whether connections mark their sources for
+// ScanChanges from now on (after TrackScanChanges, they do): a feed that
+// asks for no per-source figures (no alert rule uses them) turns the
+// marking off, so that a new connection does not write its mark. Call it
+// between batches, from the shard's owner.
+func (s *Shard) MarkScanChanges(on bool) {
+	s.marks = nil
+	if on {
+		s.marks = s.changes
+	}
 }
 
 // ScanChanges appends to dst the counts, at the shard's clock, of every

@@ -71,6 +71,35 @@ func TestScanChanges(t *testing.T) {
 
 // TestScanChangesCap: a batch with more than MaxScanChanges sources reports
 // MaxScanChanges and counts the rest.
+// TestMarkScanChanges: with marking off, connections leave no mark (a batch
+// reports nothing); turned on again, the next batch reports its sources.
+func TestMarkScanChanges(t *testing.T) {
+	s, err := New(Config{MaxFlows: 1 << 10}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.TrackScanChanges()
+	ts := int64(1_700_000_000_000_000_000)
+	var p decode.Packet
+	batch := func(port uint16) {
+		for i := range 5 {
+			synPacket(&p, decode.Addr{10, 0, 0, byte(1 + i)}, decode.Addr{10, 1, 0, 1}, 40000+port, port)
+			s.Packet(&p, nil, ts)
+			ts += 1000
+		}
+	}
+	s.MarkScanChanges(false)
+	batch(80)
+	if got := s.ScanChanges(nil); len(got) != 0 {
+		t.Fatalf("marking off: %d sources reported", len(got))
+	}
+	s.MarkScanChanges(true)
+	batch(81)
+	if got := s.ScanChanges(nil); len(got) != 5 || got[0].Connections != 2 {
+		t.Fatalf("marking on: %+v, want 5 sources of 2 connections", got)
+	}
+}
+
 func TestScanChangesCap(t *testing.T) {
 	s, err := New(Config{MaxFlows: 1 << 14, Scan: ScanConfig{MaxSources: 1 << 14}}, nil)
 	if err != nil {

@@ -209,6 +209,7 @@ type Shard struct {
 	protos    protoTable
 	scan      *ScanTracker
 	changes   *scanChanges // sources whose scan signals changed this batch (scanfeed.go); nil: off
+	marks     *scanChanges // changes while connections mark their sources (MarkScanChanges), else nil
 	// last is the slot the latest add updated, lastFromInit whether that
 	// packet came from the flow's initiator.
 	last         uint32
@@ -659,7 +660,7 @@ func (s *Shard) started(e *entry, ts int64) {
 		}
 	}
 	slot := s.scan.connection(src, k.IPVersion, dst, dport, k.Proto, ts)
-	s.changes.touch(s.scan, slot) // for the alert feed (scanfeed.go)
+	s.marks.touch(s.scan, slot) // for the alert feed (scanfeed.go); nil: not wanted
 }
 
 // ScanTop returns the n sources with the most connections, distinct
