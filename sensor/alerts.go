@@ -142,6 +142,11 @@ type AlertFeeder struct {
 	out       []alerting.Signal
 	// FastRefused counts the per-source reports refused at maxFastSources.
 	FastRefused uint64
+	// NoScan says that no rule uses the per-source scan gauges: Signals
+	// leaves them out (RunAlerts sets it from its evaluator before each
+	// snapshot), and the sources' states start afresh when a rule asks
+	// for them again.
+	NoScan bool
 }
 
 // maxFastSources bounds the sources the fast path keeps state for (about
@@ -425,9 +430,15 @@ func (f *AlertFeeder) Signals(snap *Snapshot) []alerting.Signal {
 	}
 
 	if snap.Parts.Has(PartScan) {
-		if fast {
+		switch {
+		case f.NoScan:
+			// No rule reads them: a random-source flood would otherwise
+			// make thousands of sources' states and gauges a second.
+			clear(f.fsrc)
+			clear(f.srcs)
+		case fast:
 			out = f.fastScan(out, snap)
-		} else {
+		default:
 			out = f.snapScan(out, snap)
 		}
 		seen := make(map[string]uint64, len(snap.Engine.FragAnomalies))
@@ -629,10 +640,12 @@ func RunAlerts(ctx context.Context, s *Sensor, f *AlertFeeder, ev AlertEvaluator
 			wake = r.set.Wake()
 		}
 		poll := false
+		scan := wantsSources(ev)
+		f.NoScan = !scan
 		if cur != nil {
 			// The workers compute per-source figures only while a rule
 			// uses them (a rule change shows at the next wake-up).
-			cur.set.SetSources(wantsSources(ev))
+			cur.set.SetSources(scan)
 			// Without a rule on what the items carry, the workers do not
 			// wake this loop at each batch end: it drains their items with
 			// the next snapshot (a rule added meanwhile is seen then, within

@@ -124,6 +124,37 @@ func TestAlertSignals(t *testing.T) {
 		"network.protocol.bytes{application_protocol=HTTP}": 300,
 	}
 	compareSigs(t, "snapshot 3 (new capture, no scan part)", got, want)
+
+	// No rule on the scan gauges (NoScan): a scan part gives none of them,
+	// the fragment anomalies still count. Asked for again, the sources of
+	// the next snapshot have their gauges, and a source gone meanwhile is
+	// not said to be at 0 (its state was dropped).
+	t3 := t2.Add(time.Second)
+	snap4 := snap3
+	snap4.Seq, snap4.At, snap4.Parts = 4, t3, PartScan
+	snap4.Engine.Scan = snap1.Engine.Scan
+	snap4.Engine.FragAnomalies = snap1.Engine.FragAnomalies
+	f.NoScan = true
+	got = sigMap(t, f.Signals(&snap4), t3)
+	want = map[string]float64{
+		"network.packets{}": 0, "network.bytes{}": 0, "network.drops{}": 0, "network.malformed{}": 0,
+		"network.flows.created{}": 0, "network.flows.ended{}": 0, "network.flows.evicted{}": 0,
+		"network.fragment_anomalies{src_ip=172.16.0.1}": 3,
+	}
+	compareSigs(t, "snapshot 4 (NoScan)", got, want)
+	t4 := t3.Add(time.Second)
+	snap5 := snap4
+	snap5.Seq, snap5.At = 5, t4
+	snap5.Engine.Scan = snap2.Engine.Scan
+	f.NoScan = false
+	got = sigMap(t, f.Signals(&snap5), t4)
+	want = map[string]float64{
+		"network.packets{}": 0, "network.bytes{}": 0, "network.drops{}": 0, "network.malformed{}": 0,
+		"network.flows.created{}": 0, "network.flows.ended{}": 0, "network.flows.evicted{}": 0,
+		"network.connection_count{src_ip=172.16.0.8}": 500, "network.unique_dest_port_count{src_ip=172.16.0.8}": 400,
+		"network.unique_dest_host_count{src_ip=172.16.0.8}": 1,
+	}
+	compareSigs(t, "snapshot 5 (scan gauges asked for again)", got, want)
 }
 
 func compareSigs(t *testing.T, what string, got, want map[string]float64) {
