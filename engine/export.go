@@ -68,6 +68,8 @@ type sinkQueue struct {
 	written, dropped atomic.Uint64
 	err              error // first write error; read after done
 	done             chan struct{}
+	wake             chan struct{} // cap 1: the queue passed half full while the goroutine ticks
+	ticking          atomic.Bool   // the goroutine waits out a drainTick (not parked on q)
 }
 
 // NewExporter starts an exporter with a queue of depth batches per sink.
@@ -78,27 +80,81 @@ func NewExporter(depth int, block bool, sinks ...Sink) *Exporter {
 		if n, ok := s.(Named); ok {
 			name = n.Name()
 		}
-		sq := &sinkQueue{name: name, s: s, q: make(chan item, depth), done: make(chan struct{})}
+		sq := &sinkQueue{name: name, s: s, q: make(chan item, depth), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 		x.sinks = append(x.sinks, sq)
 		go x.drain(sq)
 	}
 	return x
 }
 
+// drainTick is how long a sink's goroutine, having emptied its queue,
+// waits for more before it parks on the queue. A worker's send to a parked
+// goroutine wakes it (a futex call and a thread switch on the worker's
+// time, and another for the sink), once per batch: under a flood of new
+// flows thousands of times a second per sink. While batches keep coming
+// the sink instead takes them every drainTick, woken by its timer, and a
+// worker wakes it only when its queue is half full (sinkQueue.wake). A
+// batch waits at most this long more before its sink sees it.
+const drainTick = 2 * time.Millisecond
+
 func (x *Exporter) drain(sq *sinkQueue) {
 	defer close(sq.done)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	for it := range sq.q {
-		if it.reset {
-			if r, ok := sq.s.(Resetter); ok {
-				r.Reset()
+		x.write(sq, it)
+		for {
+			// Busy: take what is queued, then wait a tick for more (or
+			// for a worker's wake-up when the queue fills).
+			for empty := false; !empty; {
+				select {
+				case it, ok := <-sq.q:
+					if !ok {
+						return
+					}
+					x.write(sq, it)
+				default:
+					empty = true
+				}
 			}
-			continue
+			sq.ticking.Store(true)
+			t.Reset(drainTick)
+			select {
+			case <-t.C:
+			case <-sq.wake:
+				t.Stop()
+			}
+			sq.ticking.Store(false)
+			if len(sq.q) == 0 {
+				break // nothing came in a tick: park on the queue
+			}
 		}
-		if err := sq.s.WriteFlows(it.b.recs); err != nil && sq.err == nil {
-			sq.err = err
+	}
+}
+
+// write hands one queue item to the sink.
+func (x *Exporter) write(sq *sinkQueue, it item) {
+	if it.reset {
+		if r, ok := sq.s.(Resetter); ok {
+			r.Reset()
 		}
-		sq.written.Add(uint64(len(it.b.recs)))
-		x.release(it.b)
+		return
+	}
+	if err := sq.s.WriteFlows(it.b.recs); err != nil && sq.err == nil {
+		sq.err = err
+	}
+	sq.written.Add(uint64(len(it.b.recs)))
+	x.release(it.b)
+}
+
+// queued tells sq's goroutine, when it waits out a tick, that its queue
+// passed half full (the sender's side of drainTick).
+func (sq *sinkQueue) queued() {
+	if sq.ticking.Load() && len(sq.q) >= cap(sq.q)/2 {
+		select {
+		case sq.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -164,9 +220,11 @@ func (x *Exporter) queue(b *batch, n int, wait bool) {
 		if wait {
 			select {
 			case sq.q <- item{b: b}:
+				sq.queued()
 				continue
 			default:
 			}
+			sq.queued() // full: make sure its goroutine is not waiting out a tick
 			select {
 			case sq.q <- item{b: b}:
 			case <-x.gaveUp():
@@ -177,6 +235,7 @@ func (x *Exporter) queue(b *batch, n int, wait bool) {
 		}
 		select {
 		case sq.q <- item{b: b}:
+			sq.queued()
 		default:
 			sq.dropped.Add(uint64(n))
 			x.release(b)
