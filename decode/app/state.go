@@ -513,3 +513,26 @@ func (s *State) CopyFrom(src *State) {
 	*(*[headBytes]byte)(unsafe.Pointer(s)) = *(*[headBytes]byte)(unsafe.Pointer(src))
 	copy(s.arena[:src.used], src.arena[:src.used])
 }
+
+// CopyOver is CopyFrom into an s whose arena is zero past its used bytes
+// (a zero State, or one only CopyOver and ResetOver wrote): the arena of
+// the copy is zero past its used bytes too, as a copy of the whole State
+// into a zeroed one leaves it, and the arena lines that stay zero are not
+// written. A flow record's State is one: an ended flow's record costs the
+// lines of the head and of the strings, not those of an empty arena.
+func (s *State) CopyOver(src *State) {
+	old := s.used
+	s.CopyFrom(src)
+	if old > src.used {
+		clear(s.arena[src.used:old])
+	}
+}
+
+// ResetOver is Reset for an s whose arena is zero past its used bytes (see
+// CopyOver): it stays so, all of s zero.
+func (s *State) ResetOver() {
+	if s.used > 0 {
+		clear(s.arena[:s.used])
+	}
+	s.Reset()
+}
