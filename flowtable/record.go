@@ -97,6 +97,20 @@ func (r *Record) AppName() string {
 	return r.App.Name()
 }
 
+// AppNameIDs bounds AppNameID.
+const AppNameIDs = app.NameIDs
+
+// AppNameID returns a small number (below AppNameIDs) for AppName, the same
+// for two records exactly when their AppName is, and true; false for a
+// record with an AppLabel. A table by name indexes by it without building
+// the name (app.State.NameID).
+func (r *Record) AppNameID() (int, bool) {
+	if r.AppLabel != "" {
+		return 0, false
+	}
+	return r.App.NameID(), true
+}
+
 // AppGuess reports that AppName is a port-based guess: no payload of the
 // flow matched a detector, the name comes from the server port.
 func (r *Record) AppGuess() bool {
