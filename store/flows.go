@@ -639,7 +639,7 @@ func appendAppDiff(b, prev, cur []byte) []byte {
 	// the first difference found word by word (a flood's results differ
 	// in their first words, the ports), not by comparing them whole first.
 	n := len(cur)
-	j := firstDiffWords(prev, cur)
+	j := firstDiffWords(prev, cur, 0)
 	if j == n {
 		return append(b, appSame)
 	}
@@ -656,7 +656,7 @@ func appendAppDiff(b, prev, cur []byte) []byte {
 		if i = k; i == n {
 			break
 		}
-		if j = firstDiff(prev, cur, i); j == n {
+		if j = firstDiffWords(prev, cur, i); j == n {
 			b = binary.AppendUvarint(b, uint64(n-i))
 			b = append(b, 0)
 			break
@@ -669,24 +669,18 @@ func appendAppDiff(b, prev, cur []byte) []byte {
 	return b
 }
 
-// firstDiffWords is firstDiff from 0 for a and b whose first difference is
-// likely early: word by word from the start.
-func firstDiffWords(a, b []byte) int {
+// firstDiffWords is firstDiff for a and b whose next difference is likely
+// near: word by word from i for up to 64 bytes, then firstDiff (whose
+// vectorised compare of the rest pays off for a long equal run).
+func firstDiffWords(a, b []byte, i int) int {
 	n := len(a)
 	b = b[:n]
-	i := 0
-	for ; i+8 <= n; i += 8 {
+	for end := min(n, i+64); i+8 <= end; i += 8 {
 		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
 			return i + bits.TrailingZeros64(x)>>3
 		}
-		if i == 64 && n-i > 40 {
-			return firstDiff(a, b, i+8) // a long equal run: vectorised
-		}
 	}
-	for i < n && a[i] == b[i] {
-		i++
-	}
-	return i
+	return firstDiff(a, b, i)
 }
 
 // firstDiff returns the first index from i on where a and b (of one
