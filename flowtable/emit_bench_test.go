@@ -4,20 +4,22 @@ import "testing"
 
 // BenchmarkEmit: the cost of writing one ended flow's record (Shard.emit,
 // an active-timeout cut: the flow stays) into the buffers SetEndSwap goes
-// round (16, as the exporter's), for flows with a detection state (UDP
-// with payload, "det") and without (TCP SYNs, "guess").
+// round (16, as the exporter's; "hot": one, as BenchmarkFloodWorker's
+// onEnd leaves it), for flows with a detection state (UDP with payload,
+// "det") and without (TCP SYNs, "guess").
 func BenchmarkEmit(b *testing.B) {
-	for _, det := range []bool{true, false} {
-		name := "guess"
-		if det {
-			name = "det"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct {
+		det  bool
+		bufs int
+		name string
+	}{{true, 16, "det"}, {false, 16, "guess"}, {true, 1, "det-hot"}, {false, 1, "guess-hot"}} {
+		det := c.det
+		b.Run(c.name, func(b *testing.B) {
 			s, err := New(Config{MaxFlows: 1 << 14, Detect: true}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
-			bufs := make([][]Record, 16)
+			bufs := make([][]Record, c.bufs)
 			for i := range bufs {
 				bufs[i] = make([]Record, 0, s.EndBuffer())
 			}

@@ -943,8 +943,8 @@ func (s *Shard) evict() {
 // prefetchVictims starts loading what the next evictions from queue q (the
 // one that just lost its head) read: the index bucket of its new head
 // (unplace; the head's link was prefetched by the previous eviction from
-// q) and both lines of the entry and the link of the flow behind it (emit
-// reads the whole entry). The other queues' heads did not move, and a
+// q), the head's detection state, and both lines of the entry and the
+// link of the flow behind it (emit reads the whole entry). The other queues' heads did not move, and a
 // flow's hosts are not read when it ends.
 func (s *Shard) prefetchVictims(q int) {
 	h := s.queues[q].head
@@ -953,6 +953,13 @@ func (s *Shard) prefetchVictims(q int) {
 	}
 	lk := s.lnk(h)
 	b := uintptr(unsafe.Pointer(&s.index[lk.hash&s.mask]))
+	if d := s.slot(h).det; d != 0 {
+		// The head's detection state, which its eviction's emit copies
+		// into the record (and releases): its head's lines, read from the
+		// head's entry (prefetched by the previous eviction from q).
+		a := uintptr(unsafe.Pointer(s.app(d)))
+		prefetch3(a, a+64, a+app.HeadBytes-1)
+	}
 	if n := lk.qnext; n != 0 {
 		e := uintptr(unsafe.Pointer(s.slot(n)))
 		prefetch4(b, e, e+64, uintptr(unsafe.Pointer(s.lnk(n))))

@@ -499,6 +499,11 @@ func be32(b []byte) uint32 {
 // strings' bytes, which are read only below used.
 const headBytes = unsafe.Offsetof(State{}.arena)
 
+// HeadBytes is the size of a State's head, the part before its strings'
+// arena: the bytes that Reset clears and that a copy of a State without
+// strings reads (a flow table prefetches them).
+const HeadBytes = headBytes
+
 // Reset makes s the zero State without writing its arena: a new flow's
 // state costs the lines of its head, not the arena's too. (State holds no
 // pointers, so clearing it as bytes is what assigning State{} does.)
