@@ -28,6 +28,10 @@ type protoTable struct {
 	// flows of one name skips the map.
 	last    int
 	lastKey protoKey
+	// byID is 1 + the list index of each app.State.NameID and guess
+	// (addState), 0 before their first flow: a shard's ended flows are
+	// counted without building or comparing their protocol's name.
+	byID [2 * app.NameIDs]int32
 }
 
 type protoKey struct {
@@ -52,6 +56,26 @@ func (t *protoTable) add(name string, guess bool, flows, pkts, bytes uint64) {
 	}
 	p := &t.list[i]
 	p.Flows += flows
+	p.Packets += pkts
+	p.Bytes += bytes
+}
+
+// addState adds a flow of pkts packets and bytes bytes whose detection state
+// is st: add(st.Name(), st.Guess, 1, pkts, bytes), its entry found by
+// st.NameID.
+func (t *protoTable) addState(st *app.State, pkts, bytes uint64) {
+	k := st.NameID() << 1
+	if st.Guess {
+		k |= 1
+	}
+	i := int(t.byID[k]) - 1
+	if i < 0 {
+		t.add(st.Name(), st.Guess, 1, pkts, bytes)
+		t.byID[k] = int32(t.last) + 1
+		return
+	}
+	p := &t.list[i]
+	p.Flows++
 	p.Packets += pkts
 	p.Bytes += bytes
 }

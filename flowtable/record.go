@@ -1,6 +1,8 @@
 package flowtable
 
 import (
+	"unsafe"
+
 	"github.com/netsentry/netsentry/decode"
 	"github.com/netsentry/netsentry/decode/app"
 )
@@ -95,6 +97,37 @@ func (r *Record) AppName() string {
 		return r.AppLabel
 	}
 	return r.App.Name()
+}
+
+// CopyOver sets *r to *src, for an r whose App arena is zero past its used
+// bytes (a zeroed Record, or one that CopyOver or a shard's emit wrote, as
+// src is): r is then the bytes a whole copy makes, its arena zero past its
+// used bytes too, but the lines of the arena past the bytes src and r use
+// are neither read nor written (app.State.CopyOver). A sink that keeps
+// copies of the records it is handed (the flow history's group sink)
+// copies an ended flow's few used lines, not all of its 592 bytes.
+func (r *Record) CopyOver(src *Record) {
+	*(*[fixedBytes]byte)(unsafe.Pointer(r)) = *(*[fixedBytes]byte)(unsafe.Pointer(src))
+	r.App.CopyOver(&src.App)
+	r.AppLabel, r.AppLabelGuess = src.AppLabel, src.AppLabelGuess
+}
+
+// fixedBytes is the part of a Record before App, which holds no pointers
+// (TestRecordFixedNoPointers): CopyOver copies it as bytes.
+const fixedBytes = unsafe.Offsetof(Record{}.App)
+
+// AppNameIDs bounds AppNameID.
+const AppNameIDs = app.NameIDs
+
+// AppNameID returns a small number (below AppNameIDs) for AppName, the same
+// for two records exactly when their AppName is, and true; false for a
+// record with an AppLabel. A table by name indexes by it without building
+// the name (app.State.NameID).
+func (r *Record) AppNameID() (int, bool) {
+	if r.AppLabel != "" {
+		return 0, false
+	}
+	return r.App.NameID(), true
 }
 
 // AppGuess reports that AppName is a port-based guess: no payload of the

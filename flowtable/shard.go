@@ -433,6 +433,25 @@ func (s *Shard) appOfZeroed(e *entry, st *app.State) {
 	st.Feed(nil, nil, true, k.Proto, sp, dp)
 }
 
+// appOver is appOf into a st whose arena is zero past its used bytes,
+// which stays so (app.State.CopyOver).
+func (s *Shard) appOver(e *entry, st *app.State) {
+	if e.det != 0 {
+		st.CopyOver(s.app(e.det))
+		return
+	}
+	st.ResetOver()
+	k := &e.key
+	if k.Proto != 6 && k.Proto != 17 {
+		return
+	}
+	sp, dp := k.PortA, k.PortB
+	if e.initB {
+		sp, dp = dp, sp
+	}
+	st.Feed(nil, nil, true, k.Proto, sp, dp)
+}
+
 // Packet accounts one decoded frame captured at ts (Unix nanoseconds): its
 // hosts, its flow, and for UDP tunnels the outer flow as well. frame is the
 // frame p was decoded from; its payload feeds protocol detection and is not
@@ -809,21 +828,30 @@ func (s *Shard) requeue(i uint32, e *entry, q int) {
 	s.enqueue(i, e, q, max(e.last, s.now)+s.timeouts[q])
 }
 
-// record copies e into an oriented Record.
+// record copies e into an oriented Record, all but r.App (emit writes it),
+// field by field: r is a slot of the ended batch, whose App arena is zero
+// past its used bytes (app.State.CopyOver), and assigning a whole Record
+// would write its every line, the empty arena's five too.
 func (e *entry) record(r *Record, end EndReason) {
 	k := &e.key
-	*r = Record{VLAN: k.VLAN, InnerVLAN: k.InnerVLAN, Proto: k.Proto, IPVersion: k.IPVersion,
-		Tunnel: e.tun, State: e.state, ConnState: e.connState(), End: end, First: e.first, Last: e.last}
 	a, b := 0, 1
-	r.Src, r.Dst, r.SrcPort, r.DstPort = k.A, k.B, k.PortA, k.PortB
 	if e.initB {
 		a, b = 1, 0
 		r.Src, r.Dst, r.SrcPort, r.DstPort = k.B, k.A, k.PortB, k.PortA
+	} else {
+		r.Src, r.Dst, r.SrcPort, r.DstPort = k.A, k.B, k.PortA, k.PortB
 	}
+	r.VLAN, r.InnerVLAN, r.Proto, r.IPVersion = k.VLAN, k.InnerVLAN, k.Proto, k.IPVersion
+	r.Tunnel, r.State, r.ConnState, r.End = e.tun, e.state, e.connState(), end
+	r.FlagsTx, r.FlagsRx = e.flags[a], e.flags[b]
 	r.PacketsTx, r.PacketsRx = e.pkts[a], e.pkts[b]
 	r.BytesTx, r.BytesRx = e.bytes[a], e.bytes[b]
 	r.IPBytesTx, r.IPBytesRx = e.ipBytes[a], e.ipBytes[b]
-	r.FlagsTx, r.FlagsRx = e.flags[a], e.flags[b]
+	r.First, r.Last = e.first, e.last
+	if r.AppLabel != "" {
+		r.AppLabel = "" // no write barrier for the "" it almost always holds
+	}
+	r.AppLabelGuess = false
 }
 
 // emit appends the record of e (slot i) to the ended batch, handing a full
@@ -833,15 +861,18 @@ func (s *Shard) emit(i uint32, e *entry, end EndReason) {
 		return
 	}
 	// s.ended never grows past endBuffer (deliver below): extend it
-	// without zeroing; e.record writes the whole record, App zeroed.
+	// without zeroing; e.record and appOver write the whole record. Every
+	// Record of the buffers it uses (its own, made, or those SetEndSwap's
+	// swap gives back, which held records that emit wrote) has its App
+	// arena zero past App's used bytes, as a zeroed Record has.
 	s.ended = s.ended[:len(s.ended)+1]
 	r := &s.ended[len(s.ended)-1]
 	e.record(r, end)
 	if end != EndActive {
 		s.dropApp(e) // parse what a split message left collected
 	}
-	s.appOfZeroed(e, &r.App)
-	s.protos.add(r.AppName(), r.App.Guess, 1, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
+	s.appOver(e, &r.App)
+	s.protos.addState(&r.App, r.PacketsTx+r.PacketsRx, r.BytesTx+r.BytesRx)
 	s.stats.FlowsEnded++
 	// Its hosts counted its frames as they came (update); a side without a
 	// host counts as overflow, twice (as sender and as receiver).
@@ -875,8 +906,11 @@ func (s *Shard) deliver() {
 // capacity under EndBuffer is replaced), instead of calling onEnd with a
 // buffer the shard reuses: an exporter that queues the batch takes it as
 // it is, where onEnd's contract made it copy every record (about 600
-// bytes each; under a flood of new flows, a copy per packet). Call it
-// before the first packet, from the shard's goroutine.
+// bytes each; under a flood of new flows, a copy per packet). The buffer
+// swap returns is a new one or one that held records of a shard (or
+// copies of them), which nobody changed: the shard writes over their
+// lines that it needs, not the rest (see emit). Call it before the first
+// packet, from the shard's goroutine.
 func (s *Shard) SetEndSwap(swap func([]Record) []Record) { s.swap = swap }
 
 // EndBuffer is the capacity of the buffer the shard writes ended flows
@@ -928,8 +962,8 @@ func (s *Shard) evict() {
 // prefetchVictims starts loading what the next evictions from queue q (the
 // one that just lost its head) read: the index bucket of its new head
 // (unplace; the head's link was prefetched by the previous eviction from
-// q) and both lines of the entry and the link of the flow behind it (emit
-// reads the whole entry). The other queues' heads did not move, and a
+// q), the head's detection state, and both lines of the entry and the
+// link of the flow behind it (emit reads the whole entry). The other queues' heads did not move, and a
 // flow's hosts are not read when it ends.
 func (s *Shard) prefetchVictims(q int) {
 	h := s.queues[q].head
@@ -938,6 +972,13 @@ func (s *Shard) prefetchVictims(q int) {
 	}
 	lk := s.lnk(h)
 	b := uintptr(unsafe.Pointer(&s.index[lk.hash&s.mask]))
+	if d := s.slot(h).det; d != 0 {
+		// The head's detection state, which its eviction's emit copies
+		// into the record (and releases): its head's lines, read from the
+		// head's entry (prefetched by the previous eviction from q).
+		a := uintptr(unsafe.Pointer(s.app(d)))
+		prefetch3(a, a+64, a+app.HeadBytes-1)
+	}
 	if n := lk.qnext; n != 0 {
 		e := uintptr(unsafe.Pointer(s.slot(n)))
 		prefetch4(b, e, e+64, uintptr(unsafe.Pointer(s.lnk(n))))

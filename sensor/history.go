@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -180,7 +181,13 @@ func (g *GroupSink) WriteFlows(recs []flowtable.Record) error {
 	if g.err != nil {
 		return g.err
 	}
-	g.pending = append(g.pending, recs...)
+	// Each record copied by CopyOver (its used lines, not its empty App
+	// arena): pending's records are zero, or were written so.
+	n := len(g.pending)
+	g.pending = slices.Grow(g.pending, len(recs))[:n+len(recs)]
+	for i := range recs {
+		g.pending[n+i].CopyOver(&recs[i])
+	}
 	if len(g.pending) >= groupMax {
 		g.kick()
 	}
@@ -234,7 +241,12 @@ func (g *GroupSink) run() {
 		g.mu.Unlock()
 		last = time.Now()
 		err := g.fl.WriteFlows(batch)
-		clear(batch) // no App state kept alive
+		// no label kept alive; the records stay, for CopyOver to write over
+		for i := range batch {
+			if batch[i].AppLabel != "" {
+				batch[i].AppLabel = ""
+			}
+		}
 		spare = batch
 		g.mu.Lock()
 		g.groups++

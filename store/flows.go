@@ -635,27 +635,52 @@ func appendAppDiff(b, prev, cur []byte) []byte {
 	if len(prev) != len(cur) || len(cur) == 0 {
 		return appendAppWhole(b, cur)
 	}
-	if bytes.Equal(prev, cur) {
+	// The runs: equal bytes up to j, different ones up to k, from i on;
+	// the first difference found word by word (a flood's results differ
+	// in their first words, the ports), not by comparing them whole first.
+	n := len(cur)
+	j := firstDiffWords(prev, cur, 0)
+	if j == n {
 		return append(b, appSame)
 	}
 	start := len(b)
 	b = append(b, appDiff)
-	for i := 0; i < len(cur); {
-		j := firstDiff(prev, cur, i)
-		k := j
-		for k < len(cur) && cur[k] != prev[k] {
+	for i := 0; ; {
+		k := j + 1
+		for k < n && cur[k] != prev[k] {
 			k++
 		}
 		b = binary.AppendUvarint(b, uint64(j-i))
 		b = binary.AppendUvarint(b, uint64(k-j))
 		b = append(b, cur[j:k]...)
-		i = k
+		if i = k; i == n {
+			break
+		}
+		if j = firstDiffWords(prev, cur, i); j == n {
+			b = binary.AppendUvarint(b, uint64(n-i))
+			b = append(b, 0)
+			break
+		}
 	}
 	if len(b)-start > 1+varintLen(uint64(len(cur)))+len(cur) {
 		// scattered changes: whole is shorter (and within streamMax)
 		return appendAppWhole(b[:start], cur)
 	}
 	return b
+}
+
+// firstDiffWords is firstDiff for a and b whose next difference is likely
+// near: word by word from i for up to 64 bytes, then firstDiff (whose
+// vectorised compare of the rest pays off for a long equal run).
+func firstDiffWords(a, b []byte, i int) int {
+	n := len(a)
+	b = b[:n]
+	for end := min(n, i+64); i+8 <= end; i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)>>3
+		}
+	}
+	return firstDiff(a, b, i)
 }
 
 // firstDiff returns the first index from i on where a and b (of one

@@ -70,6 +70,9 @@ type blockEnc struct {
 	recs     []sumRec
 	apps     []string // distinct application names of the block
 	lastApp  int      // index in apps of the last record's name
+	// appByID is 1 + the index in apps of each Record.AppNameID's name
+	// (records without AppLabel), 0 before the block's first
+	appByID [flowtable.AppNameIDs]int32
 	// The first record since the last put: each stream's length before it
 	// (mark) and after it (after), and its time and app result coded as a
 	// value's first record (freshTime, freshApp).
@@ -83,6 +86,7 @@ func (e *blockEnc) reset() {
 		e.st[i] = e.st[i][:0]
 	}
 	clear(e.apps) // no label strings kept alive
+	clear(e.appByID[:])
 	e.prevLast, e.prevApp, e.recs, e.apps, e.lastApp = 0, e.prevApp[:0], e.recs[:0], e.apps[:0], 0
 }
 
@@ -163,7 +167,21 @@ func (e *blockEnc) add(r *flowtable.Record, first bool, blockRecords int) {
 	e.prevLast = r.Last
 	e.prevApp, e.curApp = cur, e.prevApp
 
-	a := r.AppName()
+	if id, ok := r.AppNameID(); !ok {
+		e.appIndex(r.AppName())
+	} else if e.appByID[id] != 0 {
+		// r.AppName(), its index found without building it
+		e.lastApp = int(e.appByID[id]) - 1
+	} else {
+		e.appIndex(r.AppName())
+		e.appByID[id] = int32(e.lastApp) + 1
+	}
+	e.recs = append(e.recs, sumRec{last: r.Last, sport: r.SrcPort, dport: r.DstPort, app: uint16(e.lastApp), proto: r.Proto, fl: sfl})
+}
+
+// appIndex makes e.lastApp the index of application name a in e.apps,
+// adding it if it is new.
+func (e *blockEnc) appIndex(a string) {
 	if len(e.apps) == 0 || e.apps[e.lastApp] != a {
 		if k := slices.Index(e.apps, a); k >= 0 {
 			e.lastApp = k
@@ -172,7 +190,6 @@ func (e *blockEnc) add(r *flowtable.Record, first bool, blockRecords int) {
 			e.apps = append(e.apps, a)
 		}
 	}
-	e.recs = append(e.recs, sumRec{last: r.Last, sport: r.SrcPort, dport: r.DstPort, app: uint16(e.lastApp), proto: r.Proto, fl: sfl})
 }
 
 // value returns the block value of the records from index from on (0: a

@@ -680,3 +680,33 @@ func TestPortName(t *testing.T) {
 		}
 	}
 }
+
+// TestNameID: NameID tells States apart exactly as Name does.
+func TestNameID(t *testing.T) {
+	type sample struct {
+		id   int
+		name string
+	}
+	var all []sample
+	for p := range 256 {
+		for _, ports := range [][2]uint16{{40000, 443}, {443, 40000}, {40000, 80}, {40000, 993}, {1, 2}} {
+			for _, l4 := range []uint8{6, 17} {
+				var s State
+				s.Feed(nil, nil, true, l4, ports[0], ports[1])
+				s.Proto = Proto(p)
+				id := s.NameID()
+				if id < 0 || id >= NameIDs {
+					t.Fatalf("Proto %d ports %v: NameID %d out of range", p, ports, id)
+				}
+				all = append(all, sample{id, s.Name()})
+			}
+		}
+	}
+	for _, a := range all {
+		for _, b := range all {
+			if (a.id == b.id) != (a.name == b.name) {
+				t.Fatalf("NameID %d for %q, %d for %q", a.id, a.name, b.id, b.name)
+			}
+		}
+	}
+}

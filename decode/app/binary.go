@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 )
 
 // errBadResult is returned by DecodeResult for bytes that AppendResult did
@@ -20,33 +21,40 @@ func (s *State) AppendResult(b []byte) []byte {
 	if *s == (State{}) {
 		return append(b, 0)
 	}
+	// The fixed part written in place at its offsets (grown once), not
+	// appended a field at a time: the flow history codes one result per
+	// ended flow.
+	n := len(b)
+	b = slices.Grow(b, 1+resultLen+int(s.used))[:n+1+resultLen]
+	r := (*[1 + resultLen]byte)(b[n:])
+	le := binary.LittleEndian
 	g := byte(0)
 	if s.Guess {
 		g = 1
 	}
-	b = append(b, 1, byte(s.Proto), g, s.l4, s.cli, s.pkts[0], s.pkts[1])
-	b = binary.LittleEndian.AppendUint16(b, s.ports[0])
-	b = binary.LittleEndian.AppendUint16(b, s.ports[1])
-	b = binary.LittleEndian.AppendUint32(b, s.flags)
-	b = binary.LittleEndian.AppendUint16(b, s.status)
-	b = binary.LittleEndian.AppendUint16(b, s.qtype)
-	b = binary.LittleEndian.AppendUint16(b, s.answers)
-	b = append(b, s.rcode, s.names)
-	b = binary.LittleEndian.AppendUint16(b, s.nameOff)
-	b = binary.LittleEndian.AppendUint32(b, s.queries)
-	b = binary.LittleEndian.AppendUint32(b, s.replies)
-	b = append(b, s.msgType, s.msgVer)
-	b = binary.LittleEndian.AppendUint16(b, s.tlsRec)
-	b = binary.LittleEndian.AppendUint16(b, s.tlsCli)
-	b = binary.LittleEndian.AppendUint16(b, s.tlsMax)
-	b = binary.LittleEndian.AppendUint16(b, s.tlsSrv)
-	b = binary.LittleEndian.AppendUint32(b, s.quicVer)
-	b = append(b, s.ja3[:]...)
-	for _, o := range s.soff {
-		b = binary.LittleEndian.AppendUint16(b, o)
+	r[0], r[1], r[2], r[3], r[4], r[5], r[6] = 1, byte(s.Proto), g, s.l4, s.cli, s.pkts[0], s.pkts[1]
+	le.PutUint16(r[7:], s.ports[0])
+	le.PutUint16(r[9:], s.ports[1])
+	le.PutUint32(r[11:], s.flags)
+	le.PutUint16(r[15:], s.status)
+	le.PutUint16(r[17:], s.qtype)
+	le.PutUint16(r[19:], s.answers)
+	r[21], r[22] = s.rcode, s.names
+	le.PutUint16(r[23:], s.nameOff)
+	le.PutUint32(r[25:], s.queries)
+	le.PutUint32(r[29:], s.replies)
+	r[33], r[34] = s.msgType, s.msgVer
+	le.PutUint16(r[35:], s.tlsRec)
+	le.PutUint16(r[37:], s.tlsCli)
+	le.PutUint16(r[39:], s.tlsMax)
+	le.PutUint16(r[41:], s.tlsSrv)
+	le.PutUint32(r[43:], s.quicVer)
+	copy(r[47:63], s.ja3[:])
+	for i, o := range s.soff {
+		le.PutUint16(r[63+2*i:], o)
 	}
-	b = append(b, s.slen[:]...)
-	b = binary.LittleEndian.AppendUint16(b, s.used)
+	copy(r[63+2*int(numFields):63+3*int(numFields)], s.slen[:])
+	le.PutUint16(r[63+3*int(numFields):], s.used)
 	return append(b, s.arena[:s.used]...)
 }
 

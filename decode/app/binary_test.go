@@ -2,8 +2,11 @@ package app
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // resultStates returns States made by real detection: an HTTP request with
@@ -80,4 +83,74 @@ func FuzzDecodeResult(f *testing.F) {
 			t.Fatalf("re-encoded %x, read %x", enc, b[:n])
 		}
 	})
+}
+
+// refAppendResult is AppendResult as it was written first, a field at a
+// time: the format's reference.
+func refAppendResult(s *State, b []byte) []byte {
+	if *s == (State{}) {
+		return append(b, 0)
+	}
+	g := byte(0)
+	if s.Guess {
+		g = 1
+	}
+	le := binary.LittleEndian
+	b = append(b, 1, byte(s.Proto), g, s.l4, s.cli, s.pkts[0], s.pkts[1])
+	b = le.AppendUint16(b, s.ports[0])
+	b = le.AppendUint16(b, s.ports[1])
+	b = le.AppendUint32(b, s.flags)
+	b = le.AppendUint16(b, s.status)
+	b = le.AppendUint16(b, s.qtype)
+	b = le.AppendUint16(b, s.answers)
+	b = append(b, s.rcode, s.names)
+	b = le.AppendUint16(b, s.nameOff)
+	b = le.AppendUint32(b, s.queries)
+	b = le.AppendUint32(b, s.replies)
+	b = append(b, s.msgType, s.msgVer)
+	b = le.AppendUint16(b, s.tlsRec)
+	b = le.AppendUint16(b, s.tlsCli)
+	b = le.AppendUint16(b, s.tlsMax)
+	b = le.AppendUint16(b, s.tlsSrv)
+	b = le.AppendUint32(b, s.quicVer)
+	b = append(b, s.ja3[:]...)
+	for _, o := range s.soff {
+		b = le.AppendUint16(b, o)
+	}
+	b = append(b, s.slen[:]...)
+	b = le.AppendUint16(b, s.used)
+	return append(b, s.arena[:s.used]...)
+}
+
+// TestAppendResultFormat: AppendResult writes the bytes of the reference
+// coder, for detected States and for States whose every head byte is
+// random (each field at its place), after a prefix.
+func TestAppendResultFormat(t *testing.T) {
+	states := resultStates()
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		var s State
+		h := (*[headBytes]byte)(unsafe.Pointer(&s))
+		for i := range h {
+			h[i] = byte(r.Uint32())
+		}
+		s.Guess = r.IntN(2) == 1
+		s.used = uint16(r.IntN(arenaSize + 1))
+		for i := range s.arena[:s.used] {
+			s.arena[i] = byte(r.Uint32())
+		}
+		states = append(states, s)
+	}
+	for i := range states {
+		s := &states[i]
+		for _, pre := range [][]byte{nil, []byte("prefix"), make([]byte, 3, 600)} {
+			want := refAppendResult(s, append([]byte(nil), pre...))
+			if got := s.AppendResult(append([]byte(nil), pre...)); !bytes.Equal(got, want) {
+				t.Fatalf("state %d: %x\nwant %x", i, got, want)
+			}
+			if got := s.AppendResult(pre); !bytes.Equal(got, want) {
+				t.Fatalf("state %d, in place: %x\nwant %x", i, got, want)
+			}
+		}
+	}
 }

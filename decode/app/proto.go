@@ -157,3 +157,20 @@ func PortName(l4 uint8, initPort, respPort uint16) (name string, guess bool) {
 	}
 	return Name(g, server), g != Unknown
 }
+
+// NameIDs bounds NameID.
+const NameIDs = int(numProto) + 1
+
+// NameID returns a small number, below NameIDs, for s.Name(): two States
+// have the same NameID exactly when they have the same Name. A table of
+// counts per name indexes by it, without building or comparing the name.
+func (s *State) NameID() int {
+	p := s.Proto
+	if p >= numProto {
+		p = Unknown // Name is "Unknown"
+	}
+	if p == TLS && s.ServerPort() == 443 {
+		return int(numProto) // "HTTPS"
+	}
+	return int(p)
+}

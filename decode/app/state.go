@@ -499,6 +499,11 @@ func be32(b []byte) uint32 {
 // strings' bytes, which are read only below used.
 const headBytes = unsafe.Offsetof(State{}.arena)
 
+// HeadBytes is the size of a State's head, the part before its strings'
+// arena: the bytes that Reset clears and that a copy of a State without
+// strings reads (a flow table prefetches them).
+const HeadBytes = headBytes
+
 // Reset makes s the zero State without writing its arena: a new flow's
 // state costs the lines of its head, not the arena's too. (State holds no
 // pointers, so clearing it as bytes is what assigning State{} does.)
@@ -512,4 +517,27 @@ func (s *State) Reset() {
 func (s *State) CopyFrom(src *State) {
 	*(*[headBytes]byte)(unsafe.Pointer(s)) = *(*[headBytes]byte)(unsafe.Pointer(src))
 	copy(s.arena[:src.used], src.arena[:src.used])
+}
+
+// CopyOver is CopyFrom into an s whose arena is zero past its used bytes
+// (a zero State, or one only CopyOver and ResetOver wrote): the arena of
+// the copy is zero past its used bytes too, as a copy of the whole State
+// into a zeroed one leaves it, and the arena lines that stay zero are not
+// written. A flow record's State is one: an ended flow's record costs the
+// lines of the head and of the strings, not those of an empty arena.
+func (s *State) CopyOver(src *State) {
+	old := s.used
+	s.CopyFrom(src)
+	if old > src.used {
+		clear(s.arena[src.used:old])
+	}
+}
+
+// ResetOver is Reset for an s whose arena is zero past its used bytes (see
+// CopyOver): it stays so, all of s zero.
+func (s *State) ResetOver() {
+	if s.used > 0 {
+		clear(s.arena[:s.used])
+	}
+	s.Reset()
 }
