@@ -2,7 +2,6 @@ package flowtable
 
 import (
 	"sort"
-	"unsafe"
 
 	"github.com/netsentry/netsentry/decode/app"
 )
@@ -82,88 +81,105 @@ func (t *protoTable) addState(st *app.State, pkts, bytes uint64) {
 
 // ProtocolSnapshot returns packets, bytes and flows per application protocol
 // and guess (see ProtoStat), of ended and open flows, largest byte count
-// first. A flow cut by the
-// active timeout counts once per record.
+// first. A flow cut by the active timeout counts once per record.
 //
-// It walks every open flow (the sensor asks for it every second): a flow's
-// name is read in place from its detection state, or from its ports when
-// it has none, and summed in a small table matched by the name's string
-// data (the names are a few dozen constant strings), not a map.
+// Open flows are counted as they go, in the shard's open-protocol table
+// (one row per protocol key, openKey): a packet adds to its flow's row, a
+// flow whose payload names another protocol moves its counts to that row,
+// and a flow that ends (or is cut) takes them out. So the snapshot (the
+// sensor asks for it every second) costs the table, not a walk over every
+// open flow and its detection state.
 func (s *Shard) ProtocolSnapshot() []ProtoStat {
 	var t protoTable
 	for _, p := range s.protos.list {
 		t.add(p.Name, p.Guess, p.Flows, p.Packets, p.Bytes)
 	}
-	var open openProtos
-	for i := uint32(1); i < s.used; i++ {
-		// The entries are read in slab order, the detection states they
-		// name at random: start loading the state of the flow a few slots
-		// ahead, so that the misses overlap.
-		if j := i + snapshotAhead; j < s.used {
-			if d := s.slot(j).det; d != 0 {
-				prefetch(uintptr(unsafe.Pointer(s.app(d))))
-			}
+	for k := range s.open {
+		if o := &s.open[k]; o.flows > 0 {
+			t.add(app.NameOfID(k>>1), k&1 != 0, o.flows, o.pkts, o.bytes)
 		}
-		e := s.slot(i)
-		if e.q == queueNone || e.pkts[0]+e.pkts[1] == 0 {
-			continue
-		}
-		name, guess := s.appName(e)
-		open.add(&t, name, guess, e.pkts[0]+e.pkts[1], e.bytes[0]+e.bytes[1])
-	}
-	for _, p := range open.list[:open.n] {
-		t.add(p.Name, p.Guess, p.Flows, p.Packets, p.Bytes)
 	}
 	SortProtocols(t.list)
 	return t.list
 }
 
-// snapshotAhead is how many slots ahead ProtocolSnapshot prefetches.
-const snapshotAhead = 12
+// The open-protocol table: a row per protocol key, the counts of the open
+// flows (with a packet in their current record) that show that protocol.
+const (
+	openKeys = 2 * app.NameIDs // app.State.NameID << 1 | guess
+	apDone   = 0x80            // entry.ap: detection is done
+	apKey    = 0x7f            // entry.ap: the open-protocol key
+)
 
-// appName is the name and guess flag of e's application protocol, as
-// appOf's State shows them, without copying the State.
-func (s *Shard) appName(e *entry) (string, bool) {
-	if e.det != 0 {
-		st := s.app(e.det)
-		return st.Name(), st.Guess
+// The keys fit beside apDone.
+var _ [apKey + 1 - openKeys]struct{}
+
+type openStat struct{ flows, pkts, bytes uint64 }
+
+// appDone reports that e's detection state needs no more packets.
+func (e *entry) appDone() bool { return e.ap&apDone != 0 }
+
+// stateKey is the open-protocol key of a flow with detection state st.
+func stateKey(st *app.State) uint8 {
+	k := uint8(st.NameID()) << 1
+	if st.Guess {
+		k |= 1
 	}
+	return k
+}
+
+// portKey is the open-protocol key of e from its ports alone (a flow
+// without detection state), as appOf's port guess shows it.
+func (s *Shard) portKey(e *entry) uint8 {
 	k := &e.key
 	if k.Proto != 6 && k.Proto != 17 {
-		var st app.State
-		return st.Name(), st.Guess
+		return 0 // a zero State: Unknown, no guess
 	}
 	sp, dp := k.PortA, k.PortB
 	if e.initB {
 		sp, dp = dp, sp
 	}
-	return app.PortName(k.Proto, sp, dp)
+	id, guess := app.PortNameID(k.Proto, sp, dp)
+	key := uint8(id) << 1
+	if guess {
+		key |= 1
+	}
+	return key
 }
 
-// openProtos sums open flows per name and guess, names matched by their
-// string data first; past its room it adds to the protoTable.
-type openProtos struct {
-	list [48]ProtoStat
-	n    int
+// curKey is e's open-protocol key now: its detection state's, else its
+// ports'.
+func (s *Shard) curKey(e *entry) uint8 {
+	if e.det != 0 {
+		return stateKey(s.app(e.det))
+	}
+	return s.portKey(e)
 }
 
-func (o *openProtos) add(t *protoTable, name string, guess bool, pkts, bytes uint64) {
-	d := unsafe.StringData(name)
-	for i := range o.list[:o.n] {
-		p := &o.list[i]
-		if p.Guess == guess && len(p.Name) == len(name) && (unsafe.StringData(p.Name) == d || p.Name == name) {
-			p.Flows++
-			p.Packets += pkts
-			p.Bytes += bytes
-			return
-		}
+// moveOpen moves e's counts to the row of key k and makes k its key.
+func (s *Shard) moveOpen(e *entry, k uint8) {
+	if n := e.pkts[0] + e.pkts[1]; n > 0 {
+		b := e.bytes[0] + e.bytes[1]
+		from, to := &s.open[e.ap&apKey], &s.open[k]
+		from.flows--
+		from.pkts -= n
+		from.bytes -= b
+		to.flows++
+		to.pkts += n
+		to.bytes += b
 	}
-	if o.n == len(o.list) {
-		t.add(name, guess, 1, pkts, bytes)
-		return
+	e.ap = e.ap&apDone | k
+}
+
+// closeOpen takes e's counts out of the open-protocol table (its record
+// was written: the flow ends, or is cut and starts a new record).
+func (s *Shard) closeOpen(e *entry) {
+	if n := e.pkts[0] + e.pkts[1]; n > 0 {
+		o := &s.open[e.ap&apKey]
+		o.flows--
+		o.pkts -= n
+		o.bytes -= e.bytes[0] + e.bytes[1]
 	}
-	o.list[o.n] = ProtoStat{Name: name, Guess: guess, Flows: 1, Packets: pkts, Bytes: bytes}
-	o.n++
 }
 
 // MergeProtocols sums protocol statistics of several shards.

@@ -583,6 +583,8 @@ type pcapFrame struct {
 	ts      int64
 }
 
+var errTruncatedRecord = errors.New("truncated record")
+
 // readPcap reads a classic pcap file (either byte order, µs or ns stamps).
 func readPcap(name string) ([]pcapFrame, uint16, error) {
 	b, err := os.ReadFile(name)
@@ -612,7 +614,7 @@ func readPcap(name string) ([]pcapFrame, uint16, error) {
 	for off := 24; off+16 <= len(b); {
 		caplen := int(bo.Uint32(b[off+8:]))
 		if off+16+caplen > len(b) {
-			return nil, 0, errors.New("truncated record")
+			return out, link, errTruncatedRecord // the records before it are good
 		}
 		out = append(out, pcapFrame{
 			data:    b[off+16 : off+16+caplen],

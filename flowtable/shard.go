@@ -85,10 +85,12 @@ type entry struct {
 	tun   decode.Tunnel
 	q     uint8 // the expiry queue that owns the entry (queueNone when free)
 	end   EndReason
-	// appDone: detection needs no more packets of this flow (or it has no
-	// detection state), so the packet path does not touch its detection
-	// state (another cache line) again.
-	appDone bool
+	// ap holds apDone, set when detection needs no more packets of this
+	// flow (or it has no detection state), so that the packet path does
+	// not touch its detection state (another cache line) again, and in
+	// its low bits the flow's open-protocol key (openKey): the row of the
+	// shard's open-flow protocol table its counts are in.
+	ap uint8
 	// ep is each side's connection state (see epInactive ...): Zeek's
 	// endpoint state for TCP, "sent a packet" for UDP.
 	ep    [2]uint8
@@ -207,6 +209,7 @@ type Shard struct {
 	appsFree  []uint32      // freed state numbers (a stack; its capacity is MaxDetect)
 	pool      *app.Pool
 	protos    protoTable
+	open      [openKeys]openStat // open flows' counts per protocol key (protocols.go)
 	scan      *ScanTracker
 	changes   *scanChanges // sources whose scan signals changed this batch (scanfeed.go); nil: off
 	marks     *scanChanges // changes while connections mark their sources (MarkScanChanges), else nil
@@ -394,7 +397,7 @@ func (s *Shard) takeApp(e *entry) bool {
 // reassembly buffer back and keeps the state (its result is still to be
 // read); freeApp returns the state itself.
 func (s *Shard) dropApp(e *entry) {
-	if e.det != 0 && !e.appDone {
+	if e.det != 0 && !e.appDone() {
 		s.app(e.det).Release(s.pool)
 	}
 }
@@ -506,7 +509,7 @@ func (s *Shard) packet(p *decode.Packet, frame []byte, ts int64, h uint32) {
 	s.hint = h // Prefetch's hash of p.Flow, for add
 	s.update(&p.Flow, p.VLAN, p.InnerVLAN, p.Tunnel, p.TCPFlags, seg, p.WireLen, flowIPLen(p), ts, flowLayer >= 0)
 	if i := s.last; i != 0 && s.cfg.Detect && (p.Flow.Proto == 6 || p.Flow.Proto == 17) {
-		if e := s.slot(i); !e.appDone {
+		if e := s.slot(i); !e.appDone() {
 			// A state is taken with the first payload: until then the port
 			// guess (made from the initiator's view, as Feed would) stands,
 			// so a flood of SYNs holds no detection state. Once taken, an
@@ -516,16 +519,21 @@ func (s *Shard) packet(p *decode.Packet, frame []byte, ts int64, h uint32) {
 			if pl := p.Payload(frame); len(pl) > 0 {
 				if e.det == 0 && s.mode >= ModeNoDetect {
 					s.stats.DegradedDetect++
-					e.appDone = true // degraded: port guess only
+					e.ap |= apDone // degraded: port guess only
 					return
 				}
 				if e.det == 0 && !s.takeApp(e) {
-					e.appDone = true // degraded: port guess only
+					e.ap |= apDone // degraded: port guess only
 					return
 				}
 				st := s.app(e.det)
 				st.Feed(s.pool, pl, s.lastFromInit, p.Flow.Proto, p.Flow.SrcPort, p.Flow.DstPort)
-				e.appDone = st.Done()
+				if st.Done() {
+					e.ap |= apDone
+				}
+				if k := stateKey(st); k != e.ap&apKey {
+					s.moveOpen(e, k) // the payload named the protocol
+				}
 			}
 		}
 	}
@@ -632,6 +640,7 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 			}
 		}
 		s.started(e, first)
+		e.ap = s.portKey(e)
 	}
 	dir := 0
 	if srcIsB {
@@ -644,6 +653,12 @@ func (s *Shard) add(t *decode.Tuple, vlan, inner uint16, tun decode.Tunnel, flag
 		e.ep[dir] = epActive
 	}
 	s.last = i
+	o := &s.open[e.ap&apKey]
+	if e.pkts[0]+e.pkts[1] == 0 {
+		o.flows++
+	}
+	o.pkts += pkts
+	o.bytes += bytes
 	e.pkts[dir] += pkts
 	e.bytes[dir] += bytes
 	e.ipBytes[dir] += ipBytes
@@ -704,8 +719,8 @@ func (s *Shard) tcp(i uint32, e *entry, flags uint8, data bool, dir int, srcIsB 
 	if flags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn && (e.state == StateClosed || e.state == StateReset) {
 		s.cut(i, e, e.end, ts)
 		s.freeApp(e) // a new connection takes a new state with its payload
-		e.appDone = false
 		e.initB = srcIsB
+		e.ap = s.portKey(e) // no packet counted yet: nothing to move
 		s.started(e, ts)
 		e.state = StateSynSent
 		e.flags = [2]uint8{}
@@ -921,6 +936,8 @@ func (s *Shard) EndBuffer() int { return s.endBuffer }
 // in the same slot, keeping the connection's key, initiator and state.
 func (s *Shard) cut(i uint32, e *entry, end EndReason, ts int64) {
 	s.emit(i, e, end)
+	s.closeOpen(e)
+	e.ap = e.ap&apDone | s.curKey(e) // emit may have parsed what the state collected
 	e.pkts, e.bytes, e.ipBytes = [2]uint64{}, [2]uint64{}, [2]uint64{}
 	e.first, e.last = ts, ts
 	e.end = EndNone
@@ -929,6 +946,7 @@ func (s *Shard) cut(i uint32, e *entry, end EndReason, ts int64) {
 // remove exports e with reason end and frees its slot.
 func (s *Shard) remove(i uint32, e *entry, end EndReason) {
 	s.emit(i, e, end)
+	s.closeOpen(e)
 	lk := s.lnk(i)
 	s.unplace(i, lk.hash)
 	s.unqueue(i, e)

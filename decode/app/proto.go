@@ -161,6 +161,33 @@ func PortName(l4 uint8, initPort, respPort uint16) (name string, guess bool) {
 // NameIDs bounds NameID.
 const NameIDs = int(numProto) + 1
 
+// NameOfID returns the name (Name) that NameID id stands for.
+func NameOfID(id int) string {
+	if id == int(numProto) {
+		return "HTTPS"
+	}
+	return Proto(id).String()
+}
+
+// PortNameID is PortName's name as a NameID, beside its guess flag.
+func PortNameID(l4 uint8, initPort, respPort uint16) (id int, guess bool) {
+	if l4 == 0 {
+		l4 = 255 // as start
+	}
+	r, i := portGuess(l4, respPort), portGuess(l4, initPort)
+	g, server := r, respPort
+	if r == Unknown {
+		g = i
+		if i != Unknown {
+			server = initPort
+		}
+	}
+	if g == TLS && server == 443 {
+		return int(numProto), true
+	}
+	return int(g), g != Unknown
+}
+
 // NameID returns a small number, below NameIDs, for s.Name(): two States
 // have the same NameID exactly when they have the same Name. A table of
 // counts per name indexes by it, without building or comparing the name.
