@@ -551,10 +551,16 @@ func (t *ScanTracker) lookup(src *decode.Addr, v uint8, e int64) uint32 {
 	}
 	i := t.newSlot()
 	s := t.at(i)
-	*s = scanSource{addr: *src, hash: h, v: v, lastEp: e}
+	// Field by field: a whole-struct assignment builds the value on the
+	// stack and copies it over. next is the free-list link, unused while
+	// v != 0; enqueue sets qprev, qnext and onProbation.
+	s.addr, s.hash, s.v, s.lastEp = *src, h, v, e
 	for k := range s.epochs {
 		s.epochs[k] = scanNoEpoch
 	}
+	s.conns = [scanSlots]uint32{}
+	s.sketch, s.mark = [scanKinds]uint32{}, 0
+	s.n = [scanKinds]uint16{}
 	t.enqueue(i, s)
 	if 2*(t.live+1) > len(t.index) {
 		t.grow()
