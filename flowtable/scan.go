@@ -236,13 +236,16 @@ type scanSketch [scanSlots]hllRegs
 // once the table and sketch pool have reached their bounds. Snapshot and Top
 // return copies; Snapshot allocates only to grow dst.
 type ScanTracker struct {
-	cfg    ScanConfig
-	bw     int64 // bucket width in ns
-	window int64
-	exact  int
-	now    int64  // latest packet time seen
-	seed   uint64 // hash seed: ScanConfig.Seed, else random per process so hash floods cannot be precomputed
-	rng    uint64 // wyrand state for eviction sampling
+	cfg  ScanConfig
+	bw   int64  // bucket width in ns
+	now  int64  // latest packet time seen
+	seed uint64 // hash seed: ScanConfig.Seed, else random per process so hash floods cannot be precomputed
+	rng  uint64 // wyrand state for eviction sampling
+	// v4 is addrHash's inner mix of every IPv4 address (upper words 0)
+	// under seed v4seed: fmix64(v4seed ^ 4<<56). (The window and the
+	// number of exact entries, which they replace in the struct, are read
+	// from cfg.)
+	v4, v4seed uint64
 
 	chunks []scanChunk
 	used   uint32 // slots handed out
@@ -281,12 +284,12 @@ func NewScanTracker(cfg ScanConfig) *ScanTracker {
 	t := &ScanTracker{
 		cfg:       cfg,
 		bw:        max(1, int64(cfg.Window)/scanBuckets),
-		window:    int64(cfg.Window),
-		exact:     cfg.ExactPorts,
 		seed:      cfg.seed(),
 		rng:       rand.Uint64() | 1,
 		maxSketch: scanMaxSketches(cfg.MaxSources),
 	}
+	t.v4seed = t.seed
+	t.v4 = fmix64(t.seed ^ 4<<56)
 	// The index is allocated at its final size: no doubling, no garbage;
 	// pages no source hashed to cost nothing.
 	n := scanIndexSize(cfg.MaxSources)
@@ -342,7 +345,7 @@ func (t *ScanTracker) connection(src *decode.Addr, v uint8, dst *decode.Addr, dp
 	}
 	s.conns[k]++
 
-	off := int(i&scanChunkMask) * t.exact
+	off := int(i&scanChunkMask) * t.cfg.ExactPorts
 	e8 := uint8(e)
 
 	ported := hasPorts(proto)
@@ -352,11 +355,11 @@ func (t *ScanTracker) connection(src *decode.Addr, v uint8, dst *decode.Addr, dp
 			t.sketch(n - 1)[k].add(t.portHash(port))
 		}
 	} else {
-		ents := c.ports[off : off+t.exact]
+		ents := c.ports[off : off+t.cfg.ExactPorts]
 		n, found := scanExact(ents, int(s.n[kindPorts]), port<<8, e8, ported)
 		s.n[kindPorts] = uint16(n)
 		if ported && !found {
-			if n < t.exact {
+			if n < t.cfg.ExactPorts {
 				ents[n] = port<<8 | uint32(e8)
 				s.n[kindPorts]++
 			} else {
@@ -369,11 +372,11 @@ func (t *ScanTracker) connection(src *decode.Addr, v uint8, dst *decode.Addr, dp
 	if n := s.sketch[kindHosts]; n != 0 {
 		t.sketch(n - 1)[k].add(host)
 	} else {
-		ents := c.hosts[off : off+t.exact]
+		ents := c.hosts[off : off+t.cfg.ExactPorts]
 		n, found := scanExact(ents, int(s.n[kindHosts]), host, e8, true)
 		s.n[kindHosts] = uint16(n)
 		if !found {
-			if n < t.exact {
+			if n < t.cfg.ExactPorts {
 				ents[n] = host | uint64(e8)
 				s.n[kindHosts]++
 			} else {
@@ -427,7 +430,7 @@ func (t *ScanTracker) toSketch(i uint32, s *scanSource, kind int, e int64) *scan
 		sk[k].reset()
 	}
 	c := &t.chunks[i>>scanChunkBits]
-	off := int(i&scanChunkMask) * t.exact
+	off := int(i&scanChunkMask) * t.cfg.ExactPorts
 	e8 := uint8(e)
 	if kind == kindPorts {
 		for _, ent := range c.ports[off : off+int(s.n[kind])] {
@@ -495,7 +498,7 @@ func (t *ScanTracker) clock(ts int64) int64 {
 		t.now, t.started = ts, true
 		return ts
 	}
-	if t.now-ts <= t.window {
+	if t.now-ts <= int64(t.cfg.Window) {
 		return t.now
 	}
 	t.reset()
@@ -551,10 +554,16 @@ func (t *ScanTracker) lookup(src *decode.Addr, v uint8, e int64) uint32 {
 	}
 	i := t.newSlot()
 	s := t.at(i)
-	*s = scanSource{addr: *src, hash: h, v: v, lastEp: e}
+	// Field by field: a whole-struct assignment builds the value on the
+	// stack and copies it over. next is the free-list link, unused while
+	// v != 0; enqueue sets qprev, qnext and onProbation.
+	s.addr, s.hash, s.v, s.lastEp = *src, h, v, e
 	for k := range s.epochs {
 		s.epochs[k] = scanNoEpoch
 	}
+	s.conns = [scanSlots]uint32{}
+	s.sketch, s.mark = [scanKinds]uint32{}, 0
+	s.n = [scanKinds]uint16{}
 	t.enqueue(i, s)
 	if 2*(t.live+1) > len(t.index) {
 		t.grow()
@@ -585,7 +594,7 @@ func (t *ScanTracker) newSlot() uint32 {
 
 func (t *ScanTracker) addChunk() {
 	n := min(scanChunkSize, t.cfg.MaxSources-len(t.chunks)*scanChunkSize)
-	e := n * t.exact
+	e := n * t.cfg.ExactPorts
 	t.chunks = append(t.chunks, scanChunk{
 		src:   make([]scanSource, n),
 		last:  make([]int64, n),
@@ -721,7 +730,7 @@ func (t *ScanTracker) indexAddr(src *decode.Addr, v uint8) uintptr {
 func (t *ScanTracker) prefetchSlot(i uint32) {
 	s := uintptr(unsafe.Pointer(t.at(i)))
 	c := &t.chunks[i>>scanChunkBits]
-	off := int(i&scanChunkMask) * t.exact // exact is at least 1
+	off := int(i&scanChunkMask) * t.cfg.ExactPorts // exact is at least 1
 	prefetch4(s, s+64, s+unsafe.Sizeof(scanSource{})-1, uintptr(unsafe.Pointer(&c.ports[off])))
 	prefetch(uintptr(unsafe.Pointer(&c.hosts[off])))
 }
@@ -812,9 +821,14 @@ func (t *ScanTracker) grow() {
 }
 
 // addrHash is a seeded 64-bit hash of (a, v): a bijection of IPv4 addresses.
+// For an IPv4 address (whose upper words are 0) the inner mix depends on
+// the seed alone and is taken from v4, unless the seed was changed since.
 func (t *ScanTracker) addrHash(a *decode.Addr, v uint8) uint64 {
 	w0 := binary.LittleEndian.Uint64(a[0:8])
 	w1 := binary.LittleEndian.Uint64(a[8:16])
+	if w1 == 0 && v == 4 && t.v4seed == t.seed {
+		return fmix64(w0 ^ t.v4) // an IPv4 address: the inner mix is the seed's
+	}
 	return fmix64(w0 ^ fmix64(w1^t.seed^uint64(v)<<56))
 }
 
@@ -868,7 +882,7 @@ func (t *ScanTracker) Snapshot(now int64, dst []SourceStats) []SourceStats {
 			continue
 		}
 		c := &t.chunks[i>>scanChunkBits]
-		off := int(i&scanChunkMask) * t.exact
+		off := int(i&scanChunkMask) * t.cfg.ExactPorts
 		st := SourceStats{Addr: s.addr, IPVersion: s.v, Connections: conns}
 		st.DistinctPorts = t.distinct(s, kindPorts, e, scanCount(c.ports[off:off+int(s.n[kindPorts])], uint8(e)))
 		st.DistinctHosts = t.distinct(s, kindHosts, e, scanCount(c.hosts[off:off+int(s.n[kindHosts])], uint8(e)))

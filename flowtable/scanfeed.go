@@ -197,7 +197,7 @@ func (t *ScanTracker) sourceStats(i uint32, now int64) (SourceStats, bool) {
 		return SourceStats{}, false
 	}
 	c := &t.chunks[i>>scanChunkBits]
-	off := int(i&scanChunkMask) * t.exact
+	off := int(i&scanChunkMask) * t.cfg.ExactPorts
 	st := SourceStats{Addr: s.addr, IPVersion: s.v, Connections: conns}
 	st.DistinctPorts = t.distinct(s, kindPorts, e, scanCount(c.ports[off:off+int(s.n[kindPorts])], uint8(e)))
 	st.DistinctHosts = t.distinct(s, kindHosts, e, scanCount(c.hosts[off:off+int(s.n[kindHosts])], uint8(e)))

@@ -90,8 +90,8 @@ func (t *ScanTracker) Export(now int64, dst []SourceWindow) []SourceWindow {
 	for j, i := range slots {
 		s := t.at(i)
 		c := &t.chunks[i>>scanChunkBits]
-		off := int(i&scanChunkMask) * t.exact
-		w := SourceWindow{Stats: stats[j], seed: t.seed, exact: t.exact}
+		off := int(i&scanChunkMask) * t.cfg.ExactPorts
+		w := SourceWindow{Stats: stats[j], seed: t.seed, exact: t.cfg.ExactPorts}
 		if n := s.sketch[kindPorts]; n != 0 {
 			w.portSk, sketches = &sketches[0], sketches[1:]
 			t.windowSketch(s, n-1, e, w.portSk)
