@@ -30,6 +30,32 @@ type bucket struct {
 	_     uint32
 }
 
+// indexStart is the number of buckets a shard's index starts with (or its
+// final size, if smaller).
+const indexStart = 256
+
+// growIndex doubles the index in use (within indexMem) and places every
+// open flow again, from its link's hash: called by insert when the index is
+// 4/7 full (as many flows as 4 per bucket), so that it stays as loaded as
+// bucketCount sizes it at the bound. Each doubling re-places the flows
+// held, so a table filled to n flows has re-placed fewer than n in all.
+func (s *Shard) growIndex() {
+	clear(s.index)
+	n := 2 * len(s.index)
+	s.index = s.indexMem[:n:n]
+	s.mask = uint32(n - 1)
+	for c, ch := range s.chunks {
+		lk := s.links[c]
+		for k := range ch {
+			i := uint32(c*chunkSize + k)
+			if i == 0 || i >= s.used || ch[k].q == queueNone {
+				continue // slot 0, never handed out, or free
+			}
+			s.place(i, lk[k].hash)
+		}
+	}
+}
+
 // find returns the slot of k (hash h), 0 when it is not in the table.
 func (s *Shard) find(k *Key, h uint32) uint32 {
 	tag := h | tagBit

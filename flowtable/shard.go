@@ -191,7 +191,8 @@ type Shard struct {
 	linkMem   []link
 	used      uint32   // slots handed out so far (slot 0 is never used)
 	free      uint32   // head of the free list
-	index     []bucket // open addressing, bucketWays flows per cache line
+	index     []bucket // open addressing, bucketWays flows per cache line; the part of indexMem in use
+	indexMem  []bucket // the index's memory at its final size (bucketCount)
 	mask      uint32
 	now       int64
 	queues    [numQueues]queue
@@ -248,12 +249,17 @@ func New(cfg Config, onEnd func([]Record)) (*Shard, error) {
 	s := &Shard{cfg: cfg, onEnd: onEnd, endBuffer: 256}
 	s.timeouts = [numQueues]int64{int64(cfg.IdleTimeout), int64(cfg.UDPIdleTimeout), int64(cfg.Linger)}
 	s.active = int64(cfg.ActiveTimeout)
-	// The hash index is allocated at its final size (no doubling, no
-	// garbage): pages the hashes have not touched cost no memory.
+	// The hash index's memory is allocated at its final size (no garbage:
+	// pages never touched cost nothing), and the index in use is its
+	// first part, doubled in place as flows come (growIndex): a table of
+	// 100 k flows probes 2 MiB of buckets, not the 16-128 MiB the bound
+	// takes, so that its buckets stay in the cache.
 	nb := bucketCount(cfg.MaxFlows)
-	s.index = make([]bucket, nb)
-	hugeSlice(s.index)
-	s.mask = uint32(nb - 1)
+	s.indexMem = make([]bucket, nb)
+	hugeSlice(s.indexMem)
+	n0 := min(nb, indexStart)
+	s.index = s.indexMem[:n0:n0]
+	s.mask = uint32(n0 - 1)
 	s.entryMem = make([]entry, cfg.MaxFlows+1)
 	s.linkMem = make([]link, cfg.MaxFlows+1)
 	hugeSlice(s.entryMem)
@@ -767,6 +773,9 @@ func (s *Shard) tcp(i uint32, e *entry, flags uint8, data bool, dir int, srcIsB 
 func (s *Shard) insert(k *Key, h uint32, ts int64) uint32 {
 	if int(s.stats.Active) >= s.cfg.MaxFlows {
 		s.evict()
+	}
+	if int(s.stats.Active) >= 4*len(s.index) && len(s.index) < len(s.indexMem) {
+		s.growIndex()
 	}
 	var i uint32
 	if s.free != 0 {

@@ -483,3 +483,64 @@ func TestEndSwap(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexGrows: the index in use starts at indexStart buckets and doubles
+// as flows come (at 4 flows a bucket), up to its final size; after every
+// step of inserts and removals (flows reset and expired) each open flow is
+// found under its key and each removed one is not, so no flow is lost or
+// duplicated by a doubling.
+func TestIndexGrows(t *testing.T) {
+	s, _ := newShard(t, Config{MaxFlows: 1 << 16, Linger: time.Second})
+	if len(s.index) != indexStart || len(s.indexMem) != bucketCount(1<<16) {
+		t.Fatalf("index starts at %d of %d buckets, want %d of %d", len(s.index), len(s.indexMem), indexStart, bucketCount(1<<16))
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	open := map[uint16]bool{}
+	maxActive := 0
+	ts := int64(1e9)
+	check := func(step int) {
+		t.Helper()
+		var k Key
+		for port := range uint16(60000) {
+			p := pkt(6, "10.4.0.1", port, "10.4.0.2", 443, decode.TCPAck, 60)
+			makeKey(&p.Flow, 0, 0, &k)
+			i := s.find(&k, k.hash())
+			if open[port] != (i != 0) || (i != 0 && s.slot(i).key != k) {
+				t.Fatalf("step %d: port %d open %v, found slot %d", step, port, open[port], i)
+			}
+		}
+		// Never more than 4 flows a bucket; doubled only once 4 a bucket
+		// were held (it never shrinks).
+		if st := s.Stats(); st.Active != len(open) || 4*len(s.index) < st.Active || (len(s.index) > indexStart && 2*len(s.index) > maxActive) {
+			t.Fatalf("step %d: %d flows (at most %d) in %d buckets, %d expected open", step, st.Active, maxActive, len(s.index), len(open))
+		}
+	}
+	for step := range 12 {
+		for range 5000 {
+			port := uint16(rng.IntN(60000))
+			if open[port] && rng.IntN(4) == 0 {
+				s.Packet(pkt(6, "10.4.0.1", port, "10.4.0.2", 443, decode.TCPRst, 60), nil, ts)
+			} else {
+				s.Packet(pkt(6, "10.4.0.1", port, "10.4.0.2", 443, decode.TCPAck, 60), nil, ts)
+				open[port] = true
+			}
+			maxActive = max(maxActive, s.Stats().Active)
+			ts += 1000
+		}
+		// Reset flows linger a second, then end.
+		ts += 2e9
+		s.Expire(ts)
+		for port := range open {
+			var k Key
+			p := pkt(6, "10.4.0.1", port, "10.4.0.2", 443, decode.TCPAck, 60)
+			makeKey(&p.Flow, 0, 0, &k)
+			if i := s.find(&k, k.hash()); i == 0 || s.slot(i).state == StateReset {
+				delete(open, port)
+			}
+		}
+		check(step)
+	}
+	if len(s.index) <= indexStart {
+		t.Fatalf("the index never grew: %d buckets for %d flows", len(s.index), len(open))
+	}
+}
