@@ -52,6 +52,138 @@ type parser struct {
 // wireLen, into p. It never reads past len(frame), never allocates and never
 // panics; problems are reported in p.Err. Every field of p is overwritten.
 func Parse(frame []byte, wireLen uint32, link uint16, p *Packet) {
+	// The common frames are decoded here in one pass, exactly as parse
+	// decodes them: Ethernet with at most one 802.1Q tag, then IPv4
+	// without options or IPv6 without extension headers, not a fragment,
+	// then a whole TCP or UDP header (UDP not on a tunnel's port). The
+	// checks come before any write; every other frame goes to parse.
+	b := frame
+	if link != LinkEthernet || len(b) < 14 {
+		parse(frame, wireLen, link, p)
+		return
+	}
+	et := be16(b[12:14])
+	off := 14
+	var vlan uint16
+	if et == etVLAN {
+		if len(b) < 18 {
+			parse(frame, wireLen, link, p)
+			return
+		}
+		vlan = be16(b[14:16]) & 0x0fff
+		et = be16(b[16:18])
+		off = 18
+	}
+	// As ipv4, ipv6 and addIP: the packet ends at the length its header
+	// gives or where the capture ends; a header that gives none (IPv4: a
+	// total length shorter than the header) counts to the frame's end on
+	// the wire.
+	var l4, n int
+	var proto uint8
+	var src4, dst4 uint32
+	switch et {
+	case etIPv4:
+		if len(b) < off+20 {
+			parse(frame, wireLen, link, p)
+			return
+		}
+		h := b[off : off+20]
+		if h[0] != 0x45 || be16(h[6:8])&0x3fff != 0 {
+			parse(frame, wireLen, link, p)
+			return
+		}
+		proto, l4, n = h[9], off+20, int(be16(h[2:4]))
+		if n < 20 {
+			n = 0
+		}
+		src4, dst4 = binary.LittleEndian.Uint32(h[12:16]), binary.LittleEndian.Uint32(h[16:20])
+	case etIPv6:
+		if len(b) < off+40 {
+			parse(frame, wireLen, link, p)
+			return
+		}
+		h := b[off : off+40]
+		if h[0]>>4 != 6 {
+			parse(frame, wireLen, link, p)
+			return
+		}
+		proto, l4, n = h[6], off+40, int(be16(h[4:6]))
+		if n != 0 {
+			n += 40
+		}
+	default:
+		parse(frame, wireLen, link, p)
+		return
+	}
+	end := len(b)
+	if n == 0 {
+		n = end - off
+		if wireLen > uint32(len(b)) {
+			n += int(wireLen - uint32(len(b)))
+		}
+	} else if off+n < end {
+		end = off + n
+	}
+	// l4 <= end: an IP length is at least its header, and so is the frame.
+	th := b[l4:end]
+	var hl int
+	var sp, dp uint16
+	var flags uint8
+	switch proto {
+	case protoTCP:
+		if len(th) < 20 {
+			parse(frame, wireLen, link, p)
+			return
+		}
+		if hl = int(th[12]>>4) * 4; hl < 20 {
+			parse(frame, wireLen, link, p)
+			return
+		}
+		sp, dp, flags = be16(th[0:2]), be16(th[2:4]), th[13]
+	case protoUDP:
+		if len(th) < 8 {
+			parse(frame, wireLen, link, p)
+			return
+		}
+		if sp, dp = be16(th[0:2]), be16(th[2:4]); tunnelPort(sp) || tunnelPort(dp) {
+			parse(frame, wireLen, link, p)
+			return
+		}
+		hl = 8
+	default:
+		parse(frame, wireLen, link, p)
+		return
+	}
+	*p = Packet{}
+	p.WireLen, p.CapLen, p.HasFlow, p.VLAN, p.NumIP = wireLen, uint32(len(b)), true, vlan, 1
+	l, t := &p.IP[0], &p.Flow
+	if et == etIPv4 {
+		binary.LittleEndian.PutUint32(l.Src[:4], src4)
+		binary.LittleEndian.PutUint32(l.Dst[:4], dst4)
+		binary.LittleEndian.PutUint32(t.Src[:4], src4)
+		binary.LittleEndian.PutUint32(t.Dst[:4], dst4)
+		l.IPVersion, t.IPVersion = 4, 4
+	} else {
+		h := b[off : off+40]
+		l.Src, l.Dst = Addr(h[8:24]), Addr(h[24:40])
+		t.Src, t.Dst = l.Src, l.Dst
+		l.IPVersion, t.IPVersion = 6, 6
+	}
+	p.IPLen[0] = uint32(n)
+	t.SrcPort, t.DstPort, t.Proto = sp, dp, proto
+	p.TCPFlags = flags
+	if hl < len(th) {
+		p.PayloadOff, p.PayloadLen = uint32(l4+hl), uint32(len(th)-hl)
+	}
+}
+
+// tunnelPort reports a UDP port that udpTunnel looks behind.
+func tunnelPort(port uint16) bool {
+	return port == portVXLAN || port == portGENEVE || port == portGTPU
+}
+
+// parse is Parse's general decoder, for every link type and frame.
+func parse(frame []byte, wireLen uint32, link uint16, p *Packet) {
 	*p = Packet{WireLen: wireLen, CapLen: uint32(len(frame))}
 	d := parser{p: p, b: frame}
 	switch link {

@@ -451,8 +451,10 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("IP length %d of layer %d (%d layers, wire %d)", n, i, p.NumIP, p.WireLen)
 			}
 		}
-		if p.WireLen < uint32(len(data)) {
-			t.Fatalf("wire length %d below captured %d", p.WireLen, len(data))
+		// A damaged record may claim fewer bytes on the wire than captured;
+		// Parse keeps both as given (bytes are counted by the wire length).
+		if p.WireLen != wireLen || p.CapLen != uint32(len(data)) {
+			t.Fatalf("wire length %d, captured %d; want %d, %d", p.WireLen, p.CapLen, wireLen, len(data))
 		}
 		if p.IsFragment && (int(p.FragDataOff)+int(p.FragCapLen) > len(data) || p.FragCapLen > p.FragDataLen) {
 			t.Fatalf("fragment data [%d,+%d) of %d past %d captured bytes", p.FragDataOff, p.FragCapLen, p.FragDataLen, len(data))
