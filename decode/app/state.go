@@ -158,7 +158,11 @@ func (s *State) Feed(p *Pool, payload []byte, fromInitiator bool, l4 uint8, srcP
 		s.pkts[d]++
 	}
 	if s.Proto.isDNSFamily() && !s.Guess {
-		s.dnsFeed(payload, d)
+		if p == nil {
+			s.dnsFeedOwn(payload, d)
+		} else {
+			s.dnsMessages(payload, d, &p.name) // dnsFeed, a call less
+		}
 		return
 	}
 	if s.pkts[d] <= MaxPackets {
@@ -313,7 +317,7 @@ func (s *State) detect(p *Pool, b []byte, d uint8) {
 		s.textFeed(p, b, d)
 	case p.on(s.Proto) && s.Proto.isDNSFamily() && isDNSOverTCP(b):
 		s.found(s.Proto)
-		s.dnsFeed(b, d)
+		s.dnsFeed(p, b, d)
 	}
 }
 
@@ -322,7 +326,7 @@ func (s *State) detectUDP(p *Pool, b []byte, d uint8) {
 	switch {
 	case p.on(s.Proto) && s.Proto.isDNSFamily() && isDNSMessage(b, false):
 		s.found(s.Proto)
-		s.dnsFeed(b, d)
+		s.dnsFeed(p, b, d)
 	case p.on(QUIC) && (isQUICLong(b) || isGQUIC(b)):
 		s.found(QUIC)
 		s.quicFeed(p, b, d)
@@ -340,7 +344,7 @@ func (s *State) detectUDP(p *Pool, b []byte, d uint8) {
 		s.httpFeed(p, b, d)
 	case p.on(DNS) && (s.Proto == Unknown || s.Guess) && isDNSMessage(b, true): // DNSCrypt answers on 443
 		s.found(DNS)
-		s.dnsFeed(b, d)
+		s.dnsFeed(p, b, d)
 	}
 }
 
