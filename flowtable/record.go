@@ -105,7 +105,7 @@ func (r *Record) AppName() string {
 // used bytes too, but the lines of the arena past the bytes src and r use
 // are neither read nor written (app.State.CopyOver). A sink that keeps
 // copies of the records it is handed (the flow history's group sink)
-// copies an ended flow's few used lines, not all of its 592 bytes.
+// copies an ended flow's few used lines, not all of its 584 bytes.
 func (r *Record) CopyOver(src *Record) {
 	*(*[fixedBytes]byte)(unsafe.Pointer(r)) = *(*[fixedBytes]byte)(unsafe.Pointer(src))
 	r.App.CopyOver(&src.App)

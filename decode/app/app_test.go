@@ -14,9 +14,43 @@ import (
 
 // TestStateSize pins the size of State: flow slabs embed one per flow.
 func TestStateSize(t *testing.T) {
-	const want = 452
+	const want = 448
 	if got := unsafe.Sizeof(State{}); got != want {
 		t.Fatalf("State is %d bytes, want %d: update the documented size if this is meant", got, want)
+	}
+}
+
+// TestStateLayout keeps State a whole number of cache lines, so that each
+// State of a flow table's slab (whose chunks start on a page) has lines of
+// its own, and keeps what a DNS message of an open flow touches (Feed's
+// checks, setClient, the counts and rcode, the names' bookkeeping) in the
+// first line.
+func TestStateLayout(t *testing.T) {
+	if n := unsafe.Sizeof(State{}); n%64 != 0 {
+		t.Errorf("State is %d bytes, not a multiple of 64", n)
+	}
+	var s State
+	for name, end := range map[string]uintptr{
+		"Proto":   unsafe.Offsetof(s.Proto) + unsafe.Sizeof(s.Proto),
+		"Guess":   unsafe.Offsetof(s.Guess) + unsafe.Sizeof(s.Guess),
+		"l4":      unsafe.Offsetof(s.l4) + unsafe.Sizeof(s.l4),
+		"cli":     unsafe.Offsetof(s.cli) + unsafe.Sizeof(s.cli),
+		"pkts":    unsafe.Offsetof(s.pkts) + unsafe.Sizeof(s.pkts),
+		"flags":   unsafe.Offsetof(s.flags) + unsafe.Sizeof(s.flags),
+		"queries": unsafe.Offsetof(s.queries) + unsafe.Sizeof(s.queries),
+		"replies": unsafe.Offsetof(s.replies) + unsafe.Sizeof(s.replies),
+		"rcode":   unsafe.Offsetof(s.rcode) + unsafe.Sizeof(s.rcode),
+		"answers": unsafe.Offsetof(s.answers) + unsafe.Sizeof(s.answers),
+		"qtype":   unsafe.Offsetof(s.qtype) + unsafe.Sizeof(s.qtype),
+		"names":   unsafe.Offsetof(s.names) + unsafe.Sizeof(s.names),
+		"nameOff": unsafe.Offsetof(s.nameOff) + unsafe.Sizeof(s.nameOff),
+		"used":    unsafe.Offsetof(s.used) + unsafe.Sizeof(s.used),
+		"dnsSkip": unsafe.Offsetof(s.dnsSkip) + unsafe.Sizeof(s.dnsSkip),
+		"dnsHalf": unsafe.Offsetof(s.dnsHalf) + unsafe.Sizeof(s.dnsHalf),
+	} {
+		if end > 64 {
+			t.Errorf("%s ends at byte %d, past the first cache line", name, end)
+		}
 	}
 }
 

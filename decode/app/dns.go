@@ -49,10 +49,30 @@ const (
 
 // dnsFeed counts and parses the DNS messages of one packet: one datagram, or
 // the length-prefixed messages of a TCP segment, which may start or end in
-// the middle of a message or of its length.
-func (s *State) dnsFeed(b []byte, d uint8) {
+// the middle of a message or of its length. Names are decoded in p's
+// scratch buffer (one of its own without a Pool): a buffer declared per
+// message is zeroed per message, 256 bytes for each packet of a DNS flow.
+func (s *State) dnsFeed(p *Pool, b []byte, d uint8) {
+	if p == nil {
+		s.dnsFeedOwn(b, d)
+		return
+	}
+	s.dnsMessages(b, d, &p.name)
+}
+
+// dnsFeedOwn is dnsFeed without a Pool. (Not inlined: its buffer stays out
+// of the callers' frames.)
+//
+//go:noinline
+func (s *State) dnsFeedOwn(b []byte, d uint8) {
+	var name nameBuf
+	s.dnsMessages(b, d, &name)
+}
+
+// dnsMessages is dnsFeed with name as scratch space.
+func (s *State) dnsMessages(b []byte, d uint8, name *nameBuf) {
 	if s.l4 != 6 {
-		s.dnsMessage(b, d)
+		s.dnsMessage(b, d, name)
 		return
 	}
 	for len(b) > 0 {
@@ -61,7 +81,7 @@ func (s *State) dnsFeed(b []byte, d uint8) {
 			n := min(skip, len(b))
 			if h == dnsAwaitMsg {
 				s.dnsHalf[d] = 0
-				s.dnsMessage(b[:n], d)
+				s.dnsMessage(b[:n], d, name)
 			}
 			s.dnsSkip[d] -= uint16(n)
 			b = b[n:]
@@ -85,7 +105,7 @@ func (s *State) dnsFeed(b []byte, d uint8) {
 			s.dnsSkip[d], s.dnsHalf[d] = uint16(n), dnsAwaitMsg
 			return
 		}
-		s.dnsMessage(m, d)
+		s.dnsMessage(m, d, name)
 		s.dnsSkip[d] = uint16(n - len(m))
 		b = b[len(m):]
 	}
@@ -93,8 +113,8 @@ func (s *State) dnsFeed(b []byte, d uint8) {
 
 // dnsMessage counts one DNS message and records its question names; from a
 // response, also the rcode and the answer count. A message cut short counts
-// with what its header still tells.
-func (s *State) dnsMessage(m []byte, d uint8) {
+// with what its header still tells. name is scratch space.
+func (s *State) dnsMessage(m []byte, d uint8, name *nameBuf) {
 	if len(m) < 4 {
 		return
 	}
@@ -117,9 +137,8 @@ func (s *State) dnsMessage(m []byte, d uint8) {
 	}
 	qd := int(be16(m[4:]))
 	off := 12
-	var name nameBuf
 	for i := 0; i < qd && i < maxQuestions; i++ {
-		n, end, ok := dnsName(m, off, &name)
+		n, end, ok := dnsName(m, off, name)
 		if !ok {
 			return
 		}
@@ -164,7 +183,7 @@ type nameBuf [256]byte
 func dnsName(m []byte, off int, out *nameBuf) (n, end int, ok bool) {
 	end = -1
 	wire, labels, hops := 1, 0, 0
-	var targets [16]int
+	var targets [16]uint16 // pointers are 14 bits; a small array is zeroed fast
 	for {
 		if off >= len(m) {
 			return tooLong(out, wire, m)
@@ -180,14 +199,14 @@ func dnsName(m []byte, off int, out *nameBuf) (n, end int, ok bool) {
 			}
 			t := (l&0x3f)<<8 | int(m[off+1])
 			for _, seen := range targets[:hops] {
-				if seen == t {
+				if int(seen) == t {
 					return copy(out[:], "<Name contains a pointer that loops>"), end, true
 				}
 			}
 			if hops == len(targets) {
 				return copy(out[:], "<Name contains a pointer that loops>"), end, true
 			}
-			targets[hops] = t
+			targets[hops] = uint16(t)
 			hops++
 			off = t
 			continue

@@ -22,6 +22,11 @@ func (s *State) addName(f field, name []byte) bool {
 		return true
 	}
 	name = name[:min(len(name), int(fieldCap[f]))]
+	if equalFold(s.get(f), name) {
+		// The first name again (a response to its query, a query repeated):
+		// the walk below would find it first, after copying it.
+		return false
+	}
 	it := s.namesFrom(f)
 	for kept, ok := it.cur[:it.n], true; ok; kept, ok = it.next(s) {
 		if equalFold(kept, name) {

@@ -40,6 +40,8 @@ type Pool struct {
 	Steals uint64
 	// off marks detectors switched off (network_analysis.protocols).
 	off [numProto]bool
+	// name is where DNS messages' names are decoded (dnsFeed).
+	name nameBuf
 }
 
 // Enable switches on the detectors of exactly the protocols listed (every

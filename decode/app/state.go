@@ -86,42 +86,47 @@ const (
 // A State is used by one goroutine at a time. It never keeps a reference to
 // the bytes it is fed: what it keeps, it copies.
 type State struct {
+	// The fields leave no padding: a State is 448 bytes, 7 cache lines, so
+	// each State of a flow table's slab has lines of its own. What a DNS
+	// message of an open flow reads and writes (detection sees every
+	// packet of such a flow) is in the first line; its names in the arena
+	// come on top (TestStateLayout).
+
 	// Proto is the detected protocol. When Guess is set it comes from the
 	// server port alone (no payload matched, or none was seen yet).
 	Proto Proto
 	// Guess reports that Proto is a port-based guess.
 	Guess bool
 
-	l4    uint8     // 6 or 17; 0 before the first Feed
-	cli   uint8     // direction (0 initiator, 1 responder) of the client, if flCli
-	pkts  [2]uint8  // payload packets seen per direction, saturating
-	ports [2]uint16 // port of the initiator, port of the responder
-	flags uint32
-
-	status  uint16    // HTTP status of the first response
-	qtype   uint16    // DNS type of the first question
-	answers uint16    // DNS answer count of the last response
+	l4      uint8     // 6 or 17; 0 before the first Feed
+	cli     uint8     // direction (0 initiator, 1 responder) of the client, if flCli
+	pkts    [2]uint8  // payload packets seen per direction, saturating
 	rcode   uint8     // DNS rcode of the last response
 	names   uint8     // further names kept in the arena (addName)
-	nameOff uint16    // arena offset of the first further name
+	flags   uint32    // fl* bits
 	queries uint32    // DNS messages with QR=0
 	replies uint32    // DNS messages with QR=1
+	answers uint16    // DNS answer count of the last response
+	qtype   uint16    // DNS type of the first question
+	nameOff uint16    // arena offset of the first further name
+	used    uint16    // arena bytes in use
 	dnsSkip [2]uint16 // DNS over TCP: bytes of the current message still to come
 	dnsHalf [2]uint16 // DNS over TCP: dnsHalfLen|byte, dnsAwaitMsg or 0
-	msgType uint8     // DHCP message type, NTP mode
-	msgVer  uint8     // NTP version
+	ports   [2]uint16 // port of the initiator, port of the responder
+	status  uint16    // HTTP status of the first response
 	tlsRec  uint16    // record-layer version of the first ClientHello record
 	tlsCli  uint16    // ClientHello legacy_version
 	tlsMax  uint16    // highest supported_versions entry of the ClientHello
 	tlsSrv  uint16    // version the server chose (ServerHello)
+	blen    uint16    // bytes collected in the slot
 	quicVer uint32    // QUIC version of the first long-header packet
-	ja3     [16]byte  // MD5 of the JA3 string (valid with flHelloAll)
 	slot    uint32    // reassembly slot in the caller's Pool
 	ticket  uint32    // proof that the slot is still ours
-	blen    uint16    // bytes collected in the slot
+	msgType uint8     // DHCP message type, NTP mode
+	msgVer  uint8     // NTP version
 	bkind   uint8     // what is being reassembled, kindNone when nothing
 	bdir    uint8     // direction being reassembled
-	used    uint16    // arena bytes in use
+	ja3     [16]byte  // MD5 of the JA3 string (valid with flHelloAll)
 	soff    [numFields]uint16
 	slen    [numFields]uint8
 	arena   [arenaSize]byte
@@ -153,7 +158,11 @@ func (s *State) Feed(p *Pool, payload []byte, fromInitiator bool, l4 uint8, srcP
 		s.pkts[d]++
 	}
 	if s.Proto.isDNSFamily() && !s.Guess {
-		s.dnsFeed(payload, d)
+		if p == nil {
+			s.dnsFeedOwn(payload, d)
+		} else {
+			s.dnsMessages(payload, d, &p.name) // dnsFeed, a call less
+		}
 		return
 	}
 	if s.pkts[d] <= MaxPackets {
@@ -308,7 +317,7 @@ func (s *State) detect(p *Pool, b []byte, d uint8) {
 		s.textFeed(p, b, d)
 	case p.on(s.Proto) && s.Proto.isDNSFamily() && isDNSOverTCP(b):
 		s.found(s.Proto)
-		s.dnsFeed(b, d)
+		s.dnsFeed(p, b, d)
 	}
 }
 
@@ -317,7 +326,7 @@ func (s *State) detectUDP(p *Pool, b []byte, d uint8) {
 	switch {
 	case p.on(s.Proto) && s.Proto.isDNSFamily() && isDNSMessage(b, false):
 		s.found(s.Proto)
-		s.dnsFeed(b, d)
+		s.dnsFeed(p, b, d)
 	case p.on(QUIC) && (isQUICLong(b) || isGQUIC(b)):
 		s.found(QUIC)
 		s.quicFeed(p, b, d)
@@ -335,7 +344,7 @@ func (s *State) detectUDP(p *Pool, b []byte, d uint8) {
 		s.httpFeed(p, b, d)
 	case p.on(DNS) && (s.Proto == Unknown || s.Guess) && isDNSMessage(b, true): // DNSCrypt answers on 443
 		s.found(DNS)
-		s.dnsFeed(b, d)
+		s.dnsFeed(p, b, d)
 	}
 }
 
