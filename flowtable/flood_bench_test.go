@@ -32,6 +32,11 @@ func budgetShard(b *testing.B) (*Shard, Config) {
 // flood, so that every new flow evicts one) for b.N frames.
 func benchLive(b *testing.B, ps []decode.Packet, steady bool) {
 	s, cfg := budgetShard(b)
+	benchLiveOn(b, s, cfg, ps, steady)
+}
+
+// benchLiveOn is benchLive on the budget shard s (of configuration cfg).
+func benchLiveOn(b *testing.B, s *Shard, cfg Config, ps []decode.Packet, steady bool) {
 	ts := int64(1e9)
 	if !steady {
 		fill := benchPackets(cfg.MaxFlows, true)

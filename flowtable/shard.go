@@ -431,6 +431,12 @@ func (s *Shard) appOfZeroed(e *entry, st *app.State) {
 		st.CopyFrom(s.app(e.det))
 		return
 	}
+	portGuess(e, st)
+}
+
+// portGuess sets a zeroed st to e's port guess (a flow without detection
+// state): what Feed without payload leaves, from the initiator's view.
+func portGuess(e *entry, st *app.State) {
 	k := &e.key
 	if k.Proto != 6 && k.Proto != 17 {
 		return
@@ -450,15 +456,7 @@ func (s *Shard) appOver(e *entry, st *app.State) {
 		return
 	}
 	st.ResetOver()
-	k := &e.key
-	if k.Proto != 6 && k.Proto != 17 {
-		return
-	}
-	sp, dp := k.PortA, k.PortB
-	if e.initB {
-		sp, dp = dp, sp
-	}
-	st.Feed(nil, nil, true, k.Proto, sp, dp)
+	portGuess(e, st)
 }
 
 // Packet accounts one decoded frame captured at ts (Unix nanoseconds): its

@@ -144,18 +144,26 @@ func portGuess(l4 uint8, port uint16) Proto {
 // State.Feed(nil, nil, true, l4, initPort, respPort) on a zero State
 // leaves, without the State.
 func PortName(l4 uint8, initPort, respPort uint16) (name string, guess bool) {
+	g, server := portChoice(l4, initPort, respPort)
+	return Name(g, server), g != Unknown
+}
+
+// portChoice is the protocol a flow's ports suggest and the port taken as
+// the server's: the responder's port first, then the initiator's (as
+// State.start guesses).
+func portChoice(l4 uint8, initPort, respPort uint16) (g Proto, server uint16) {
 	if l4 == 0 {
 		l4 = 255 // as start
 	}
 	r, i := portGuess(l4, respPort), portGuess(l4, initPort)
-	g, server := r, respPort
+	g, server = r, respPort
 	if r == Unknown {
 		g = i
 		if i != Unknown {
 			server = initPort
 		}
 	}
-	return Name(g, server), g != Unknown
+	return g, server
 }
 
 // NameIDs bounds NameID.
@@ -171,17 +179,7 @@ func NameOfID(id int) string {
 
 // PortNameID is PortName's name as a NameID, beside its guess flag.
 func PortNameID(l4 uint8, initPort, respPort uint16) (id int, guess bool) {
-	if l4 == 0 {
-		l4 = 255 // as start
-	}
-	r, i := portGuess(l4, respPort), portGuess(l4, initPort)
-	g, server := r, respPort
-	if r == Unknown {
-		g = i
-		if i != Unknown {
-			server = initPort
-		}
-	}
+	g, server := portChoice(l4, initPort, respPort)
 	if g == TLS && server == 443 {
 		return int(numProto), true
 	}
